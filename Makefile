@@ -1,0 +1,35 @@
+# The two commands of the README's quick start:
+#   make demo   - set everything up, then run `sciwm demo`
+#   make test   - set everything up, then run the test suite (what .ci/run calls)
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.sciwm-installed
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+# torch first, pinned: pip then takes the CPU build from local disk instead of a multi-GB CUDA one.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/sciwm demo
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check sciwm surrogates scheduler lab_connectors flows tests
+	$(BIN)/ruff format --check sciwm surrogates scheduler lab_connectors flows tests
+
+bench: setup
+	$(BIN)/sciwm bench campaign --out bench-campaign.json
+
+clean:
+	rm -rf $(VENV) .sciwm mlflow.db mlruns reports

@@ -1,0 +1,388 @@
+"""The campaign loop as plain Python: fit -> propose -> gate -> dispatch -> poll -> log -> refit.
+
+Every step is a method with its inputs and outputs in the open, so the Prefect flow in
+:mod:`flows.campaign` is a thin wrapper and tests can drive the loop step by step.
+
+State lives in the record store, not in this object: a loop built on a campaign that was
+killed mid-way reads every experiment back, re-attaches to the ones still running and
+resubmits (idempotently) the ones recorded but not confirmed submitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab_connectors.loading import load_connector
+from scheduler.agent import Agent
+from scheduler.gate import Candidate, Decision, DispatchGate
+from scheduler.stopping import StoppingRule
+from sciwm.connector import Connector
+from sciwm.errors import ConnectorError, WorldModelError
+from sciwm.experiment import Experiment, Observation, Status
+from sciwm.registry import resolve
+from sciwm.spec import CampaignSpec
+from sciwm.store import Record, RecordStore
+from sciwm.world_model import WorldModel
+
+log = logging.getLogger("sciwm.campaign")
+
+#: Attempts (with back-off) before a connector call that raises stops the campaign.
+CONNECTOR_RETRIES = 3
+
+
+@dataclass
+class LoopState:
+    """What the loop knows, rebuilt from the store at start.
+
+    Attributes:
+        finished: Records of finished experiments, in order of sequence number.
+        running: Records of submitted experiments not yet finished, by experiment id.
+        next_seq: Sequence number of the next proposal.
+        refit_needed: Whether results arrived since the last fit.
+        fits: Number of world-model fits so far (the artifact step).
+        stop_reason: Why the loop stopped proposing (``None`` while it goes on).
+    """
+
+    finished: list[Record] = field(default_factory=list)
+    running: dict[str, Record] = field(default_factory=dict)
+    next_seq: int = 0
+    refit_needed: bool = True
+    fits: int = 0
+    stop_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    """Summary of a campaign after :meth:`CampaignLoop.run`.
+
+    Attributes:
+        name: Campaign name.
+        stop_reason: Why it stopped.
+        n_experiments: Real experiments recorded (all statuses).
+        n_completed: Completed ones.
+        n_failed: Failed or cancelled ones.
+        spent: Real cost spent.
+        budget: Total budget.
+        best_value: Best objective value (``None`` if nothing completed).
+        best_parameters: Parameters of the best experiment.
+        tracking_uri: Where the records are.
+    """
+
+    name: str
+    stop_reason: str
+    n_experiments: int
+    n_completed: int
+    n_failed: int
+    spent: float
+    budget: float
+    best_value: float | None
+    best_parameters: dict | None
+    tracking_uri: str
+
+
+ProgressFn = Callable[[LoopState, float], None]
+
+
+class CampaignLoop:
+    """One campaign's loop, built from its spec, a record store and a working directory.
+
+    Args:
+        spec: The validated campaign.
+        spec_text: The campaign file's text (stored with the campaign).
+        store: Where results are recorded and read back from.
+        workdir: Directory for the connector's state (stable across restarts).
+        progress: Called as ``progress(state, spent)`` after every step.
+    """
+
+    def __init__(
+        self,
+        spec: CampaignSpec,
+        spec_text: str,
+        store: RecordStore,
+        workdir: Path,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.spec = spec
+        self.store = store
+        self.space = spec.space()
+        self.progress = progress
+        store.open_campaign(spec, spec_text)
+        settings = dict(spec.connector.settings)
+        settings.setdefault("parallelism", spec.scheduler.parallelism)
+        self.connector: Connector = load_connector(spec.connector.type, workdir, settings)
+        cls = resolve("sciwm.world_models", spec.world_model.type, WorldModelError)
+        self.model: WorldModel = cls(self.space, spec.outcome_names, **spec.world_model.settings)
+        sched = spec.scheduler
+        self.agent = Agent(
+            self.space,
+            spec.objective.name,
+            spec.maximize,
+            acquisition=sched.acquisition,
+            initial_experiments=sched.initial_experiments,
+            seed=spec.campaign.seed,
+            num_restarts=sched.num_restarts,
+            raw_samples=sched.raw_samples,
+        )
+        self.gate = DispatchGate(
+            spec.budget.total,
+            safety_factor=sched.cost_safety_factor,
+            default_reservation=sched.initial_reservation
+            or spec.budget.total / (2 * sched.parallelism),
+            unit=spec.budget.unit,
+        )
+        self.stopping = StoppingRule(
+            max_experiments=spec.stopping.max_experiments,
+            patience=spec.stopping.patience,
+            target=spec.stopping.target,
+            maximize=spec.maximize,
+        )
+        self.state = self._load_state()
+
+    # -- state --------------------------------------------------------------------------
+    def _load_state(self) -> LoopState:
+        """Rebuild the loop's state from the store; resubmit what was never confirmed."""
+        state = LoopState()
+        records = self.store.records(self.spec.name)
+        for rec in records:
+            state.next_seq = max(state.next_seq, rec.experiment.seq + 1)
+            if rec.status.finished:
+                state.finished.append(rec)
+            elif rec.status is Status.RUNNING and rec.handle is not None:
+                state.running[rec.experiment.id] = rec
+            else:  # proposed: the submit may or may not have happened; it is idempotent
+                handle = self._call(self.connector.submit, rec.experiment)
+                state.running[rec.experiment.id] = self.store.record_submitted(rec, handle)
+        if self.model_can_fit(state):
+            self._try_load_model()
+        return state
+
+    def _try_load_model(self) -> None:
+        try:
+            logged = self.store.load_world_model(self.spec.name)
+        except Exception as exc:  # noqa: BLE001 - an unreadable artifact only costs a refit
+            log.warning("could not load the logged world model (%s); it will be refitted", exc)
+            return
+        if logged is not None:
+            self.model = logged
+
+    @property
+    def spent(self) -> float:
+        """Real cost of finished experiments."""
+        return sum(r.observation.cost or 0.0 for r in self.state.finished if r.observation)
+
+    def running_reserved(self) -> list[float]:
+        """Budget reserved by each running experiment (its cost cap)."""
+        return [
+            r.experiment.max_cost if r.experiment.max_cost is not None else 0.0
+            for r in self.state.running.values()
+        ]
+
+    def history(self) -> tuple[list[Experiment], list[Observation]]:
+        """Finished experiments and their observations, aligned."""
+        pairs = [(r.experiment, r.observation) for r in self.state.finished if r.observation]
+        return [e for e, _ in pairs], [o for _, o in pairs]
+
+    def objective_values(self) -> list[float]:
+        """Objective of each completed experiment, in order of completion."""
+        name = self.spec.objective.name
+        return [
+            r.observation.outcomes[name]
+            for r in self.state.finished
+            if r.observation
+            and r.observation.status is Status.COMPLETED
+            and name in r.observation.outcomes
+        ]
+
+    def model_can_fit(self, state: LoopState | None = None) -> bool:
+        """Whether enough experiments completed to fit the world model."""
+        state = state or self.state
+        done = [
+            r for r in state.finished if r.observation and r.observation.status is Status.COMPLETED
+        ]
+        return len(done) >= 2
+
+    # -- steps --------------------------------------------------------------------------
+    def poll(self) -> list[Record]:
+        """Poll running experiments; record and return those that finished."""
+        newly: list[Record] = []
+        for exp_id, rec in list(self.state.running.items()):
+            status = self._call(self.connector.poll, rec.handle)
+            if not status.finished:
+                continue
+            obs = self._call(self.connector.fetch, rec.handle)
+            obs = obs.checked(self.spec.outcome_names)
+            done = self.store.record_observation(rec, obs)
+            del self.state.running[exp_id]
+            self.state.finished.append(done)
+            self.state.refit_needed = True
+            newly.append(done)
+            if obs.status is not Status.COMPLETED:
+                log.warning("experiment %s %s: %s", exp_id, obs.status.value, obs.error)
+        return newly
+
+    def fit(self) -> bool:
+        """Refit the world model on every finished experiment and log it; ``False`` if too few."""
+        if not self.state.refit_needed or not self.model_can_fit():
+            return False
+        experiments, observations = self.history()
+        try:
+            self.model.fit(experiments, observations)
+        except WorldModelError as exc:
+            log.warning("world model not refitted: %s", exc)
+            return False
+        self.state.refit_needed = False
+        self.state.fits += 1
+        self.store.log_world_model(self.spec.name, self.model, self.state.fits)
+        return True
+
+    def check_stop(self) -> str | None:
+        """Why no further experiment should start, or ``None``."""
+        n_total = len(self.state.finished) + len(self.state.running)
+        reason = self.stopping.check(self.objective_values(), n_total)
+        if reason:
+            return reason
+        remaining = self.gate.remaining(self.spent, self.running_reserved())
+        if remaining <= 0:
+            budget = self.spec.budget
+            return f"budget spent ({self.spent:.4g} of {budget.total:.4g} {budget.unit})"
+        return None
+
+    def propose(self, n: int) -> list[Candidate]:
+        """Ask the agent for up to ``n`` candidates, given what is pending."""
+        experiments, observations = self.history()
+        model = self.model if self.model.is_fitted else None
+        pending = [r.experiment.parameters for r in self.state.running.values()]
+        return self.agent.propose(
+            model,
+            experiments,
+            observations,
+            pending,
+            n,
+            level=self.spec.scheduler.interval_level,
+        )
+
+    def gate_and_dispatch(self, candidates: list[Candidate], capacity: int) -> list[Decision]:
+        """Run the gate; record and submit the candidates it lets through."""
+        decisions = self.gate.decide(
+            candidates,
+            spent=self.spent,
+            running_reserved=self.running_reserved(),
+            capacity=capacity,
+        )
+        for decision in decisions:
+            if not decision.dispatch:
+                log.info("not dispatched: %s", decision.reason)
+                continue
+            exp = Experiment.create(
+                self.spec.name,
+                self.state.next_seq,
+                self.space.validate(decision.candidate.parameters),
+                decision.max_cost,
+            )
+            self.state.next_seq += 1
+            rec = self.store.record_proposal(exp, decision.candidate.prediction)
+            handle = self._call(self.connector.submit, exp)
+            self.state.running[exp.id] = self.store.record_submitted(rec, handle)
+        return decisions
+
+    def dispatch(self, n: int) -> list[Decision]:
+        """Propose ``n`` candidates and dispatch those the gate lets through."""
+        return self.gate_and_dispatch(self.propose(n), n)
+
+    def step(self) -> bool:
+        """One pass of the loop; ``False`` once the campaign is over."""
+        self.poll()
+        reason = self.check_stop()
+        if reason is not None:
+            self.state.stop_reason = reason
+            return bool(self.state.running)
+        slots = min(
+            self.spec.scheduler.parallelism - len(self.state.running),
+            self._call(self.connector.capacity),
+        )
+        n_total = len(self.state.finished) + len(self.state.running)
+        n = min(slots, self.spec.scheduler.batch_size, self.spec.stopping.max_experiments - n_total)
+        if n <= 0:
+            return True
+        self.fit()
+        decisions = self.dispatch(n)
+        if not any(d.dispatch for d in decisions) and not self.state.running:
+            left = self.gate.remaining(self.spent, [])
+            unit = self.spec.budget.unit
+            self.state.stop_reason = (
+                f"the {left:.3g} {unit} of budget left cannot cover another experiment"
+                if decisions
+                else "the agent proposed nothing"
+            )
+            for d in decisions:
+                log.info("last candidate held back: %s", d.reason)
+            return False
+        return True
+
+    def run(self) -> CampaignResult:
+        """Loop until the budget, the stopping rule or the experiment cap ends the campaign."""
+        interval = self.spec.scheduler.poll_interval_s
+        try:
+            while self.step():
+                if self.progress:
+                    self.progress(self.state, self.spent)
+                time.sleep(interval if self.state.running else 0.0)
+            self.fit()
+        finally:
+            self.connector.close()
+        if self.progress:
+            self.progress(self.state, self.spent)
+        return self.result()
+
+    def result(self) -> CampaignResult:
+        """The campaign's summary now."""
+        completed = [
+            r
+            for r in self.state.finished
+            if r.observation and r.observation.status is Status.COMPLETED
+        ]
+        name = self.spec.objective.name
+        best = None
+        if completed:
+            pick = max if self.spec.maximize else min
+            best = pick(completed, key=lambda r: r.observation.outcomes[name])  # type: ignore[union-attr]
+        return CampaignResult(
+            name=self.spec.name,
+            stop_reason=self.state.stop_reason or "finished",
+            n_experiments=len(self.state.finished) + len(self.state.running),
+            n_completed=len(completed),
+            n_failed=len(self.state.finished) - len(completed),
+            spent=self.spent,
+            budget=self.spec.budget.total,
+            best_value=None if best is None else best.observation.outcomes[name],  # type: ignore[union-attr]
+            best_parameters=None if best is None else dict(best.experiment.parameters),
+            tracking_uri=self.store.tracking_uri,
+        )
+
+    # -- helpers ------------------------------------------------------------------------
+    def _call(self, fn, *args):  # noqa: ANN001, ANN202 - thin retry wrapper
+        """Call a connector method, retrying with back-off; a persistent failure stops here.
+
+        Raises:
+            ConnectorError: After ``CONNECTOR_RETRIES`` failures, saying that every recorded
+                result is kept and how to resume.
+        """
+        delay = 0.5
+        for attempt in range(1, CONNECTOR_RETRIES + 1):
+            try:
+                return fn(*args)
+            except ConnectorError as exc:
+                if attempt == CONNECTOR_RETRIES:
+                    raise ConnectorError(
+                        f"{exc}\nThe campaign stopped after {attempt} attempts; every recorded "
+                        f"result is kept in {self.store.tracking_uri}. Fix the backend and run "
+                        "`sciwm campaign run` again to resume."
+                    ) from None
+                log.warning("connector call failed (attempt %d): %s", attempt, exc)
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")

@@ -1,0 +1,1 @@
+"""sciwm: lab_connectors."""

@@ -1,0 +1,114 @@
+"""Acquisition functions of the BO agent, built on a world model through the contract.
+
+``"ei"`` is botorch's ``qLogNoisyExpectedImprovement`` on the world model's outcome model.
+``"ei_per_cost"`` divides that expected improvement by the predicted cost, in log space:
+
+    alpha(x) = log EI(x) - cost_exponent * E[log c(x)],
+
+where ``E[log c(x)]`` is the posterior mean of the world model's log-cost model (the log of
+the predicted median cost). With ``cost_exponent = 1`` this is log(EI / cost), the "expected
+improvement per unit cost" of Snoek et al. (2012); smaller exponents trust the cost less.
+"""
+
+from __future__ import annotations
+
+import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+from botorch.acquisition.objective import ScalarizedPosteriorTransform
+from botorch.models.model import Model
+from botorch.sampling import SobolQMCNormalSampler
+from torch import Tensor
+
+from sciwm.world_model import WorldModel
+
+#: Acquisition names the agent understands.
+ACQUISITIONS = ("ei_per_cost", "ei", "random")
+
+#: Monte-Carlo samples of the qLogNEI estimate.
+MC_SAMPLES = 128
+
+
+class LogEIPerCost(AcquisitionFunction):
+    """Log expected improvement per unit of predicted cost.
+
+    Args:
+        log_ei: A log-EI acquisition function (e.g. ``qLogNoisyExpectedImprovement``);
+            pending points are handed to it.
+        log_cost_model: A botorch model of the natural log of the cost.
+        cost_exponent: Weight of the cost term (1: EI per unit cost; 0: plain EI).
+    """
+
+    def __init__(
+        self, log_ei: AcquisitionFunction, log_cost_model: Model, cost_exponent: float = 1.0
+    ) -> None:
+        super().__init__(model=log_ei.model)
+        self.log_ei = log_ei
+        self.log_cost_model = log_cost_model
+        self.cost_exponent = float(cost_exponent)
+
+    def forward(self, X: Tensor) -> Tensor:
+        """Evaluate on candidate batches.
+
+        Args:
+            X: A ``b x q x d`` tensor of unit-cube points.
+
+        Returns:
+            A ``b`` tensor: ``log EI(X) - cost_exponent * log(predicted cost of the batch)``,
+            the batch cost being the sum of the ``q`` predicted median costs.
+        """
+        log_ei = self.log_ei(X)
+        log_cost = self.log_cost_model.posterior(X).mean.squeeze(-1)  # b x q
+        return log_ei - self.cost_exponent * torch.logsumexp(log_cost, dim=-1)
+
+    def set_X_pending(self, X_pending: Tensor | None = None) -> None:
+        """Pass pending points (``m x d``) on to the log-EI term."""
+        self.log_ei.set_X_pending(X_pending)
+
+
+def build_acquisition(
+    model: WorldModel,
+    objective: str,
+    maximize: bool,
+    X_baseline: Tensor,
+    X_pending: Tensor | None,
+    kind: str = "ei_per_cost",
+    cost_exponent: float = 1.0,
+    seed: int = 0,
+) -> AcquisitionFunction:
+    """The agent's acquisition function on a fitted world model.
+
+    Args:
+        model: A fitted world model.
+        objective: Name of the outcome to optimise.
+        maximize: Whether to maximise it (otherwise it is negated).
+        X_baseline: A ``n x d`` tensor of observed unit-cube points.
+        X_pending: A ``m x d`` tensor of points still running (or already chosen for this
+            batch), or ``None``.
+        kind: ``"ei_per_cost"`` or ``"ei"``.
+        cost_exponent: Weight of the cost term of ``"ei_per_cost"``.
+        seed: Seed of the quasi-Monte-Carlo base samples.
+
+    Returns:
+        An acquisition function taking ``b x q x d`` tensors.
+
+    Raises:
+        ValueError: If ``kind`` is not a model-based acquisition.
+    """
+    if kind not in ("ei_per_cost", "ei"):
+        raise ValueError(f"unknown model-based acquisition {kind!r}; use 'ei_per_cost' or 'ei'")
+    transform = None
+    if not maximize:
+        transform = ScalarizedPosteriorTransform(weights=torch.tensor([-1.0], dtype=torch.double))
+    log_ei = qLogNoisyExpectedImprovement(
+        model=model.outcome_model(objective),
+        X_baseline=X_baseline,
+        sampler=SobolQMCNormalSampler(sample_shape=torch.Size([MC_SAMPLES]), seed=seed),
+        posterior_transform=transform,
+        X_pending=X_pending,
+        cache_root=False,  # the contract's posterior is not a GPyTorch model
+    )
+    if kind == "ei":
+        return log_ei
+    return LogEIPerCost(log_ei, model.log_cost_model(), cost_exponent)
+

@@ -1,0 +1,247 @@
+"""The BO agent: proposes batches of experiments from a world model's posterior.
+
+The agent is stateless between calls: everything it needs (finished experiments, their
+observations, the parameters of experiments still running) is passed to :meth:`Agent.propose`,
+so a campaign resumed from the record store continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+
+import torch
+from botorch.optim import optimize_acqf
+from torch import Tensor
+
+from scheduler.acquisition import ACQUISITIONS, build_acquisition
+from scheduler.gate import Candidate
+from sciwm.errors import SpecError
+from sciwm.experiment import Experiment, Observation, Status
+from sciwm.space import SearchSpace, Value
+from sciwm.world_model import WorldModel
+
+logger = logging.getLogger(__name__)
+
+#: Two encoded points closer than this (max-abs, unit cube) count as the same experiment.
+DUPLICATE_TOL = 1e-9
+
+
+class Agent:
+    """Bayesian-optimisation agent over a search space.
+
+    Until ``initial_experiments`` experiments have completed (or while there is no fitted
+    world model) it proposes a scrambled Sobol design seeded by ``seed``; the sequence is
+    fast-forwarded past every experiment already proposed, so a resumed campaign continues
+    it. Then it maximises the acquisition by sequential greedy batches, each chosen point
+    joining the pending ones before the next is chosen.
+
+    Args:
+        space: The search space.
+        objective: Name of the outcome to optimise.
+        maximize: Whether to maximise it.
+        acquisition: ``"ei_per_cost"`` (log expected improvement minus predicted log cost),
+            ``"ei"`` (log expected improvement, cost-blind) or ``"random"`` (uniform).
+        initial_experiments: Completed experiments before the model takes over.
+        seed: Seed of the initial design, the random fallback and the optimiser.
+        num_restarts: Restarts of the acquisition optimiser.
+        raw_samples: Raw samples to pick the restarts from.
+        cost_exponent: Weight of the cost term of ``"ei_per_cost"`` (1: EI per unit cost).
+
+    Raises:
+        SpecError: If a setting is out of range.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objective: str,
+        maximize: bool,
+        *,
+        acquisition: str = "ei_per_cost",
+        initial_experiments: int = 5,
+        seed: int = 0,
+        num_restarts: int = 8,
+        raw_samples: int = 256,
+        cost_exponent: float = 1.0,
+    ) -> None:
+        if acquisition not in ACQUISITIONS:
+            raise SpecError(
+                f"unknown acquisition {acquisition!r}; use one of {', '.join(ACQUISITIONS)}"
+            )
+        if initial_experiments < 1:
+            raise SpecError(f"initial_experiments must be at least 1, got {initial_experiments}")
+        if num_restarts < 1 or raw_samples < num_restarts:
+            raise SpecError(
+                f"need num_restarts >= 1 and raw_samples >= num_restarts, got "
+                f"{num_restarts} and {raw_samples}"
+            )
+        if not (math.isfinite(cost_exponent) and cost_exponent >= 0):
+            raise SpecError(f"cost_exponent must be a number >= 0, got {cost_exponent!r}")
+        self.space = space
+        self.objective = objective
+        self.maximize = maximize
+        self.acquisition = acquisition
+        self.initial_experiments = int(initial_experiments)
+        self.seed = int(seed)
+        self.num_restarts = int(num_restarts)
+        self.raw_samples = int(raw_samples)
+        self.cost_exponent = float(cost_exponent)
+
+    # -- public -------------------------------------------------------------------------
+    def propose(
+        self,
+        model: WorldModel | None,
+        experiments: Sequence[Experiment],
+        observations: Sequence[Observation],
+        pending: Sequence[Mapping[str, Value]],
+        n: int,
+        level: float = 0.9,
+    ) -> list[Candidate]:
+        """Propose ``n`` experiments.
+
+        Args:
+            model: The world model, fitted on ``observations`` (or ``None``).
+            experiments: Finished experiments, aligned with ``observations``.
+            observations: Their results (failures included).
+            pending: Parameters of experiments still running.
+            n: How many to propose.
+            level: Coverage of the intervals in the candidates' predictions.
+
+        Returns:
+            ``n`` candidates, best first, each with the model's prediction when there is a
+            fitted model.
+        """
+        if n < 1:
+            return []
+        if len(experiments) != len(observations):
+            raise ValueError("experiments and observations must be aligned (same length)")
+        fitted = model is not None and model.is_fitted
+        n_prior = len(experiments) + len(pending)
+        completed = [
+            e
+            for e, o in zip(experiments, observations, strict=True)
+            if o.status is Status.COMPLETED
+            and self.objective in o.outcomes
+            and math.isfinite(float(o.outcomes[self.objective]))
+        ]
+        if self.acquisition == "random":
+            X = self._random(n_prior, n)
+            values: list[float | None] = [None] * n
+        elif not fitted or len(completed) < self.initial_experiments:
+            X = self._sobol(n_prior, n)
+            values = [None] * n
+        else:
+            assert model is not None
+            X, values = self._optimize(model, completed, experiments, pending, n, n_prior)
+        params = self.space.decode(X)
+        predictions = model.predict(params, level) if fitted and model is not None else [None] * n
+        return [
+            Candidate(parameters=p, prediction=pr, acquisition_value=v)
+            for p, pr, v in zip(params, predictions, values, strict=True)
+        ]
+
+    # -- designs ------------------------------------------------------------------------
+    def _sobol(self, n_prior: int, n: int) -> Tensor:
+        """Points ``n_prior .. n_prior + n - 1`` of the seeded scrambled Sobol sequence."""
+        engine = torch.quasirandom.SobolEngine(self.space.dim, scramble=True, seed=self.seed)
+        if n_prior:
+            engine.fast_forward(n_prior)
+        return self.space.round_trip(engine.draw(n, dtype=torch.double))
+
+    def _random(self, n_prior: int, n: int, salt: int = 0) -> Tensor:
+        """Uniform points, reproducible from the seed and the number already proposed."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + n_prior * 7919 + salt)
+        return self.space.round_trip(torch.rand(n, self.space.dim, generator=gen, dtype=torch.double))
+
+    # -- Bayesian optimisation ----------------------------------------------------------
+    def _optimize(
+        self,
+        model: WorldModel,
+        completed: Sequence[Experiment],
+        experiments: Sequence[Experiment],
+        pending: Sequence[Mapping[str, Value]],
+        n: int,
+        n_prior: int,
+    ) -> tuple[Tensor, list[float | None]]:
+        """Sequential greedy batch of ``n`` points (``n x d``) and their acquisition values."""
+        space = self.space
+        X_baseline = space.encode([e.parameters for e in completed])
+        X_pending = space.encode(list(pending)) if pending else space.encode([]).reshape(0, space.dim)
+        X_seen = torch.cat([space.encode([e.parameters for e in experiments]).reshape(-1, space.dim), X_pending])
+        chosen: list[Tensor] = []
+        values: list[float | None] = []
+        for i in range(n):
+            X_pend = torch.cat([X_pending, *[c.unsqueeze(0) for c in chosen]])
+            x, value = self._optimize_one(
+                model, X_baseline, X_pend if len(X_pend) else None, X_seen, n_prior + i
+            )
+            chosen.append(x)
+            values.append(value)
+            X_seen = torch.cat([X_seen, x.unsqueeze(0)])
+        return torch.stack(chosen), values
+
+    def _optimize_one(
+        self,
+        model: WorldModel,
+        X_baseline: Tensor,
+        X_pending: Tensor | None,
+        X_seen: Tensor,
+        step: int,
+    ) -> tuple[Tensor, float | None]:
+        """Best non-duplicate point (``d``) of the acquisition, or a random one if that fails."""
+        seed = self.seed * 1_000_003 + step
+        try:
+            with torch.random.fork_rng(), warnings.catch_warnings():
+                torch.manual_seed(seed)
+                warnings.simplefilter("ignore")
+                acqf = build_acquisition(
+                    model,
+                    self.objective,
+                    self.maximize,
+                    X_baseline,
+                    X_pending,
+                    kind=self.acquisition,
+                    cost_exponent=self.cost_exponent,
+                    seed=seed,
+                )
+                X, vals = optimize_acqf(
+                    acqf,
+                    bounds=self.space.bounds(),
+                    q=1,
+                    num_restarts=self.num_restarts,
+                    raw_samples=self.raw_samples,
+                    return_best_only=False,
+                )
+                order = torch.argsort(vals.reshape(-1), descending=True)
+                for j in order.tolist():
+                    x = self.space.round_trip(X[j].reshape(1, -1).detach())
+                    if not _is_duplicate(x[0], X_seen):
+                        with torch.no_grad():
+                            value = float(acqf(x.unsqueeze(0)).reshape(-1)[0])
+                        return x[0], value if math.isfinite(value) else None
+            logger.warning(
+                "every optimum of the acquisition repeats an experiment already run or "
+                "pending; proposing a random point instead"
+            )
+        except Exception as exc:  # noqa: BLE001 - never crash a campaign on an optimiser error
+            logger.warning(
+                "optimising the %s acquisition failed (%s: %s); proposing a random point",
+                self.acquisition,
+                type(exc).__name__,
+                exc,
+            )
+        for salt in range(1, 101):
+            x = self._random(step, 1, salt=salt)[0]
+            if not _is_duplicate(x, X_seen):
+                return x, None
+        return x, None
+
+
+def _is_duplicate(x: Tensor, X_seen: Tensor) -> bool:
+    """Whether the ``d`` point ``x`` equals (within tolerance) a row of ``X_seen`` (``m x d``)."""
+    if X_seen.numel() == 0:
+        return False
+    return bool(((X_seen - x).abs().amax(dim=-1) <= DUPLICATE_TOL).any())

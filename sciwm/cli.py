@@ -1,0 +1,386 @@
+"""The ``sciwm`` command: run, inspect, report and query campaigns; the demo; benchmarks.
+
+Heavy packages (Prefect, botorch) load only inside the commands that need them, so
+``sciwm predict`` and ``sciwm campaign status`` answer without Prefect's start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sciwm.errors import ParameterError, SciwmError
+from sciwm.runtime import configure_environment
+
+BENCH_SUITES = {
+    "campaign": "sciwm.bench.campaign:run",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sciwm",
+        description="Experiment campaigns under a budget, with learned world models in the loop.",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    camp = sub.add_parser("campaign", help="run and inspect campaigns")
+    csub = camp.add_subparsers(dest="action", required=True)
+    run = csub.add_parser("run", help="run a campaign file, or resume it where it stopped")
+    run.add_argument("file", type=Path, help="campaign TOML file")
+    run.add_argument(
+        "--no-prefect", action="store_true", help="run the plain loop instead of a Prefect flow"
+    )
+    st = csub.add_parser("status", help="table of experiments, best so far, budget")
+    st.add_argument("name")
+    rep = csub.add_parser("report", help="write PNG plots of a campaign")
+    rep.add_argument("name")
+    rep.add_argument("--out", type=Path, default=None, help="folder (default: reports/NAME)")
+    csub.add_parser("list", help="campaigns in the store")
+
+    pred = sub.add_parser("predict", help="ask a campaign's world model; runs nothing real")
+    pred.add_argument("name")
+    pred.add_argument(
+        "--param", "-p", action="append", default=[], metavar="K=V", help="a parameter value"
+    )
+    pred.add_argument("--level", type=float, default=0.9, help="interval coverage (0-1)")
+
+    demo = sub.add_parser("demo", help="tune a scikit-learn model for real, on defaults")
+    demo.add_argument("--budget", type=float, default=None, help="seconds of training compute")
+    demo.add_argument("--no-prefect", action="store_true", help=argparse.SUPPRESS)
+
+    bench = sub.add_parser("bench", help="run a benchmark suite")
+    bench.add_argument("suite", choices=sorted(BENCH_SUITES))
+    bench.add_argument("--out", type=Path, required=True, help="result JSON file")
+    bench.add_argument("--quick", action="store_true", help="fewer seeds, a few minutes")
+    bench.add_argument("--seeds", type=int, default=None, help="number of seeds")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sciwm`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("alembic", "mlflow", "botorch", "linear_operator", "gpytorch"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    configure_environment()
+    try:
+        return _dispatch(args)
+    except SciwmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: every recorded result is kept; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "campaign":
+        if args.action == "run":
+            return _run_campaign(args.file, args.tracking_uri, not args.no_prefect)
+        if args.action == "status":
+            return _status(args.name, args.tracking_uri)
+        if args.action == "report":
+            return _report(args.name, args.tracking_uri, args.out)
+        if args.action == "list":
+            return _list(args.tracking_uri)
+    if args.command == "predict":
+        return _predict(args.name, args.param, args.level, args.tracking_uri)
+    if args.command == "demo":
+        return _demo(args.budget, args.tracking_uri, not args.no_prefect)
+    if args.command == "bench":
+        return _bench(args.suite, args.out, args.quick, args.seeds)
+    raise AssertionError(args)
+
+
+def _store(tracking_uri: str | None) -> Any:
+    from sciwm.store import RecordStore, default_tracking_uri
+
+    return RecordStore(tracking_uri or default_tracking_uri())
+
+
+# -- campaign run ----------------------------------------------------------------------------
+def _run_campaign(file: Path, tracking_uri: str | None, use_prefect: bool) -> int:
+    from sciwm.spec import load_spec
+
+    spec = load_spec(file)  # fail fast on a bad file, before any heavy import
+    result = _run_with_progress(file, spec, tracking_uri, use_prefect)
+    _print_result(result)
+    return 0
+
+
+def _run_with_progress(file: Path, spec: Any, tracking_uri: str | None, use_prefect: bool) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flows.campaign import run_campaign
+
+    with Progress(
+        TextColumn("[bold]{task.fields[name]}"),
+        BarColumn(),
+        TextColumn("{task.completed:.1f}/{task.total:.0f} " + spec.budget.unit),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task("", total=spec.budget.total, name=spec.name, info="starting")
+
+        def progress(state: Any, spent: float) -> None:
+            from sciwm.experiment import Status
+
+            done = [
+                r.observation.outcomes.get(spec.objective.name)
+                for r in state.finished
+                if r.observation and r.observation.status is Status.COMPLETED
+            ]
+            done = [v for v in done if v is not None]
+            best = (max if spec.maximize else min)(done) if done else None
+            info = f"{len(state.finished)} done, {len(state.running)} running"
+            if best is not None:
+                info += f", best {spec.objective.name} {best:.4g}"
+            bar.update(task, completed=min(spent, spec.budget.total), info=info)
+
+        return run_campaign(
+            file, Path.cwd(), tracking_uri, use_prefect=use_prefect, progress=progress
+        )
+
+
+def _print_result(result: Any) -> None:
+    print()
+    print(f"campaign {result.name}: {result.stop_reason}")
+    print(
+        f"  real experiments : {result.n_experiments} "
+        f"({result.n_completed} completed, {result.n_failed} failed)"
+    )
+    print(f"  real cost spent  : {result.spent:.2f} of {result.budget:.2f}")
+    if result.best_value is not None:
+        print(f"  best objective   : {result.best_value:.6g}")
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in (result.best_parameters or {}).items())
+        print(f"  best parameters  : {params}")
+    print(f"  MLflow store     : {result.tracking_uri}")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+# -- status / list ---------------------------------------------------------------------------
+def _status(name: str, tracking_uri: str | None) -> int:
+    from sciwm.summary import campaign_summary
+
+    store = _store(tracking_uri)
+    spec = store.campaign_spec(name)
+    records = store.records(name)
+    obj = spec.objective.name
+    header = ["seq", "id", "status", *spec.space().names, obj, "cost", "predicted", "note"]
+    rows = []
+    for r in records:
+        o = r.observation
+        pred = r.prediction.outcomes.get(obj) if r.prediction else None
+        rows.append(
+            [
+                str(r.experiment.seq),
+                r.experiment.id,
+                r.status.value,
+                *(_fmt(r.experiment.parameters.get(n)) for n in spec.space().names),
+                _fmt(o.outcomes[obj]) if o and obj in o.outcomes else "-",
+                _fmt(o.cost) if o and o.cost is not None else "-",
+                f"{pred.mean:.4g}±{pred.std:.2g}" if pred else "-",
+                ((o.error or "") if o else "")[:60].replace("\n", " "),
+            ]
+        )
+    _print_table(header, rows)
+    s = campaign_summary(records, maximize=spec.maximize, objective=obj)
+    spent = float(s.get("spent", 0.0))
+    print()
+    print(f"best {obj}: {_fmt(s.get('best_value')) if s.get('best_value') is not None else '-'}")
+    if s.get("best_parameters"):
+        print(
+            "best parameters: "
+            + ", ".join(f"{k}={_fmt(v)}" for k, v in s["best_parameters"].items())
+        )
+    print(
+        f"budget: spent {spent:.2f} {spec.budget.unit}, left {spec.budget.total - spent:.2f} "
+        f"of {spec.budget.total:.2f}"
+    )
+    return 0
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def _list(tracking_uri: str | None) -> int:
+    store = _store(tracking_uri)
+    names = store.campaigns()
+    if not names:
+        print(f"no campaigns in {store.tracking_uri}")
+    for n in names:
+        print(n)
+    return 0
+
+
+# -- report ----------------------------------------------------------------------------------
+def _report(name: str, tracking_uri: str | None, out: Path | None) -> int:
+    from sciwm.report import write_report
+
+    store = _store(tracking_uri)
+    paths = write_report(store, name, out or Path("reports") / name)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+# -- predict ---------------------------------------------------------------------------------
+def _predict(name: str, pairs: list[str], level: float, tracking_uri: str | None) -> int:
+    if not 0 < level < 1:
+        raise ParameterError(f"--level must lie strictly between 0 and 1, got {level}")
+    store = _store(tracking_uri)
+    spec = store.campaign_spec(name)
+    space = spec.space()
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ParameterError(f"--param {pair!r} is not of the form name=value")
+        values[key.strip()] = value.strip()
+    params = space.validate(values)
+    model = store.load_world_model(name)
+    if model is None:
+        raise SciwmError(
+            f"campaign {name!r} has no fitted world model yet; it needs at least two completed "
+            "experiments (run `sciwm campaign run` first)"
+        )
+    t0 = time.perf_counter()
+    (pred,) = model.predict([params], level=level)
+    dt = (time.perf_counter() - t0) * 1000
+    pct = f"{level:.0%}"
+    header = ["quantity", "mean", "std", f"{pct} interval"]
+    rows = [
+        [k, f"{e.mean:.4g}", f"{e.std:.3g}", f"[{e.lower:.4g}, {e.upper:.4g}]"]
+        for k, e in pred.outcomes.items()
+    ]
+    c = pred.cost
+    rows.append(
+        [
+            f"cost ({spec.budget.unit})",
+            f"{c.mean:.4g}",
+            f"{c.std:.3g}",
+            f"[{c.lower:.4g}, {c.upper:.4g}]",
+        ]
+    )
+    _print_table(header, rows)
+    assert model.summary is not None
+    print(
+        f"\nworld model '{model.name}' trained on {model.summary.n_observations} experiments; "
+        f"answered in {dt:.1f} ms; nothing real was run"
+    )
+    if pred.extrapolating:
+        print("warning: this point is far from the training data; trust the intervals less")
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------------------
+def _demo(budget: float | None, tracking_uri: str | None, use_prefect: bool) -> int:
+    import tomllib
+
+    from sciwm.spec import parse_spec
+
+    text = resources.files("sciwm.examples").joinpath("demo.toml").read_text()
+    data = tomllib.loads(text)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    data["campaign"]["name"] = f"{data['campaign']['name']}-{stamp}"
+    if budget is not None:
+        data["budget"]["total"] = budget
+    spec = parse_spec(data, "the embedded demo campaign")
+    folder = Path(".sciwm") / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    file = folder / f"{spec.name}.toml"
+    file.write_text(_retitle(text, spec.name, data["budget"]["total"]))
+    print(
+        "sciwm demo: tuning HistGradientBoosting on scikit-learn's digits, "
+        f"{spec.budget.total:.0f} s of real training compute, "
+        f"{spec.scheduler.parallelism} runs at a time"
+    )
+    print(f"campaign file: {file}")
+    t0 = time.time()
+    result = _run_with_progress(file, spec, tracking_uri, use_prefect)
+    wall = time.time() - t0
+    from sciwm.report import write_report
+
+    store = _store(tracking_uri)
+    plots = write_report(store, spec.name, Path("reports") / spec.name)
+    print()
+    rows = [
+        ["best accuracy (3-fold CV)", _fmt(result.best_value)],
+        [
+            "best configuration",
+            ", ".join(f"{k}={_fmt(v)}" for k, v in (result.best_parameters or {}).items()),
+        ],
+        [
+            "real experiments run",
+            f"{result.n_experiments} ({result.n_completed} completed, {result.n_failed} failed)",
+        ],
+        ["real compute spent", f"{result.spent:.1f} s of {result.budget:.0f} s budget"],
+        ["wall time", f"{wall:.0f} s"],
+        ["stopped because", result.stop_reason],
+        ["MLflow store", result.tracking_uri],
+        ["plots", ", ".join(str(p) for p in plots)],
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"  {key.ljust(width)}  {value}")
+    uri = result.tracking_uri
+    print(f"\nsee the runs: mlflow ui --backend-store-uri {uri}")
+    print(
+        f"ask the world model: sciwm predict {spec.name} -p learning_rate=0.1 -p max_iter=50 "
+        "-p max_leaf_nodes=16 -p l2_regularization=0.01"
+    )
+    return 0
+
+
+def _retitle(text: str, name: str, budget: float) -> str:
+    out = []
+    for line in text.splitlines():
+        if line.startswith('name = "demo-digits"'):
+            line = f'name = "{name}"'
+        elif line.startswith("total = "):
+            line = f"total = {float(budget)}          # seconds of real training compute"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+# -- bench -----------------------------------------------------------------------------------
+def _bench(suite: str, out: Path, quick: bool, seeds: int | None) -> int:
+    from sciwm.registry import load_object
+
+    run = load_object(BENCH_SUITES[suite], what="benchmark suite")
+    run(quick=quick, seeds=seeds, out=out)
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

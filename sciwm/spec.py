@@ -1,0 +1,295 @@
+"""Campaign files: TOML validated with pydantic into a frozen :class:`CampaignSpec`."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from sciwm.errors import ParameterError, SpecError
+from sciwm.space import Parameter, SearchSpace
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CampaignInfo(_Frozen):
+    """``[campaign]``: identity of the campaign."""
+
+    name: str = Field(description="Campaign name; the MLflow experiment is named after it.")
+    description: str = ""
+    seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", v):
+            raise ValueError(
+                "use 1-100 letters, digits, '_', '-' or '.', starting with a letter or digit"
+            )
+        return v
+
+
+class ParameterSpec(_Frozen):
+    """``[[parameters]]``: one dimension of the search space."""
+
+    name: str
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[float | int | str] | None = None
+    fidelity: bool = False
+
+    @model_validator(mode="after")
+    def _valid(self) -> ParameterSpec:
+        if self.type == "categorical":
+            given = [k for k in ("low", "high") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(
+                    f"parameter {self.name!r}: {given} apply to numeric types only; "
+                    "a categorical parameter takes 'choices'"
+                )
+        elif self.choices is not None:
+            raise ValueError(
+                f"parameter {self.name!r}: 'choices' apply to categorical parameters only; "
+                f"a {self.type} parameter takes 'low' and 'high' (or use type = \"categorical\")"
+            )
+        try:
+            self.to_parameter()
+        except ParameterError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def to_parameter(self) -> Parameter:
+        return Parameter(
+            self.name,
+            self.type,
+            self.low,
+            self.high,
+            self.log,
+            tuple(self.choices or ()),
+            self.fidelity,
+        )
+
+
+class ObjectiveSpec(_Frozen):
+    """``[[objectives]]``: an outcome to optimise."""
+
+    name: str
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class BudgetSpec(_Frozen):
+    """``[budget]``: the total cost the campaign may spend on real experiments."""
+
+    total: float = Field(gt=0, description="Budget in cost units (wall seconds by default).")
+    unit: str = "s"
+
+
+class ConnectorSpec(_Frozen):
+    """``[connector]``: the real backend."""
+
+    type: str = Field(description="Short name ('local') or import path 'pkg.mod:Class'.")
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorldModelSpec(_Frozen):
+    """``[world_model]``: the surrogate."""
+
+    type: str = "gp"
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class SchedulerSpec(_Frozen):
+    """``[scheduler]``: how experiments are proposed and dispatched."""
+
+    acquisition: Literal["ei_per_cost", "ei", "random"] = "ei_per_cost"
+    batch_size: int = Field(default=1, ge=1, le=64)
+    parallelism: int = Field(default=1, ge=1, le=1024)
+    initial_experiments: int = Field(default=5, ge=1)
+    interval_level: float = Field(default=0.9, gt=0, lt=1)
+    poll_interval_s: float = Field(default=0.5, gt=0)
+    cost_safety_factor: float = Field(
+        default=1.5,
+        ge=1.0,
+        description="Budget reserved for a running experiment: this times its predicted cost's "
+        "upper bound; the experiment is stopped if it costs more.",
+    )
+    initial_reservation: float | None = Field(
+        default=None,
+        gt=0,
+        description="Budget reserved for an experiment before the world model predicts costs "
+        "(default: budget.total / (2 * parallelism)).",
+    )
+    num_restarts: int = Field(default=8, ge=1)
+    raw_samples: int = Field(default=256, ge=8)
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> SchedulerSpec:
+        if self.batch_size > self.parallelism:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) exceeds parallelism ({self.parallelism}); "
+                "raise parallelism or lower batch_size"
+            )
+        return self
+
+
+class StoppingSpec(_Frozen):
+    """``[stopping]``: when to stop before the budget is spent."""
+
+    max_experiments: int = Field(default=50, ge=1)
+    patience: int = Field(
+        default=0, ge=0, description="Stop after this many results without improvement; 0 is off."
+    )
+    target: float | None = Field(
+        default=None, description="Stop once the objective reaches this value."
+    )
+
+
+class StoreSpec(_Frozen):
+    """``[store]``: where results go (default ``sqlite:///./mlflow.db``, or MLFLOW_TRACKING_URI)."""
+
+    tracking_uri: str | None = None
+
+
+class CampaignSpec(_Frozen):
+    """A whole campaign file."""
+
+    campaign: CampaignInfo
+    parameters: list[ParameterSpec] = Field(min_length=1)
+    objectives: list[ObjectiveSpec] = Field(min_length=1)
+    outcomes: list[str] = Field(
+        default_factory=list, description="Further outcomes to record and model."
+    )
+    budget: BudgetSpec
+    connector: ConnectorSpec
+    world_model: WorldModelSpec = WorldModelSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    stopping: StoppingSpec = StoppingSpec()
+    store: StoreSpec = StoreSpec()
+
+    @field_validator("parameters")
+    @classmethod
+    def _unique_parameters(cls, v: list[ParameterSpec]) -> list[ParameterSpec]:
+        names = [p.name for p in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"parameter names must be unique; repeated: {dupes}")
+        return v
+
+    @field_validator("objectives")
+    @classmethod
+    def _one_objective(cls, v: list[ObjectiveSpec], info: ValidationInfo) -> list[ObjectiveSpec]:
+        if len(v) > 1:
+            raise ValueError(
+                "only one [[objectives]] entry is supported for now; list the others under "
+                "'outcomes = [...]' to record and model them"
+            )
+        _no_clash([o.name for o in v], info)
+        return v
+
+    @field_validator("outcomes")
+    @classmethod
+    def _unique_outcomes(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        names = [o.name for o in info.data.get("objectives", [])] + list(v)
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"outcome names must be unique (the objective counts as one), got {names}"
+            )
+        _no_clash(v, info)
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CampaignSpec:
+        try:
+            self.space()
+        except ParameterError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    # -- derived ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The campaign name."""
+        return self.campaign.name
+
+    def space(self) -> SearchSpace:
+        """The search space the file defines."""
+        return SearchSpace(tuple(p.to_parameter() for p in self.parameters))
+
+    @property
+    def objective(self) -> ObjectiveSpec:
+        """The (single) objective."""
+        return self.objectives[0]
+
+    @property
+    def outcome_names(self) -> list[str]:
+        """Every outcome: the objective first, then the further outcomes."""
+        return [self.objective.name, *self.outcomes]
+
+    @property
+    def maximize(self) -> bool:
+        """Whether the objective is maximised."""
+        return self.objective.direction == "maximize"
+
+
+def _no_clash(outcomes: list[str], info: ValidationInfo) -> None:
+    """Reject outcome names that are also parameter names (they share MLflow's namespace)."""
+    params = {p.name for p in info.data.get("parameters", [])}
+    clash = sorted(set(outcomes) & params)
+    if clash:
+        raise ValueError(f"names used both as parameter and outcome: {clash}; rename one of them")
+
+
+def parse_spec(data: dict[str, Any], source: str = "<campaign>") -> CampaignSpec:
+    """Validate a campaign given as a dict.
+
+    Raises:
+        SpecError: Listing every problem with its location in the file and how to fix it.
+    """
+    try:
+        return CampaignSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check its spelling; see README 'The campaign file')"
+            elif err["type"] == "missing":
+                msg = "required but missing"
+            lines.append(f"  - {loc}: {msg}")
+        raise SpecError(f"invalid campaign file {source}:\n" + "\n".join(lines)) from None
+
+
+def load_spec(path: str | Path) -> CampaignSpec:
+    """Read and validate a campaign TOML file.
+
+    Raises:
+        SpecError: If the file is missing, is not valid TOML, or fails validation.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"campaign file {path} is a directory; give the path of a .toml file")
+    if not path.is_file():
+        raise SpecError(f"campaign file {path} does not exist; give the path of a .toml file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"campaign file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"campaign file {path} is not a text file") from None
+    return parse_spec(data, str(path))

@@ -1,0 +1,102 @@
+"""Reaching an MLflow tracking store: the default URI, the reachability check, error texts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from sciwm.errors import StoreError
+
+# Table creation logs at INFO, and database errors at ERROR with a full traceback; sciwm turns
+# the latter into one StoreError message (the cause stays chained for debugging).
+logging.getLogger("alembic").setLevel(logging.WARNING)
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+HINT = (
+    "Check MLFLOW_TRACKING_URI or [store] tracking_uri in the campaign file (unset both to use "
+    "sqlite:///<current directory>/mlflow.db); for a tracking server, check that it is running "
+    "and reachable from this machine"
+)
+
+
+def default_tracking_uri(root: Path | None = None) -> str:
+    """The tracking URI sciwm uses when none is given.
+
+    Args:
+        root: Directory of the SQLite file (default: the current directory).
+
+    Returns:
+        ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<root>/mlflow.db``.
+    """
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(root or Path.cwd()).resolve()}/mlflow.db"
+
+
+def connect(tracking_uri: str) -> MlflowClient:
+    """A client of the store at ``tracking_uri``, checked to answer.
+
+    A tracking server is asked once, without retries and with a short timeout, so that a
+    wrong URI fails in seconds.
+
+    Raises:
+        StoreError: Naming the URI, the cause and how to fix it.
+    """
+    try:
+        with _fail_fast_http():
+            client = MlflowClient(tracking_uri)
+            client.search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable"
+        reason = short_reason(exc)
+        if "://" not in tracking_uri or tracking_uri.startswith("file:"):
+            reason = (
+                "sciwm does not use MLflow's file store (a plain directory); give a "
+                "database URI such as sqlite:///PATH/mlflow.db or a tracking server URL"
+            )
+        raise StoreError(
+            f"cannot reach the MLflow tracking store at {tracking_uri}: {reason}. {HINT}."
+        ) from exc
+    return client
+
+
+def sqlite_artifact_root(uri: str) -> Path | None:
+    """``<dir of the db>/mlruns`` for a SQLite URI, else ``None``."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return Path(path).resolve().parent / "mlruns"
+
+
+@contextmanager
+def _fail_fast_http() -> Iterator[None]:
+    """No retries and a short timeout while checking that a tracking server answers."""
+    fast = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    saved = {k: os.environ.get(k) for k in fast}
+    os.environ.update(fast)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def short_reason(exc: BaseException) -> str:
+    """A one-line cause of a library exception (the OS error when there is one)."""
+    text = str(exc).strip()
+    found = re.search(r"\[Errno -?\d+\][^\"\n]*", text)
+    if found:
+        return found.group(0).rstrip(" :)")
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= 300 else line[:300].rsplit(" ", 1)[0] + " ..."

@@ -1,0 +1,220 @@
+"""The default world model: one exact GP per outcome and a GP on log cost (botorch/gpytorch)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import SingleTaskGP
+from botorch.models.transforms.outcome import Standardize
+from botorch.posteriors import Posterior
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from torch import Tensor
+
+from sciwm.errors import WorldModelError
+from sciwm.experiment import Experiment, Observation
+from sciwm.prediction import Estimate, Prediction
+from sciwm.space import SearchSpace
+from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
+
+#: Posterior std above this fraction of the prior std marks a query as extrapolating.
+EXTRAPOLATION_RATIO = 0.9
+
+
+class GPWorldModel(WorldModel):
+    """Exact Gaussian processes on the unit-cube encoding.
+
+    Each outcome gets a ``SingleTaskGP`` (botorch's default: an RBF kernel with one lengthscale
+    per dimension under a dimension-scaled log-normal prior, inferred homoscedastic noise,
+    standardised targets); the cost gets one on ``log(cost)``, so cost predictions are
+    log-normal and always positive. Fitting needs at least ``min_points`` completed experiments
+    (and as many with a measured cost).
+
+    Settings (``[world_model.settings]``):
+        min_points: Fewest observations to fit a GP (default 2).
+        seed: Seed of the hyperparameter fit (default 0).
+    """
+
+    name: ClassVar[str] = "gp"
+
+    def __init__(self, space: SearchSpace, outcomes: Sequence[str], **settings: Any) -> None:
+        unknown = sorted(set(settings) - {"min_points", "seed"})
+        if unknown:
+            raise WorldModelError(
+                f"unknown setting(s) {unknown} for the 'gp' world model; it takes "
+                "'min_points' and 'seed'"
+            )
+        super().__init__(space, outcomes, **settings)
+        self.min_points = int(settings.get("min_points", 2))
+        if self.min_points < 2:
+            raise WorldModelError("world_model.settings.min_points must be at least 2")
+        self.seed = int(settings.get("seed", 0))
+        self._models: dict[str, SingleTaskGP] = {}
+        self._cost_model: SingleTaskGP | None = None
+
+    # -- learning -----------------------------------------------------------------------
+    def fit(self, experiments: Sequence[Experiment], observations: Sequence[Observation]) -> None:
+        completed, costed = split_by_status(experiments, observations)
+        if len(completed) < self.min_points:
+            raise WorldModelError(
+                f"the GP world model needs at least {self.min_points} completed experiments "
+                f"to fit, got {len(completed)}"
+            )
+        if len(costed) < self.min_points:
+            raise WorldModelError(
+                f"the GP world model needs at least {self.min_points} experiments with a "
+                f"measured cost, got {len(costed)}"
+            )
+        models: dict[str, SingleTaskGP] = {}
+        used: set[str] = set()
+        n_used = 0
+        for outcome in self.outcomes:
+            rows = [
+                (e, o)
+                for e, o in completed
+                if outcome in o.outcomes and math.isfinite(o.outcomes[outcome])
+            ]
+            if len(rows) < self.min_points:
+                raise WorldModelError(
+                    f"outcome {outcome!r} was measured in only {len(rows)} experiments; "
+                    f"need {self.min_points}"
+                )
+            X = self.space.encode([e.parameters for e, _ in rows])
+            Y = torch.tensor([[o.outcomes[outcome]] for _, o in rows], dtype=torch.double)
+            models[outcome] = self._fit_gp(X, Y)
+            n_used = max(n_used, len(rows))
+            used.update(e.id for e, _ in rows)
+        Xc = self.space.encode([e.parameters for e, _ in costed])
+        Yc = torch.tensor([[math.log(o.cost)] for _, o in costed], dtype=torch.double)
+        cost_model = self._fit_gp(Xc, Yc)
+        used.update(e.id for e, _ in costed)
+        self._models, self._cost_model = models, cost_model
+        self.summary = TrainingSummary(
+            n_observations=n_used,
+            n_cost_observations=len(costed),
+            outcomes=list(self.outcomes),
+            experiment_ids=[e.id for e in experiments if e.id in used],
+            extra={"kernel": "rbf_ard", "targets": "standardized", "cost": "log"},
+        )
+
+    def _fit_gp(
+        self, X: Tensor, Y: Tensor, state: Mapping[str, Tensor] | None = None
+    ) -> SingleTaskGP:
+        model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
+        if state is not None:
+            model.load_state_dict(dict(state))
+        else:
+            mll = ExactMarginalLogLikelihood(model.likelihood, model)
+            with torch.random.fork_rng(), warnings.catch_warnings():
+                torch.manual_seed(self.seed)
+                warnings.simplefilter("ignore")
+                try:
+                    fit_gpytorch_mll(mll)
+                except Exception as exc:  # noqa: BLE001 - botorch raises several kinds
+                    raise WorldModelError(f"fitting a GP failed: {exc}") from exc
+        model.eval()
+        return model
+
+    # -- querying -----------------------------------------------------------------------
+    def _require_fitted(self) -> None:
+        if not self._models or self._cost_model is None:
+            raise WorldModelError(
+                "the world model has not been fitted yet; run some real experiments first"
+            )
+
+    def posterior(self, X: Tensor, outcome: str) -> Posterior:
+        self._require_fitted()
+        if outcome not in self._models:
+            raise WorldModelError(f"unknown outcome {outcome!r}; the model has {self.outcomes}")
+        return self._models[outcome].posterior(X)
+
+    def log_cost_posterior(self, X: Tensor) -> Posterior:
+        self._require_fitted()
+        assert self._cost_model is not None
+        return self._cost_model.posterior(X)
+
+    def predict(
+        self, parameters: Sequence[Mapping[str, Any]], level: float = 0.9
+    ) -> list[Prediction]:
+        self._require_fitted()
+        level = check_level(level)
+        if not parameters:
+            return []
+        X = self.space.encode(parameters)
+        means: dict[str, Tensor] = {}
+        stds: dict[str, Tensor] = {}
+        extrapolating = torch.zeros(len(parameters), dtype=torch.bool)
+        with torch.no_grad():
+            for outcome, model in self._models.items():
+                post = model.posterior(X, observation_noise=True)
+                means[outcome] = post.mean.squeeze(-1)
+                stds[outcome] = post.variance.clamp_min(0).sqrt().squeeze(-1)
+                extrapolating |= self._extrapolating(model, X)
+            assert self._cost_model is not None
+            cpost = self._cost_model.posterior(X, observation_noise=True)
+            cmean = cpost.mean.squeeze(-1)
+            cstd = cpost.variance.clamp_min(0).sqrt().squeeze(-1)
+        out = []
+        for i in range(len(parameters)):
+            flag = bool(extrapolating[i])
+            out.append(
+                Prediction(
+                    outcomes={
+                        k: Estimate.gaussian(float(means[k][i]), float(stds[k][i]), level)
+                        for k in self._models
+                    },
+                    cost=Estimate.lognormal(float(cmean[i]), float(cstd[i]), level),
+                    extrapolating=flag,
+                    notes=["far from the training data: the interval is close to the prior"]
+                    if flag
+                    else [],
+                )
+            )
+        return out
+
+    @staticmethod
+    def _extrapolating(model: SingleTaskGP, X: Tensor) -> Tensor:
+        """``n`` flags: posterior std (latent) above ``EXTRAPOLATION_RATIO`` of the prior's."""
+        post = model.posterior(X)
+        kern = model.covar_module
+        if hasattr(kern, "outputscale"):
+            prior_var = kern.outputscale
+        else:  # a stationary kernel without a scale: k(x, x) is the same everywhere
+            prior_var = kern(X[:1], X[:1]).to_dense().squeeze()
+        std_y = model.outcome_transform.stdvs.squeeze()
+        ratio = post.variance.squeeze(-1).sqrt() / (prior_var.sqrt() * std_y)
+        return ratio > EXTRAPOLATION_RATIO
+
+    # -- persistence --------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        self._require_fitted()
+        assert self._cost_model is not None
+        tensors: dict[str, Tensor] = {}
+        for i, model in enumerate(self._models.values()):
+            self._pack(tensors, f"o{i}", model)
+        self._pack(tensors, "cost", self._cost_model)
+        return tensors, {"outcome_order": list(self._models)}
+
+    @staticmethod
+    def _pack(tensors: dict[str, Tensor], prefix: str, model: SingleTaskGP) -> None:
+        X = model.train_inputs[0]
+        Y, _ = model.outcome_transform.untransform(model.train_targets.unsqueeze(-1))
+        tensors[f"{prefix}.X"] = X.detach().clone()
+        tensors[f"{prefix}.Y"] = Y.detach().clone()
+        for k, v in model.state_dict().items():
+            tensors[f"{prefix}.state.{k}"] = v.detach().clone()
+
+    def _unpack(self, tensors: Mapping[str, Tensor], prefix: str) -> SingleTaskGP:
+        state = {
+            k[len(prefix) + 7 :]: v for k, v in tensors.items() if k.startswith(f"{prefix}.state.")
+        }
+        return self._fit_gp(tensors[f"{prefix}.X"], tensors[f"{prefix}.Y"], state)
+
+    def load_state(self, tensors: Mapping[str, Tensor], extra: Mapping[str, Any]) -> None:
+        order = list(extra["outcome_order"])
+        self._models = {o: self._unpack(tensors, f"o{i}") for i, o in enumerate(order)}
+        self._cost_model = self._unpack(tensors, "cost")

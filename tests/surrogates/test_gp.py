@@ -1,0 +1,235 @@
+"""The GP world model: conformance, calibration on known functions, cost, extrapolation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from statistics import NormalDist
+
+import pytest
+import torch
+
+from sciwm.errors import WorldModelError
+from sciwm.experiment import Experiment, Observation, Status
+from sciwm.space import Parameter, SearchSpace
+from surrogates.gp import GPWorldModel
+from tests.world_model_conformance import ModelFactory, WorldModelConformance
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Small exact GPs fit several times faster on one thread (no OpenMP contention)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class TestGPConformance(WorldModelConformance):
+    @pytest.fixture(scope="class")
+    def model_factory(self) -> ModelFactory:
+        return lambda space, outcomes: GPWorldModel(space, outcomes, seed=0)
+
+
+def _experiments(rows: list[dict], campaign: str = "gp-test") -> list[Experiment]:
+    return [Experiment.create(campaign, i, r) for i, r in enumerate(rows)]
+
+
+# -- calibration on a known function --------------------------------------------------------
+SIGMA = 0.2
+SEEDS = (0, 1, 2)
+
+
+def _sine(x: torch.Tensor) -> torch.Tensor:
+    return torch.sin(2 * math.pi * x)
+
+
+def _fit_sine(seed: int) -> GPWorldModel:
+    """A GP fitted on 40 seeded noisy draws of sin(2 pi x), noise std ``SIGMA``."""
+    space = SearchSpace((Parameter("x", "float", 0.0, 1.0),))
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(40, generator=g, dtype=torch.double)
+    y = _sine(x) + SIGMA * torch.randn(40, generator=g, dtype=torch.double)
+    experiments = _experiments([{"x": float(v)} for v in x])
+    observations = [
+        Observation(e.id, Status.COMPLETED, {"y": float(v)}, cost=1.0 + float(xi))
+        for e, v, xi in zip(experiments, y, x, strict=True)
+    ]
+    model = GPWorldModel(space, ["y"], seed=0)
+    model.fit(experiments, observations)
+    return model
+
+
+@pytest.fixture(scope="module")
+def sine_models() -> list[GPWorldModel]:
+    """One GP per training seed: coverage is averaged so that no single draw decides."""
+    return [_fit_sine(seed) for seed in SEEDS]
+
+
+def _fresh_points(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """500 fresh noisy test points, from a different seed than any training data."""
+    g = torch.Generator().manual_seed(1000 + seed)
+    x = torch.rand(500, generator=g, dtype=torch.double)
+    return x, _sine(x) + SIGMA * torch.randn(500, generator=g, dtype=torch.double)
+
+
+@pytest.mark.parametrize(("level", "lo", "hi"), [(0.9, 0.8, 0.97), (0.5, 0.38, 0.62)])
+def test_interval_coverage_on_known_function(
+    sine_models: list[GPWorldModel], level: float, lo: float, hi: float
+) -> None:
+    coverages = []
+    for seed, model in zip(SEEDS, sine_models, strict=True):
+        x, y = _fresh_points(seed)
+        predictions = model.predict([{"x": float(v)} for v in x], level=level)
+        hits = [p.outcomes["y"].contains(float(t)) for p, t in zip(predictions, y, strict=True)]
+        coverages.append(sum(hits) / len(hits))
+    coverage = sum(coverages) / len(coverages)
+    assert lo <= coverage <= hi, f"coverage {coverage:.3f} of the {level} interval ({coverages})"
+
+
+def test_predictive_std_includes_known_noise(sine_models: list[GPWorldModel]) -> None:
+    # Inside the data the predictive std is the noise plus a little model uncertainty, and the
+    # mean is close to the truth.
+    xs = [0.15, 0.4, 0.65, 0.9]
+    for x, p in zip(xs, sine_models[1].predict([{"x": x} for x in xs]), strict=True):
+        est = p.outcomes["y"]
+        assert 0.7 * SIGMA <= est.std <= 1.6 * SIGMA
+        assert est.mean == pytest.approx(math.sin(2 * math.pi * x), abs=0.25)
+        z = NormalDist().inv_cdf(0.95)
+        assert est.upper - est.lower == pytest.approx(2 * z * est.std, rel=1e-9)
+        assert not p.extrapolating
+
+
+# -- cost --------------------------------------------------------------------------------------
+COST_SIGMA = 0.1
+
+
+def _true_log_cost(size: float, x: float) -> float:
+    """log of 2 * size^0.8 * exp(0.5 x): linear in the unit-cube encoding (size is log-scaled)."""
+    return math.log(2.0) + 0.8 * math.log(size) + 0.5 * x
+
+
+@pytest.fixture(scope="module")
+def cost_model() -> GPWorldModel:
+    space = SearchSpace(
+        (Parameter("size", "float", 1.0, 1000.0, log=True), Parameter("x", "float", 0.0, 1.0))
+    )
+    g = torch.Generator().manual_seed(5)
+    rows = space.sample(40, generator=g)
+    experiments = _experiments(rows)
+    noise = COST_SIGMA * torch.randn(len(rows), generator=g, dtype=torch.double)
+    observations = [
+        Observation(
+            e.id,
+            Status.COMPLETED,
+            {"y": r["x"]},
+            cost=math.exp(_true_log_cost(r["size"], r["x"]) + float(eps)),
+        )
+        for e, r, eps in zip(experiments, rows, noise, strict=True)
+    ]
+    model = GPWorldModel(space, ["y"], seed=0)
+    model.fit(experiments, observations)
+    return model
+
+
+@pytest.mark.parametrize(("size", "x"), [(3.0, 0.2), (30.0, 0.5), (300.0, 0.8), (100.0, 0.1)])
+def test_cost_prediction_log_linear_closed_form(
+    cost_model: GPWorldModel, size: float, x: float
+) -> None:
+    level = 0.9
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    c = cost_model.predict([{"size": size, "x": x}], level=level)[0].cost
+    # A log-normal interval is exp(mu -+ z s): recover mu and s from it.
+    mu = (math.log(c.lower) + math.log(c.upper)) / 2
+    s = (math.log(c.upper) - math.log(c.lower)) / (2 * z)
+    assert mu == pytest.approx(_true_log_cost(size, x), abs=0.1)
+    assert COST_SIGMA * 0.6 <= s <= COST_SIGMA * 1.6
+    # Mean and std are the log-normal's, in closed form.
+    assert c.mean == pytest.approx(math.exp(mu + s**2 / 2), rel=1e-9)
+    assert c.std == pytest.approx(math.sqrt(math.exp(s**2) - 1) * c.mean, rel=1e-9)
+    true_mean = math.exp(_true_log_cost(size, x) + COST_SIGMA**2 / 2)
+    assert c.mean == pytest.approx(true_mean, rel=0.1)
+
+
+# -- extrapolation -----------------------------------------------------------------------------
+def test_extrapolation_flag_far_from_data_only() -> None:
+    space = SearchSpace((Parameter("x", "float", 0.0, 100.0),))
+    xs = torch.linspace(0.0, 10.0, 15, dtype=torch.double).tolist()
+    experiments = _experiments([{"x": x} for x in xs])
+    observations = [
+        Observation(e.id, Status.COMPLETED, {"y": math.sin(2 * math.pi * x / 20)}, cost=1.0 + x)
+        for e, x in zip(experiments, xs, strict=True)
+    ]
+    model = GPWorldModel(space, ["y"], seed=0)
+    model.fit(experiments, observations)
+    near, far = model.predict([{"x": 5.3}, {"x": 95.0}])
+    assert not near.extrapolating and near.notes == []
+    assert far.extrapolating and far.notes
+    assert far.outcomes["y"].std > near.outcomes["y"].std
+
+
+# -- settings, data checks, determinism ----------------------------------------------------------
+@pytest.fixture
+def line_space() -> SearchSpace:
+    return SearchSpace((Parameter("x", "float", 0.0, 1.0),))
+
+
+def test_unknown_setting_is_named(line_space: SearchSpace) -> None:
+    with pytest.raises(WorldModelError, match="min_pionts"):
+        GPWorldModel(line_space, ["y"], min_pionts=3)
+
+
+def test_min_points_at_least_two(line_space: SearchSpace) -> None:
+    with pytest.raises(WorldModelError, match="min_points"):
+        GPWorldModel(line_space, ["y"], min_points=1)
+
+
+def test_too_few_points_raises(line_space: SearchSpace) -> None:
+    experiments = _experiments([{"x": 0.1}, {"x": 0.5}, {"x": 0.9}])
+    observations = [
+        Observation(experiments[0].id, Status.COMPLETED, {"y": 1.0}, cost=1.0),
+        Observation.failed(experiments[1].id, "boom", cost=1.0),
+        Observation.failed(experiments[2].id, "boom", cost=1.0),
+    ]
+    model = GPWorldModel(line_space, ["y"], min_points=2)
+    with pytest.raises(WorldModelError, match="at least 2 completed"):
+        model.fit(experiments, observations)
+    assert not model.is_fitted
+
+
+def test_summary_lists_every_experiment_used(line_space: SearchSpace) -> None:
+    xs = [0.05 * i for i in range(12)]
+    experiments = _experiments([{"x": x} for x in xs])
+    observations = []
+    for i, (e, x) in enumerate(zip(experiments, xs, strict=True)):
+        if i == 0:  # completed, cost unknown: trains the outcome model only
+            observations.append(Observation(e.id, Status.COMPLETED, {"y": x}, cost=None))
+        elif i == 1:  # failed with a cost: trains the cost model only
+            observations.append(Observation.failed(e.id, "boom", cost=2.0))
+        elif i == 2:  # neither: not trained on
+            observations.append(Observation(e.id, Status.CANCELLED))
+        else:
+            observations.append(Observation(e.id, Status.COMPLETED, {"y": x}, cost=1.0 + x))
+    model = GPWorldModel(line_space, ["y"])
+    model.fit(experiments, observations)
+    assert model.summary is not None
+    assert model.summary.experiment_ids == [e.id for i, e in enumerate(experiments) if i != 2]
+    assert model.summary.n_observations == 10
+    assert model.summary.n_cost_observations == 10
+
+
+def test_fit_is_deterministic(line_space: SearchSpace) -> None:
+    g = torch.Generator().manual_seed(7)
+    xs = torch.rand(15, generator=g, dtype=torch.double).tolist()
+    experiments = _experiments([{"x": x} for x in xs])
+    observations = [
+        Observation(e.id, Status.COMPLETED, {"y": math.cos(3 * x)}, cost=1.0 + x)
+        for e, x in zip(experiments, xs, strict=True)
+    ]
+    queries = [{"x": 0.33}, {"x": 0.77}]
+    runs = []
+    for _ in range(2):
+        model = GPWorldModel(line_space, ["y"], seed=3)
+        model.fit(experiments, observations)
+        runs.append([p.to_dict() for p in model.predict(queries)])
+    assert runs[0] == runs[1]
