@@ -11,10 +11,13 @@ resubmits (idempotently) the ones recorded but not confirmed submitted.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from lab_connectors.loading import load_connector
 from scheduler.agent import Agent
@@ -141,6 +144,8 @@ class CampaignLoop:
             maximize=spec.maximize,
         )
         self.state = self._load_state()
+        # Small GP fits are fastest on one thread, and experiments need the other cores.
+        torch.set_num_threads(int(os.environ.get("SCIWM_TORCH_THREADS", "1")))
 
     # -- state --------------------------------------------------------------------------
     def _load_state(self) -> LoopState:

@@ -20,6 +20,8 @@ from sciwm.runtime import configure_environment
 
 BENCH_SUITES = {
     "campaign": "sciwm.bench.campaign:run",
+    "mlrun": "sciwm.bench.mlrun:run",
+    "md": "sciwm.bench.md:run",
 }
 
 

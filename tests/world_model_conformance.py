@@ -331,6 +331,22 @@ class WorldModelConformance:
         with pytest.raises(WorldModelError, match="no saved world model"):
             WorldModel.load(tmp_path)
 
+    def test_load_rejects_tampered_directory(self, fitted: WorldModel, tmp_path: Path) -> None:
+        directory = fitted.save(tmp_path / "wm")
+        config_path = directory / "world_model.json"
+        config = json.loads(config_path.read_text())
+        config["class"] = "sciwm.space:Parameter"
+        config_path.write_text(json.dumps(config))
+        with pytest.raises(WorldModelError, match="not a WorldModel subclass"):
+            WorldModel.load(directory)
+        config["class"] = "no_such_package.models:Model"
+        config_path.write_text(json.dumps(config))
+        with pytest.raises(WorldModelError, match="no_such_package"):
+            WorldModel.load(directory)
+        config_path.write_text("{not json")
+        with pytest.raises(WorldModelError, match="not a valid saved world model"):
+            WorldModel.load(directory)
+
     # -- what it was trained on -----------------------------------------------------------
     def test_summary_records_training(
         self,

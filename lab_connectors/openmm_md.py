@@ -1,0 +1,213 @@
+"""The OpenMM connector: real molecular-dynamics simulations as experiments.
+
+Each experiment runs one Langevin simulation in a detached worker process (the machinery of
+:class:`lab_connectors.local.LocalConnector`: idempotent submit, re-attach after a crash,
+time limits, dead workers and exceptions as ``FAILED`` observations). The worker saves the
+trajectory to ``<workdir>/<experiment id>/trajectory.npz`` and reports the observables of
+:mod:`lab_connectors.md_observables` as outcomes and the simulation's wall time as cost.
+
+Experiment parameters (the campaign's search space) that the worker understands:
+
+* ``temperature`` — Kelvin, 50–1000 (required);
+* ``length_ps`` — simulated time after equilibration, ps (the natural fidelity; default 10);
+* ``friction_per_ps``, ``timestep_fs``, ``seed`` — optional overrides.
+
+Settings (``[connector.settings]``): ``pdb`` (default: the embedded alanine dipeptide),
+``forcefield`` (default ``["amber14-all.xml"]``), ``solvent`` (``"vacuum"``, ``"obc2"``,
+``"gbn2"``), ``platform`` (``"auto"``: Reference in vacuum, CPU otherwise; ``"CUDA"`` where
+present), ``frame_ps``, ``equilibrate_ps``, ``observables`` (names registered with
+:func:`lab_connectors.md_observables.register_observable`), ``timeout_s``, ``parallelism``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lab_connectors.local import LocalConnector
+from lab_connectors.md_systems import SystemSpec, build_system
+from sciwm.errors import ConnectorError
+
+#: Environment variable that carries the system and run settings to the worker.
+CONFIG_ENV = "SCIWM_MD_CONFIG"
+#: Physical range accepted for the temperature, Kelvin.
+TEMPERATURE_RANGE = (50.0, 1000.0)
+_RUN_KEYS = ("frame_ps", "equilibrate_ps", "platform", "threads", "observables")
+
+
+class OpenMMConnector(LocalConnector):
+    """Runs real OpenMM simulations, one detached worker process per experiment.
+
+    Args:
+        workdir: Directory owned by the connector for this campaign.
+        pdb: PDB file with hydrogens; ``None`` for the embedded alanine dipeptide.
+        forcefield: OpenMM force-field XML files.
+        solvent: ``"vacuum"`` or an implicit-solvent model (``"obc2"``, ``"gbn2"``).
+        platform: OpenMM platform name, or ``"auto"``.
+        frame_ps: Interval between saved frames, ps.
+        equilibrate_ps: Discarded equilibration before the recorded run, ps.
+        threads: Threads of the CPU platform (one is fastest for small molecules).
+        observables: Extra registered observables to report.
+        timeout_s: Wall-time limit per simulation, s.
+        parallelism: Simulations run side by side.
+
+    Raises:
+        ConnectorError: If a setting is invalid or the force field cannot parameterise the
+            molecule (checked once here, so a campaign fails before its first experiment).
+    """
+
+    name: ClassVar[str] = "openmm"
+
+    def __init__(
+        self,
+        workdir: str | Path,
+        pdb: str | None = None,
+        forcefield: str | list[str] = "amber14-all.xml",
+        solvent: str = "vacuum",
+        platform: str = "auto",
+        frame_ps: float = 1.0,
+        equilibrate_ps: float = 5.0,
+        threads: int = 1,
+        observables: list[str] | None = None,
+        timeout_s: float = 3600.0,
+        parallelism: int = 1,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            raise ConnectorError(
+                f"unknown setting(s) {sorted(unknown)} for the openmm connector; known: pdb, "
+                "forcefield, solvent, platform, frame_ps, equilibrate_ps, threads, "
+                "observables, timeout_s, parallelism"
+            )
+        spec = SystemSpec.from_settings(
+            {"pdb": None if pdb is None else str(Path(pdb).resolve()), "forcefield": forcefield,
+             "solvent": solvent}
+        )
+        build_system(spec)  # fail now on a molecule the force field cannot parameterise
+        for key, value in (("frame_ps", frame_ps), ("equilibrate_ps", equilibrate_ps)):
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConnectorError(f"openmm connector setting {key}={value!r}; give ps >= 0")
+        if frame_ps <= 0:
+            raise ConnectorError("openmm connector setting frame_ps must be > 0")
+        _check_platform(platform)
+        self.system_spec = spec
+        run = {
+            "frame_ps": float(frame_ps),
+            "equilibrate_ps": float(equilibrate_ps),
+            "platform": platform,
+            "threads": int(threads),
+            "observables": list(observables or []),
+        }
+        payload = json.dumps({"system": spec.to_dict(), "run": run})
+        super().__init__(
+            workdir,
+            function="lab_connectors.openmm_md:run_md_experiment",
+            timeout_s=timeout_s,
+            parallelism=parallelism,
+            env={CONFIG_ENV: payload, "OMP_NUM_THREADS": str(int(threads))},
+            outcome="pop_alpha_r",
+        )
+        self.settings.update(spec.to_dict())
+        self.settings.update(run)
+
+
+def _check_platform(name: str) -> None:
+    if name == "auto":
+        return
+    import openmm
+
+    known = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+    if name not in known:
+        raise ConnectorError(
+            f"OpenMM platform {name!r} is not available here; available: {known} (or 'auto')"
+        )
+
+
+def check_conditions(temperature: Any, length_ps: Any) -> tuple[float, float]:
+    """Validate the physical conditions of one simulation.
+
+    Raises:
+        ValueError: With a message naming the bad value (the worker turns it into a
+            ``FAILED`` observation).
+    """
+    try:
+        t, length = float(temperature), float(length_ps)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"temperature={temperature!r} and length_ps={length_ps!r} must be numbers"
+        ) from None
+    lo, hi = TEMPERATURE_RANGE
+    if not (math.isfinite(t) and lo <= t <= hi):
+        raise ValueError(f"temperature {t} K is outside the physical range [{lo:g}, {hi:g}] K")
+    if not (math.isfinite(length) and 0 < length <= 1e6):
+        raise ValueError(f"length_ps {length} must be > 0 and at most 1e6 ps (1 µs)")
+    return t, length
+
+
+def run_md_experiment(
+    temperature: float,
+    length_ps: float = 10.0,
+    friction_per_ps: float = 1.0,
+    timestep_fs: float = 2.0,
+    seed: int | None = None,
+    **others: Any,
+) -> dict[str, Any]:
+    """Run one simulation in the worker process (called by the local worker).
+
+    Returns:
+        ``{"outcomes": observables, "cost": simulation wall time (s), "metadata": {...}}``.
+
+    Raises:
+        ValueError: If the conditions are unphysical or a parameter is unknown.
+        SimulationFailed: If the simulation blows up (non-finite energy).
+    """
+    from lab_connectors._md_worker import RunConfig, simulate
+    from lab_connectors.md_observables import compute_observables
+
+    if others:
+        raise ValueError(
+            f"unknown experiment parameter(s) {sorted(others)}; the openmm connector takes "
+            "temperature, length_ps, friction_per_ps, timestep_fs and seed"
+        )
+    t, length = check_conditions(temperature, length_ps)
+    payload = json.loads(os.environ.get(CONFIG_ENV, "{}"))
+    system = payload.get("system", {})
+    spec = SystemSpec(**{**system, "forcefield": tuple(system.get("forcefield", ("amber14-all.xml",)))})
+    run = payload.get("run", {})
+    exp_id = os.environ.get("SCIWM_EXPERIMENT_ID", "md")
+    if seed is None:
+        seed = int.from_bytes(exp_id.encode()[-4:].rjust(4, b"\0"), "little") % 2**30
+    config = RunConfig(
+        temperature=t,
+        length_ps=length,
+        frame_ps=float(run.get("frame_ps", 1.0)),
+        timestep_fs=float(timestep_fs),
+        friction_per_ps=float(friction_per_ps),
+        equilibrate_ps=float(run.get("equilibrate_ps", 5.0)),
+        seed=int(seed),
+        platform=str(run.get("platform", "auto")),
+        threads=int(run.get("threads", 1)),
+    )
+    out = simulate(spec, config)
+    outcomes = compute_observables(
+        out["positions"], out["energy"], out["topology"], run.get("observables")
+    )
+    directory = Path(os.environ.get("SCIWM_EXPERIMENT_DIR", "."))
+    traj = directory / "trajectory.npz"
+    np.savez_compressed(traj, positions=out["positions"], energy=out["energy"])
+    return {
+        "outcomes": outcomes,
+        "cost": out["wall_s"],
+        "metadata": {
+            "trajectory": str(traj),
+            "n_steps": out["n_steps"],
+            "n_frames": int(out["positions"].shape[0]),
+            "platform": out["platform"],
+            "seed": int(seed),
+        },
+    }

@@ -1,0 +1,153 @@
+"""An E(3)-equivariant message-passing network that outputs one 3-vector per atom.
+
+Messages depend only on invariants (atom kinds, topological edge types, inter-atomic
+distances in the current configuration ``xc`` and in the generated one ``xs``, the
+conditions and the flow time), and the output is a weighted sum of relative position vectors
+``xs_i - xs_j`` and ``xc_i - xc_j``. Hence rotating or translating both inputs rotates the
+output (and leaves it unchanged under translation); permuting like atoms permutes it. This is
+the EGNN construction of Satorras et al. (2021), written with ``torch_geometric``'s
+:class:`~torch_geometric.nn.MessagePassing`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+
+from surrogates.md.graph import N_EDGE_TYPES
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Size of the velocity network.
+
+    Attributes:
+        n_kinds: Number of atom kinds (elements) embedded.
+        n_conditions: Length of the condition vector (temperature, …, log τ).
+        hidden: Width of node and edge features.
+        layers: Message-passing blocks before the vector read-out.
+        n_rbf: Radial basis functions per distance.
+        cutoff: Largest distance resolved by the radial basis, nm.
+    """
+
+    n_kinds: int = 8
+    n_conditions: int = 2
+    hidden: int = 64
+    layers: int = 3
+    n_rbf: int = 16
+    cutoff: float = 1.2
+
+
+def mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
+    """Two-layer perceptron with SiLU."""
+    return nn.Sequential(nn.Linear(n_in, n_hidden), nn.SiLU(), nn.Linear(n_hidden, n_out))
+
+
+class RadialBasis(nn.Module):
+    """Gaussian radial basis of distances: ``E`` → ``E x n_rbf``."""
+
+    def __init__(self, n_rbf: int, cutoff: float) -> None:
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(0.0, cutoff, n_rbf))
+        self.width = cutoff / n_rbf
+
+    def forward(self, d: Tensor) -> Tensor:
+        return torch.exp(-(((d.unsqueeze(-1) - self.centres) / self.width) ** 2))
+
+
+class EquivariantBlock(MessagePassing):
+    """One round of invariant messages: ``h_i += φ_h(h_i, Σ_j φ_e(h_i, h_j, e_ij))``."""
+
+    def __init__(self, hidden: int, edge_dim: int) -> None:
+        super().__init__(aggr="add")
+        self.edge_mlp = mlp(2 * hidden + edge_dim, hidden, hidden)
+        self.node_mlp = mlp(2 * hidden, hidden, hidden)
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, h: Tensor, edge_index: Tensor, e: Tensor) -> Tensor:
+        """Args: h ``N x H``; edge_index ``2 x E``; e ``E x D``. Returns ``N x H``."""
+        agg = self.propagate(edge_index, h=h, e=e)
+        return h + self.node_mlp(torch.cat([self.norm(h), agg], dim=-1))
+
+    def message(self, h_i: Tensor, h_j: Tensor, e: Tensor) -> Tensor:
+        return self.edge_mlp(torch.cat([h_i, h_j, e], dim=-1)) / 8.0
+
+
+class VectorReadout(MessagePassing):
+    """Equivariant vectors: ``v_i = Σ_j a_ij (xs_i - xs_j) + b_ij (xc_i - xc_j)``."""
+
+    def __init__(self, hidden: int, edge_dim: int) -> None:
+        super().__init__(aggr="add")
+        self.weights = mlp(2 * hidden + edge_dim, hidden, 2)
+
+    def forward(self, h: Tensor, edge_index: Tensor, e: Tensor, xs: Tensor, xc: Tensor) -> Tensor:
+        """Args: h ``N x H``; xs, xc ``N x 3``. Returns ``N x 3``."""
+        return self.propagate(edge_index, h=h, e=e, xs=xs, xc=xc)
+
+    def message(
+        self, h_i: Tensor, h_j: Tensor, e: Tensor, xs_i: Tensor, xs_j: Tensor, xc_i: Tensor,
+        xc_j: Tensor,
+    ) -> Tensor:
+        w = self.weights(torch.cat([h_i, h_j, e], dim=-1))
+        return w[:, :1] * (xs_i - xs_j) + w[:, 1:2] * (xc_i - xc_j)
+
+
+class VelocityNet(nn.Module):
+    """The flow-matching velocity field ``v(xs | xc, conditions, s)``."""
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        self.config = config
+        h = config.hidden
+        self.embed = nn.Embedding(config.n_kinds, h)
+        self.cond = mlp(config.n_conditions + 3, h, h)
+        self.node_in = mlp(2 * h + 1, h, h)
+        self.rbf = RadialBasis(config.n_rbf, config.cutoff)
+        edge_dim = N_EDGE_TYPES + 2 * config.n_rbf
+        self.blocks = nn.ModuleList(EquivariantBlock(h, edge_dim) for _ in range(config.layers))
+        self.readout = VectorReadout(h, edge_dim)
+
+    def forward(
+        self,
+        xs: Tensor,
+        xc: Tensor,
+        kinds: Tensor,
+        cond: Tensor,
+        s: Tensor,
+        edge_index: Tensor,
+        edge_type: Tensor,
+        batch: Tensor,
+    ) -> Tensor:
+        """Velocity at flow time ``s``.
+
+        Args:
+            xs: ``N x 3`` generated positions at flow time ``s`` (all graphs stacked).
+            xc: ``N x 3`` current positions (the state the jump starts from).
+            kinds: ``N`` long tensor of atom kinds.
+            cond: ``B x C`` conditions per graph.
+            s: ``B`` flow times in [0, 1].
+            edge_index: ``2 x E`` (source, target).
+            edge_type: ``E`` long tensor of topological edge types.
+            batch: ``N`` graph index of each node.
+
+        Returns:
+            ``N x 3`` velocities.
+        """
+        src, dst = edge_index
+        ds = (xs[dst] - xs[src]).norm(dim=-1)
+        dc = (xc[dst] - xc[src]).norm(dim=-1)
+        e = torch.cat(
+            [nn.functional.one_hot(edge_type, N_EDGE_TYPES).to(xs.dtype), self.rbf(ds),
+             self.rbf(dc)],
+            dim=-1,
+        )
+        t = s.unsqueeze(-1)
+        c = self.cond(torch.cat([cond, t, torch.sin(torch.pi * t), torch.cos(torch.pi * t)], -1))
+        drift = (xs - xc).norm(dim=-1, keepdim=True)
+        h = self.node_in(torch.cat([self.embed(kinds), c[batch], drift], dim=-1))
+        for block in self.blocks:
+            h = block(h, edge_index, e)
+        return self.readout(h, edge_index, e, xs, xc)

@@ -1,0 +1,297 @@
+"""The run predictor: description -> LM embedding (+ numbers, + partial curve) -> calibrated
+Gaussian predictions of the final metric and the log train time.
+
+This is the model behind :class:`surrogates.mlrun.model.MLRunWorldModel` and the benchmark.
+Inputs per run:
+
+- text: the encoder's embedding of the learner segment and of the data segment
+  (:mod:`surrogates.mlrun.describe`), concatenated and standardised per dimension (decoder
+  embeddings are nearly collinear without it);
+- numeric: log2 training size, the data set's meta-features (log or fraction), any extra
+  numbers, standardised;
+- curve: :func:`surrogates.mlrun.curve.curve_features` of the observed prefix, if any.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sciwm.errors import WorldModelError
+from surrogates.mlrun.calibration import ConformalCalibrator
+from surrogates.mlrun.curve import N_CURVE_FEATURES, curve_features
+from surrogates.mlrun.data import LOG_META, META_FEATURES
+from surrogates.mlrun.describe import segments
+from surrogates.mlrun.encoders import TextEncoder
+from surrogates.mlrun.heads import DeepEnsemble, HeadConfig, Inputs
+
+#: Standardised numeric features beyond the training range by more than this are
+#: "far from the data".
+RANGE_MARGIN = 0.5
+#: Text embeddings with a cosine similarity below this to every training text are unseen.
+TEXT_SIMILARITY = 0.97
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run to predict or learn from.
+
+    Attributes:
+        learner: Learner name.
+        dataset: Data set name.
+        meta: The data set's :data:`~surrogates.mlrun.data.META_FEATURES` (empty: none, the
+            numeric block then holds zeros; only allowed when no meta-features are used).
+        anchor: Training-set size (or another positive budget).
+        hyperparameters: Learner settings rendered into the learner text.
+        extra: Further numbers fed directly to the heads (e.g. unit-cube coordinates).
+        curve: Observed prefix ``(anchors, scores, times)`` or ``None``.
+    """
+
+    learner: str
+    dataset: str
+    meta: Mapping[str, float] = field(default_factory=dict)
+    anchor: float = 1.0
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    extra: tuple[float, ...] = ()
+    curve: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+
+
+def meta_vector(meta: Mapping[str, float]) -> list[float]:
+    """Meta-features as numbers for the heads: log for counts, fractions for percentages."""
+    out = []
+    for k in META_FEATURES:
+        v = float(meta[k])
+        out.append(math.log(max(v, 1.0)) if k in LOG_META else v / 100.0)
+    return out
+
+
+class RunPredictor:
+    """Calibrated predictions of ``t`` targets of runs.
+
+    Args:
+        encoder: Text encoder (wrap it in a :class:`~surrogates.mlrun.encoders.CachedEncoder`).
+        targets: Target names, e.g. ``["score", "log_time"]``.
+        config: Ensemble settings.
+        use_meta: Feed meta-features as numbers (they are in the text either way).
+        data_text: Embed the data segment too (else only the learner segment is embedded and
+            the data set enters through its meta-features): with few data sets, the data
+            text acts as an identifier that the heads memorise.
+        device: ``"cuda"`` or ``"cpu"`` (default: CUDA when present).
+    """
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        targets: Sequence[str],
+        config: HeadConfig | None = None,
+        use_meta: bool = True,
+        data_text: bool = False,
+        device: str | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.targets = list(targets)
+        self.config = config or HeadConfig()
+        self.use_meta = use_meta
+        self.data_text = data_text
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.ensemble: DeepEnsemble | None = None
+        self.calibrators: list[ConformalCalibrator] = []
+        self.stats: dict[str, Tensor] = {}
+
+    # -- features --------------------------------------------------------------------------
+    def text_features(self, records: Sequence[RunRecord]) -> Tensor:
+        """``n x e`` (or ``n x 2e`` with ``data_text``) raw text embeddings."""
+        pairs = [
+            segments(r.learner, r.dataset, r.meta or None, r.hyperparameters) for r in records
+        ]
+        width = (2 if self.data_text else 1) * self.encoder.dim
+        if not pairs:
+            return torch.zeros(0, width)
+        parts = [self.encoder.encode([p[0] for p in pairs])]
+        if self.data_text:
+            parts.append(self.encoder.encode([p[1] for p in pairs]))
+        return torch.from_numpy(np.concatenate(parts, 1))
+
+    def numeric_features(self, records: Sequence[RunRecord]) -> Tensor:
+        """``n x m`` raw numeric features."""
+        rows = []
+        for r in records:
+            if not (math.isfinite(r.anchor) and r.anchor > 0):
+                raise WorldModelError(f"training size must be positive and finite, got {r.anchor}")
+            row = [math.log2(r.anchor)]
+            if self.use_meta:
+                if not r.meta:
+                    raise WorldModelError(
+                        f"run on data set {r.dataset!r} has no meta-features; give them "
+                        "(surrogates.mlrun.data.meta_features) or set use_meta=False"
+                    )
+                row += meta_vector(r.meta)
+            row += [float(v) for v in r.extra]
+            rows.append(row)
+        return torch.tensor(rows, dtype=torch.float32).reshape(len(records), -1)
+
+    @staticmethod
+    def curve_features(records: Sequence[RunRecord]) -> Tensor:
+        """``n x N_CURVE_FEATURES`` curve features (zeros without a curve)."""
+        rows = []
+        for r in records:
+            if r.curve is None:
+                rows.append(np.zeros(N_CURVE_FEATURES, np.float32))
+            else:
+                a, s, t = r.curve
+                rows.append(curve_features(a, s, t, r.anchor))
+        c = torch.from_numpy(np.stack(rows)) if rows else torch.zeros(0, N_CURVE_FEATURES)
+        return c.float() * torch.tensor([1, 1, 0.2, 1, 1, 1, 0.2, 0.3])
+
+    def raw_inputs(self, records: Sequence[RunRecord]) -> Inputs:
+        """Unstandardised inputs of ``records``."""
+        return Inputs(
+            self.text_features(records),
+            self.numeric_features(records),
+            self.curve_features(records),
+        )
+
+    def standardise(self, x: Inputs) -> Inputs:
+        """Apply the training statistics (differentiable in ``x.numeric``)."""
+        s = self.stats
+        return Inputs(
+            (x.text - s["text_mean"]) / s["text_std"],
+            (x.numeric - s["num_mean"]) / s["num_std"],
+            x.curve,
+        )
+
+    # -- learning --------------------------------------------------------------------------
+    def fit(
+        self,
+        records: Sequence[RunRecord],
+        y: Tensor,
+        calib_records: Sequence[RunRecord] | None = None,
+        calib_y: Tensor | None = None,
+    ) -> list[float]:
+        """Train the ensemble and calibrate it.
+
+        Args:
+            records: ``n`` training runs.
+            y: A ``n x t`` tensor of targets (NaN = missing).
+            calib_records: Held-out runs for split-conformal calibration; without them the
+                out-of-bag predictions of the bootstrap ensemble are used.
+            calib_y: Their ``n_c x t`` targets.
+
+        Returns:
+            The ensemble's loss trace summary (see :meth:`DeepEnsemble.fit`).
+        """
+        if len(records) == 0:
+            raise WorldModelError("no runs to train on")
+        y = torch.as_tensor(y, dtype=torch.float32).reshape(len(records), len(self.targets))
+        raw = self.raw_inputs(records)
+        self.stats = {
+            "text_mean": raw.text.mean(0),
+            "text_std": raw.text.std(0, unbiased=False).clamp_min(1e-6),
+            "num_mean": raw.numeric.mean(0),
+            "num_std": raw.numeric.std(0, unbiased=False).clamp_min(1e-6),
+        }
+        x = self.standardise(raw)
+        self.stats["num_min"] = x.numeric.min(0).values
+        self.stats["num_max"] = x.numeric.max(0).values
+        self.stats["text_bank"] = _unique_rows(raw.text)
+        self.ensemble = DeepEnsemble(
+            raw.text.shape[1], raw.numeric.shape[1], len(self.targets), self.config
+        )
+        losses = self.ensemble.fit(x, y, self.device)
+        self.ensemble.eval()
+        if calib_records is not None and calib_y is not None and len(calib_records):
+            mean, var = self._predict_inputs(self.standardise(self.raw_inputs(calib_records)))
+            yc = torch.as_tensor(calib_y, dtype=torch.float32).reshape(mean.shape)
+            ok = torch.ones(len(mean), dtype=torch.bool)
+        else:
+            mean, var, ok = self.ensemble.out_of_bag(x)
+            yc = y
+        self.calibrators = []
+        for j in range(len(self.targets)):
+            rows = ok & ~torch.isnan(yc[:, j])
+            self.calibrators.append(
+                ConformalCalibrator.from_residuals(
+                    yc[rows, j].double(), mean[rows, j].double(), var[rows, j].sqrt().double()
+                )
+            )
+        return losses
+
+    # -- querying --------------------------------------------------------------------------
+    def _require(self) -> DeepEnsemble:
+        if self.ensemble is None:
+            raise WorldModelError("the run predictor has not been trained")
+        return self.ensemble
+
+    def _predict_inputs(self, x: Inputs) -> tuple[Tensor, Tensor]:
+        return self._require()(x)
+
+    def predict_standardised(self, x: Inputs) -> tuple[Tensor, Tensor]:
+        """Calibrated ``(mean, std)``, each ``n x t``, from standardised inputs (differentiable)."""
+        mean, var = self._predict_inputs(x)
+        scale = torch.tensor([c.scale for c in self.calibrators], dtype=mean.dtype)
+        return mean, var.clamp_min(1e-12).sqrt() * scale
+
+    def predict(self, records: Sequence[RunRecord]) -> tuple[Tensor, Tensor, Tensor]:
+        """Calibrated predictions.
+
+        Returns:
+            ``(mean, std, far)``: ``n x t``, ``n x t`` and a ``n`` bool tensor flagging runs
+            far from the training data (numbers out of range, or unseen text).
+        """
+        self._require()
+        if not records:
+            t = len(self.targets)
+            return torch.zeros(0, t), torch.zeros(0, t), torch.zeros(0, dtype=torch.bool)
+        raw = self.raw_inputs(records)
+        x = self.standardise(raw)
+        with torch.no_grad():
+            mean, std = self.predict_standardised(x)
+        return mean, std, self.far(raw, x)
+
+    def far(self, raw: Inputs, x: Inputs) -> Tensor:
+        """``n`` flags: standardised numbers outside the training range, or an unseen learner."""
+        s = self.stats
+        out_num = ((x.numeric < s["num_min"] - RANGE_MARGIN) | (x.numeric > s["num_max"] + RANGE_MARGIN)).any(-1)
+        half = self.encoder.dim  # the learner segment: a new data set is expected
+        q = torch.nn.functional.normalize(raw.text[:, :half], dim=-1)
+        bank = torch.nn.functional.normalize(s["text_bank"][:, :half], dim=-1)
+        unseen = (q @ bank.T).max(-1).values < TEXT_SIMILARITY
+        return out_num | unseen
+
+    def interval_halfwidth(self, target: int, std: Tensor, level: float) -> Tensor:
+        """Half-width of the calibrated interval at ``level`` for calibrated ``std``."""
+        cal = self.calibrators[target]
+        return std * (cal.quantile(level) / cal.scale)
+
+    # -- persistence -----------------------------------------------------------------------
+    def state(self) -> dict[str, Tensor]:
+        """Tensors that rebuild the trained predictor (with the same encoder and config)."""
+        ens = self._require()
+        out = {f"ensemble.{k}": v.detach().clone() for k, v in ens.state_dict().items()}
+        out.update({f"stats.{k}": v.clone() for k, v in self.stats.items()})
+        for j, cal in enumerate(self.calibrators):
+            out[f"calib.{j}.scores"] = cal.scores.clone()
+        return out
+
+    def load_state(self, tensors: Mapping[str, Tensor], text_dim: int, numeric_dim: int) -> None:
+        """Inverse of :meth:`state`."""
+        self.stats = {k[6:]: v for k, v in tensors.items() if k.startswith("stats.")}
+        ens = DeepEnsemble(text_dim, numeric_dim, len(self.targets), self.config)
+        oob = tensors["ensemble.oob_mask"]
+        ens.oob_mask = torch.zeros_like(oob)
+        ens.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("ensemble.")})
+        ens.eval()
+        self.ensemble = ens
+        self.calibrators = [
+            ConformalCalibrator(tensors[f"calib.{j}.scores"]) for j in range(len(self.targets))
+        ]
+
+
+def _unique_rows(x: Tensor) -> Tensor:
+    return torch.unique(x.round(decimals=5), dim=0)
