@@ -130,11 +130,14 @@ class CampaignLoop:
             num_restarts=sched.num_restarts,
             raw_samples=sched.raw_samples,
         )
+        default_reservation = sched.initial_reservation or spec.budget.total / (
+            2 * sched.parallelism
+        )
         self.gate = DispatchGate(
             spec.budget.total,
             safety_factor=sched.cost_safety_factor,
-            default_reservation=sched.initial_reservation
-            or spec.budget.total / (2 * sched.parallelism),
+            default_reservation=default_reservation,
+            min_cap=default_reservation / 2,
             unit=spec.budget.unit,
         )
         self.stopping = StoppingRule(

@@ -39,10 +39,13 @@ class DataDesign:
         train_temperatures: Kelvin; seed ``0`` of each is the emulator's training data.
         heldout_temperatures: Kelvin; never trained on, reference only.
         reference_seeds: Seeds of the independent reference runs at every temperature.
+        extra_reference: More ``(temperature, seed)`` reference runs where one run does not
+            converge the basin populations (the rare φ > 0 basin at high temperature).
         train_seeds: Seeds of the training runs (at training temperatures only).
         length_ns: Length of each trajectory, ns.
         chunk_ns: Length of one cached chunk, ns.
         frame_ps: Interval between saved frames, ps.
+        equilibrate_ps: Discarded equilibration before chunk 0, ps.
         solvent: ``"vacuum"`` or an implicit-solvent model.
     """
 
@@ -50,9 +53,17 @@ class DataDesign:
     heldout_temperatures: tuple[float, ...] = (450.0,)
     train_seeds: tuple[int, ...] = (0,)
     reference_seeds: tuple[int, ...] = (1,)
+    extra_reference: tuple[tuple[float, int], ...] = (
+        (500.0, 2),
+        (500.0, 3),
+        (600.0, 2),
+        (600.0, 3),
+        (450.0, 2),
+    )
     length_ns: float = 10.0
     chunk_ns: float = 1.0
     frame_ps: float = 1.0
+    equilibrate_ps: float = 20.0
     solvent: str = "vacuum"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -63,6 +74,7 @@ class DataDesign:
             out += [(t, s, "train") for s in self.train_seeds]
         for t in self.train_temperatures + self.heldout_temperatures:
             out += [(t, s, "reference") for s in self.reference_seeds]
+        out += [(t, s, "reference") for t, s in self.extra_reference]
         return out
 
 
@@ -70,9 +82,7 @@ def _chunk_path(cache: Path, temperature: float, seed: int, k: int) -> Path:
     return cache / f"T{temperature:g}_s{seed}_c{k:04d}.npz"
 
 
-def run_chunk(
-    cache: Path, design: DataDesign, temperature: float, seed: int, k: int
-) -> Path:
+def run_chunk(cache: Path, design: DataDesign, temperature: float, seed: int, k: int) -> Path:
     """Run (or reuse) chunk ``k`` of one trajectory; returns its cache file."""
     path = _chunk_path(cache, temperature, seed, k)
     if path.is_file():
@@ -86,7 +96,7 @@ def run_chunk(
         temperature=temperature,
         length_ps=design.chunk_ns * 1000.0,
         frame_ps=design.frame_ps,
-        equilibrate_ps=20.0,
+        equilibrate_ps=design.equilibrate_ps,
         seed=seed * 100_003 + k,
     )
     out = simulate(spec, config, start=start)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,7 +62,7 @@ def _platform(name: str, spec: SystemSpec, threads: int) -> tuple[Any, dict[str,
 def simulate(
     spec: SystemSpec,
     config: RunConfig,
-    start: tuple[np.ndarray, np.ndarray] | None = None,
+    start: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> dict[str, Any]:
     """Run one Langevin simulation and return its frames.
 
@@ -71,7 +70,8 @@ def simulate(
         spec: The molecular system.
         config: Conditions and lengths.
         start: Optional ``(positions, velocities)``, each an ``n_atoms x 3`` array in nm and
-            nm/ps, to continue a previous run (no minimisation or equilibration then).
+            nm/ps, to continue a previous run (no minimisation or equilibration then);
+            velocities ``None`` draws them from the Maxwell–Boltzmann distribution.
 
     Returns:
         ``positions`` (``n_frames x n_atoms x 3`` float32, nm), ``energy`` (``n_frames``,
@@ -102,8 +102,14 @@ def simulate(
         if n_eq > 0:
             integrator.step(n_eq)
     else:
-        context.setPositions(start[0])
-        context.setVelocities(start[1])
+        context.setPositions(np.asarray(start[0], dtype=np.float64))
+        context.applyConstraints(1e-6)
+        if start[1] is None:
+            context.setVelocitiesToTemperature(
+                config.temperature * unit.kelvin, int(config.seed) + 1
+            )
+        else:
+            context.setVelocities(start[1])
     steps_per_frame = max(1, int(round(config.frame_ps * 1000.0 / config.timestep_fs)))
     n_frames = max(1, int(round(config.length_ps / config.frame_ps)))
     n_atoms = system.getNumParticles()

@@ -360,8 +360,13 @@ class LocalConnector(Connector):
 
     def _exit_note(self, pid: int) -> str:
         child = self._children.get(pid)
-        if child is None or child.returncode is None:
+        if child is None:
             return ""
+        if child.returncode is None:  # seen dead in /proc a moment before it could be reaped
+            try:
+                child.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                return ""
         code = child.returncode
         return f" (killed by signal {-code})" if code < 0 else f" (exit status {code})"
 

@@ -195,11 +195,13 @@ def system_meta(spec: SystemSpec) -> dict[str, Any]:
     for k in range(system.getNumConstraints()):
         i, j, r = system.getConstraintParameters(k)
         lengths[(min(i, j), max(i, j))] = r.value_in_unit(openmm.unit.nanometer)
-    bonds = sorted((min(b[0].index, b[1].index), max(b[0].index, b[1].index))
-                   for b in topology.bonds())
+    bonds = sorted(
+        (min(b[0].index, b[1].index), max(b[0].index, b[1].index)) for b in topology.bonds()
+    )
     atoms = list(topology.atoms())
     kinds = [
-        KINDS.index(a.element.symbol) if a.element is not None and a.element.symbol in KINDS
+        KINDS.index(a.element.symbol)
+        if a.element is not None and a.element.symbol in KINDS
         else KINDS.index("X")
         for a in atoms
     ]

@@ -111,4 +111,3 @@ def build_acquisition(
     if kind == "ei":
         return log_ei
     return LogEIPerCost(log_ei, model.log_cost_model(), cost_exponent)
-

@@ -154,7 +154,9 @@ class Agent:
     def _random(self, n_prior: int, n: int, salt: int = 0) -> Tensor:
         """Uniform points, reproducible from the seed and the number already proposed."""
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + n_prior * 7919 + salt)
-        return self.space.round_trip(torch.rand(n, self.space.dim, generator=gen, dtype=torch.double))
+        return self.space.round_trip(
+            torch.rand(n, self.space.dim, generator=gen, dtype=torch.double)
+        )
 
     # -- Bayesian optimisation ----------------------------------------------------------
     def _optimize(
@@ -169,8 +171,12 @@ class Agent:
         """Sequential greedy batch of ``n`` points (``n x d``) and their acquisition values."""
         space = self.space
         X_baseline = space.encode([e.parameters for e in completed])
-        X_pending = space.encode(list(pending)) if pending else space.encode([]).reshape(0, space.dim)
-        X_seen = torch.cat([space.encode([e.parameters for e in experiments]).reshape(-1, space.dim), X_pending])
+        X_pending = (
+            space.encode(list(pending)) if pending else space.encode([]).reshape(0, space.dim)
+        )
+        X_seen = torch.cat(
+            [space.encode([e.parameters for e in experiments]).reshape(-1, space.dim), X_pending]
+        )
         chosen: list[Tensor] = []
         values: list[float | None] = []
         for i in range(n):

@@ -78,6 +78,9 @@ class DispatchGate:
             experiments fits even if every one of them runs to its cap.
         min_reservation: Least reservation worth dispatching a candidate without
             prediction. Defaults to a hundredth of the budget.
+        min_cap: Floor of a predicted candidate's reservation (its cost cap): a cost model that
+            is confidently wrong about a cheap experiment does not get it stopped at a tiny
+            cap. What remains of the budget still bounds every reservation.
         unit: Cost unit shown in reasons (e.g. ``"s"``).
 
     Raises:
@@ -91,6 +94,7 @@ class DispatchGate:
         safety_factor: float = 1.25,
         default_reservation: float | None = None,
         min_reservation: float | None = None,
+        min_cap: float = 0.0,
         unit: str = "",
     ) -> None:
         if not (math.isfinite(budget_total) and budget_total > 0):
@@ -115,6 +119,9 @@ class DispatchGate:
         self.safety_factor = float(safety_factor)
         self.default_reservation = float(default_reservation)
         self.min_reservation = float(min_reservation)
+        if not (math.isfinite(min_cap) and min_cap >= 0):
+            raise BudgetError(f"the minimum cap must be a number >= 0, got {min_cap!r}")
+        self.min_cap = float(min_cap)
         self.unit = unit
 
     # -- accounting ---------------------------------------------------------------------
@@ -158,6 +165,11 @@ class DispatchGate:
             )
         wanted = self.safety_factor * upper
         how = f"{pred.cost.level:.0%} upper bound {self._fmt(upper)} x {self.safety_factor:g}"
+        if wanted < self.min_cap:
+            # A confident but wrong cost model must not get cheap-looking experiments killed
+            # at a tiny cap: reserve at least min_cap (the budget left still bounds it).
+            wanted = self.min_cap
+            how += f", raised to the floor {self._fmt(self.min_cap)}"
         # The least worth running it with is its predicted mean cost (a very wide log-normal
         # can put the mean above the interval's upper end: then the reservation itself).
         minimum = min(max(0.0, mean), wanted) if math.isfinite(mean) else wanted

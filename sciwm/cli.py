@@ -310,7 +310,7 @@ def _demo(budget: float | None, tracking_uri: str | None, use_prefect: bool) -> 
 
     from sciwm.spec import parse_spec
 
-    text = resources.files("sciwm.examples").joinpath("demo.toml").read_text()
+    text = resources.files("sciwm.examples").joinpath("demo_mlrun.toml").read_text()
     data = tomllib.loads(text)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     data["campaign"]["name"] = f"{data['campaign']['name']}-{stamp}"
@@ -322,7 +322,8 @@ def _demo(budget: float | None, tracking_uri: str | None, use_prefect: bool) -> 
     file = folder / f"{spec.name}.toml"
     file.write_text(_retitle(text, spec.name, data["budget"]["total"]))
     print(
-        "sciwm demo: tuning HistGradientBoosting on scikit-learn's digits, "
+        "sciwm demo: choosing a learner and training size for scikit-learn's digits with an "
+        "LCDB-pretrained language-model world model, "
         f"{spec.budget.total:.0f} s of real training compute, "
         f"{spec.scheduler.parallelism} runs at a time"
     )
@@ -336,7 +337,7 @@ def _demo(budget: float | None, tracking_uri: str | None, use_prefect: bool) -> 
     plots = write_report(store, spec.name, Path("reports") / spec.name)
     print()
     rows = [
-        ["best accuracy (3-fold CV)", _fmt(result.best_value)],
+        ["best accuracy (held-out 20%)", _fmt(result.best_value)],
         [
             "best configuration",
             ", ".join(f"{k}={_fmt(v)}" for k, v in (result.best_parameters or {}).items()),
@@ -357,8 +358,8 @@ def _demo(budget: float | None, tracking_uri: str | None, use_prefect: bool) -> 
     uri = result.tracking_uri
     print(f"\nsee the runs: mlflow ui --backend-store-uri {uri}")
     print(
-        f"ask the world model: sciwm predict {spec.name} -p learning_rate=0.1 -p max_iter=50 "
-        "-p max_leaf_nodes=16 -p l2_regularization=0.01"
+        f"ask the world model: sciwm predict {spec.name} -p learner=RandomForestClassifier "
+        "-p train_size=1000"
     )
     return 0
 
@@ -366,7 +367,7 @@ def _demo(budget: float | None, tracking_uri: str | None, use_prefect: bool) -> 
 def _retitle(text: str, name: str, budget: float) -> str:
     out = []
     for line in text.splitlines():
-        if line.startswith('name = "demo-digits"'):
+        if line.startswith(('name = "demo-digits"', 'name = "demo-mlrun"')):
             line = f'name = "{name}"'
         elif line.startswith("total = "):
             line = f"total = {float(budget)}          # seconds of real training compute"

@@ -12,9 +12,14 @@ from sciwm.errors import SciwmError
 BUILTIN: dict[str, dict[str, str]] = {
     "sciwm.connectors": {
         "local": "lab_connectors.local:LocalConnector",
+        "replay": "lab_connectors.replay:ReplayConnector",
+        "mltrain": "lab_connectors.mltrain:MLTrainConnector",
+        "openmm": "lab_connectors.openmm_md:OpenMMConnector",
     },
     "sciwm.world_models": {
         "gp": "surrogates.gp:GPWorldModel",
+        "mlrun": "surrogates.mlrun.model:MLRunWorldModel",
+        "md_emulator": "surrogates.md.world_model:MDEmulatorWorldModel",
     },
 }
 

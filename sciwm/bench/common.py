@@ -147,7 +147,9 @@ def format_table(
     Returns:
         The table as text.
     """
-    metrics = list(metrics) if metrics is not None else list(dict.fromkeys(r["metric"] for r in rows))
+    metrics = (
+        list(metrics) if metrics is not None else list(dict.fromkeys(r["metric"] for r in rows))
+    )
     problems = list(dict.fromkeys(r["problem"] for r in rows))
     order = list(methods) if methods is not None else list(dict.fromkeys(r["method"] for r in rows))
     table: dict[tuple[str, str, str], str] = {}

@@ -57,7 +57,8 @@ class MDDataset:
     def select(self, role: str | None = None, temperature: float | None = None) -> list[Trajectory]:
         """Trajectories with the given role and/or temperature."""
         return [
-            t for t in self.trajectories
+            t
+            for t in self.trajectories
             if (role is None or t.role == role)
             and (temperature is None or abs(t.temperature - temperature) < 1e-6)
         ]
@@ -108,7 +109,9 @@ def load_dataset(path: str | Path | None = None) -> MDDataset:
                 for t in meta["trajectories"]
             ]
     except (KeyError, ValueError, OSError) as exc:
-        raise WorldModelError(f"{path} is not an MD data set made by flows.md_data: {exc}") from None
+        raise WorldModelError(
+            f"{path} is not an MD data set made by flows.md_data: {exc}"
+        ) from None
     return MDDataset(molecule_from_meta(meta["system"]), trajs, meta)
 
 

@@ -35,9 +35,9 @@ class NetConfig:
 
     n_kinds: int = 8
     n_conditions: int = 2
-    hidden: int = 64
+    hidden: int = 48
     layers: int = 3
-    n_rbf: int = 16
+    n_rbf: int = 10
     cutoff: float = 1.2
 
 
@@ -59,39 +59,60 @@ class RadialBasis(nn.Module):
 
 
 class EquivariantBlock(MessagePassing):
-    """One round of invariant messages: ``h_i += φ_h(h_i, Σ_j φ_e(h_i, h_j, e_ij))``."""
+    """One round of invariant messages.
+
+    ``m_ij = SiLU(A h_i + B h_j + C e_ij)``; ``h_i += φ_h(h_i, Σ_j m_ij)``. The per-edge work is
+    one small projection of the edge features: the node projections are computed once per
+    node, and the output linear map is applied after the sum (it commutes with it).
+    """
 
     def __init__(self, hidden: int, edge_dim: int) -> None:
         super().__init__(aggr="add")
-        self.edge_mlp = mlp(2 * hidden + edge_dim, hidden, hidden)
+        self.lin_i = nn.Linear(hidden, hidden)
+        self.lin_j = nn.Linear(hidden, hidden, bias=False)
+        self.lin_e = nn.Linear(edge_dim, hidden, bias=False)
         self.node_mlp = mlp(2 * hidden, hidden, hidden)
         self.norm = nn.LayerNorm(hidden)
 
     def forward(self, h: Tensor, edge_index: Tensor, e: Tensor) -> Tensor:
         """Args: h ``N x H``; edge_index ``2 x E``; e ``E x D``. Returns ``N x H``."""
-        agg = self.propagate(edge_index, h=h, e=e)
-        return h + self.node_mlp(torch.cat([self.norm(h), agg], dim=-1))
+        agg = self.propagate(edge_index, a=self.lin_i(h), b=self.lin_j(h), c=self.lin_e(e))
+        return h + self.node_mlp(torch.cat([self.norm(h), agg / 16.0], dim=-1))
 
-    def message(self, h_i: Tensor, h_j: Tensor, e: Tensor) -> Tensor:
-        return self.edge_mlp(torch.cat([h_i, h_j, e], dim=-1)) / 8.0
+    def message(self, a_i: Tensor, b_j: Tensor, c: Tensor) -> Tensor:
+        return nn.functional.silu(a_i + b_j + c)
 
 
 class VectorReadout(MessagePassing):
-    """Equivariant vectors: ``v_i = Σ_j a_ij (xs_i - xs_j) + b_ij (xc_i - xc_j)``."""
+    """Equivariant vectors: ``v_i = Σ_j a_ij (xs_i - xs_j) + b_ij (xc_i - xc_j)``.
+
+    The invariant weights ``(a_ij, b_ij) = W SiLU(A h_i + B h_j + C e_ij)``.
+    """
 
     def __init__(self, hidden: int, edge_dim: int) -> None:
         super().__init__(aggr="add")
-        self.weights = mlp(2 * hidden + edge_dim, hidden, 2)
+        self.lin_i = nn.Linear(hidden, hidden)
+        self.lin_j = nn.Linear(hidden, hidden, bias=False)
+        self.lin_e = nn.Linear(edge_dim, hidden, bias=False)
+        self.out = nn.Linear(hidden, 2)
 
     def forward(self, h: Tensor, edge_index: Tensor, e: Tensor, xs: Tensor, xc: Tensor) -> Tensor:
         """Args: h ``N x H``; xs, xc ``N x 3``. Returns ``N x 3``."""
-        return self.propagate(edge_index, h=h, e=e, xs=xs, xc=xc)
+        return self.propagate(
+            edge_index, a=self.lin_i(h), b=self.lin_j(h), c=self.lin_e(e), xs=xs, xc=xc
+        )
 
     def message(
-        self, h_i: Tensor, h_j: Tensor, e: Tensor, xs_i: Tensor, xs_j: Tensor, xc_i: Tensor,
+        self,
+        a_i: Tensor,
+        b_j: Tensor,
+        c: Tensor,
+        xs_i: Tensor,
+        xs_j: Tensor,
+        xc_i: Tensor,
         xc_j: Tensor,
     ) -> Tensor:
-        w = self.weights(torch.cat([h_i, h_j, e], dim=-1))
+        w = self.out(nn.functional.silu(a_i + b_j + c))
         return w[:, :1] * (xs_i - xs_j) + w[:, 1:2] * (xc_i - xc_j)
 
 
@@ -140,8 +161,11 @@ class VelocityNet(nn.Module):
         ds = (xs[dst] - xs[src]).norm(dim=-1)
         dc = (xc[dst] - xc[src]).norm(dim=-1)
         e = torch.cat(
-            [nn.functional.one_hot(edge_type, N_EDGE_TYPES).to(xs.dtype), self.rbf(ds),
-             self.rbf(dc)],
+            [
+                nn.functional.one_hot(edge_type, N_EDGE_TYPES).to(xs.dtype),
+                self.rbf(ds),
+                self.rbf(dc),
+            ],
             dim=-1,
         )
         t = s.unsqueeze(-1)

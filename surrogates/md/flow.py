@@ -17,7 +17,14 @@ import torch
 from torch import Tensor, nn
 
 from surrogates.md.egnn import NetConfig, VelocityNet
-from surrogates.md.geometry import centre, kabsch_align, project_bonds, valid_frames
+from surrogates.md.geometry import (
+    centre,
+    chirality,
+    kabsch_align,
+    project_bonds,
+    sp3_centres,
+    valid_frames,
+)
 from surrogates.md.graph import batch_edges, full_graph, topological_distance
 
 
@@ -58,7 +65,7 @@ class FlowConfig:
     """
 
     net: NetConfig = field(default_factory=NetConfig)
-    sigma: float = 0.1
+    sigma: float = 0.03
     ode_steps: int = 6
     condition_names: tuple[str, ...] = ("temperature",)
     condition_centre: tuple[float, ...] = (450.0,)
@@ -80,6 +87,12 @@ class FlowEmulator(nn.Module):
         self.register_buffer("edges", edges)
         self.register_buffer("edge_type", (topo[edges[0], edges[1]] - 1).clamp(0, 3))
         self.register_buffer("bonds", bonds)
+        iu = torch.triu_indices(n, n, offset=1)
+        angles = iu[:, topo[iu[0], iu[1]] == 2].T.contiguous()
+        self.register_buffer("angle_pairs", angles, persistent=False)
+        kinds = torch.tensor(molecule.kinds, dtype=torch.long)
+        self.register_buffer("sp3", sp3_centres(n, bonds, kinds), persistent=False)
+        self._graph_cache: dict[tuple[int, torch.device], tuple[Tensor, ...]] = {}
         self.register_buffer("r0", torch.tensor(molecule.r0, dtype=torch.float32))
 
     def encode_conditions(self, conditions: Tensor, tau_ps: Tensor) -> Tensor:
@@ -107,12 +120,25 @@ class FlowEmulator(nn.Module):
             ``B x n x 3``.
         """
         b, n = xs.shape[:2]
-        edge_index = batch_edges(self.edges, n, b)
-        edge_type = self.edge_type.repeat(b)
-        batch = torch.arange(b, device=xs.device).repeat_interleave(n)
+        key = (b, xs.device)
+        if key not in self._graph_cache:
+            self._graph_cache.clear()
+            self._graph_cache[key] = (
+                batch_edges(self.edges, n, b),
+                self.edge_type.repeat(b),
+                torch.arange(b, device=xs.device).repeat_interleave(n),
+                self.kinds.repeat(b),
+            )
+        edge_index, edge_type, batch, kinds = self._graph_cache[key]
         v = self.net(
-            xs.reshape(-1, 3), xc.reshape(-1, 3), self.kinds.repeat(b), cond, s, edge_index,
-            edge_type, batch,
+            xs.reshape(-1, 3),
+            xc.reshape(-1, 3),
+            self.kinds.repeat(b),
+            cond,
+            s,
+            edge_index,
+            edge_type,
+            batch,
         )
         return centre(v.reshape(b, n, 3))
 
@@ -180,11 +206,14 @@ class Rollout:
         raw_valid: ``n_jumps x B`` whether each generated frame was chemically valid before
             any bond projection.
         wall_s: Seconds spent.
+        rejected: ``n_jumps x B`` whether the jump was rejected (every resample inverted a
+            stereocentre), so the trajectory stayed where it was.
     """
 
     positions: Tensor
     raw_valid: Tensor
     wall_s: float
+    rejected: Tensor | None = None
 
 
 @torch.no_grad()
@@ -196,6 +225,7 @@ def rollout(
     n_jumps: int,
     project: bool = True,
     seed: int = 0,
+    resamples: int = 3,
 ) -> Rollout:
     """Roll many trajectories forward in jumps of ``τ``.
 
@@ -208,9 +238,13 @@ def rollout(
         conditions: ``B x C`` conditions.
         tau_ps: Jump length.
         n_jumps: Number of jumps.
-        project: Project bonds onto their force-field lengths after every jump (the raw
-            validity is recorded before).
+        project: After every jump, project bond lengths onto the force field's and 1-3
+            distances (bond angles) onto those of the start configuration — the stiff degrees
+            of freedom an MD engine keeps near-rigid — so that errors in them cannot accumulate
+            over a rollout. The raw validity is recorded before.
         seed: Seed of the noise.
+        resamples: A sample that inverts a stereocentre (leaves the valid region) is drawn
+            again up to this many times; if it still does, the jump is rejected.
 
     Returns:
         A :class:`Rollout`.
@@ -228,21 +262,37 @@ def rollout(
     tau = torch.full((b,), float(tau_ps), device=device)
     frames, valid = [x.cpu()], []
     m0 = members[0]
+    pairs = torch.cat([m0.bonds, m0.angle_pairs])
+    d13 = (x[:, m0.angle_pairs[:, 0]] - x[:, m0.angle_pairs[:, 1]]).norm(dim=-1)
+    targets = torch.cat([m0.r0.expand(b, -1), d13], dim=-1)
+    hand0 = chirality(x, m0.sp3)
+    rejected = []
     for _ in range(n_jumps):
         nxt = torch.empty_like(x)
-        for k, model in enumerate(members):
-            sel = (owner == k).nonzero(as_tuple=True)[0].to(device)
-            if sel.numel():
-                nxt[sel] = model.sample(x[sel], conditions[sel], tau[sel], gen)
-        ok = valid_frames(nxt, m0.bonds, m0.r0)
-        valid.append(ok.cpu())
-        if not torch.all(torch.isfinite(nxt)):
-            raise FloatingPointError("an emulator rollout produced non-finite coordinates")
+        todo = torch.ones(b, dtype=torch.bool, device=device)
+        ok = torch.zeros(b, dtype=torch.bool, device=device)
+        for _attempt in range(resamples + 1):
+            for k, model in enumerate(members):
+                sel = ((owner.to(device) == k) & todo).nonzero(as_tuple=True)[0]
+                if sel.numel():
+                    nxt[sel] = model.sample(x[sel], conditions[sel], tau[sel], gen)
+            if not torch.all(torch.isfinite(nxt)):
+                raise FloatingPointError("an emulator rollout produced non-finite coordinates")
+            if _attempt == 0:
+                ok = valid_frames(nxt, m0.bonds, m0.r0)
+            todo = (chirality(nxt, m0.sp3) != hand0).any(-1)
+            if not todo.any():
+                break
+        valid.append((ok & ~todo).cpu())
+        rejected.append(todo.cpu())
+        nxt[todo] = x[todo]
         if project:
-            nxt = project_bonds(nxt, m0.bonds, m0.r0)
+            nxt = project_bonds(nxt, pairs, targets)
         x = nxt
         frames.append(x.cpu())
-    return Rollout(torch.stack(frames), torch.stack(valid), time.perf_counter() - t0)
+    return Rollout(
+        torch.stack(frames), torch.stack(valid), time.perf_counter() - t0, torch.stack(rejected)
+    )
 
 
 def n_parameters(model: nn.Module) -> int:

@@ -92,32 +92,77 @@ def valid_frames(x: Tensor, bonds: Tensor, r0: Tensor, tol: float = 0.10) -> Ten
     return ((bond_lengths(x, bonds) - r0).abs() <= tol * r0).all(dim=-1)
 
 
-def project_bonds(x: Tensor, bonds: Tensor, r0: Tensor, iterations: int = 20) -> Tensor:
+def project_bonds(x: Tensor, bonds: Tensor, r0: Tensor, iterations: int = 12) -> Tensor:
     """SHAKE-like projection of every bond onto its reference length (equal masses).
 
-    Moves both atoms of a bond symmetrically along it, so the result stays equivariant.
+    Sweeps over the bonds one at a time (Gauss–Seidel), moving both atoms symmetrically along
+    the bond, so the result stays equivariant; on a tree of bonds it converges in a few sweeps.
 
     Args:
         x: A ``... x n x 3`` tensor.
-        bonds: A ``n_bonds x 2`` long tensor.
-        r0: A ``n_bonds`` tensor.
-        iterations: Sweeps over all bonds (Jacobi style, averaged per atom).
+        bonds: A ``n_bonds x 2`` long tensor (any atom pairs: bonds, or 1-3 pairs for angles).
+        r0: A ``n_bonds`` tensor, or ``... x n_bonds`` (a target length per configuration).
+        iterations: Sweeps over all pairs.
 
     Returns:
         Same shape as ``x``.
     """
-    i, j = bonds[:, 0], bonds[:, 1]
-    n = x.shape[-2]
-    count = torch.zeros(n, dtype=x.dtype, device=x.device)
-    count.index_add_(0, i, torch.ones_like(r0))
-    count.index_add_(0, j, torch.ones_like(r0))
-    count = count.clamp(min=1.0).unsqueeze(-1)
+    x = x.clone()
+    pairs = bonds.tolist()
+    r0 = r0.to(x)
     for _ in range(iterations):
-        d = x[..., i, :] - x[..., j, :]
-        length = d.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        corr = 0.5 * (length - r0.unsqueeze(-1)) * d / length
-        delta = torch.zeros_like(x)
-        delta.index_add_(-2, i, -corr)
-        delta.index_add_(-2, j, corr)
-        x = x + delta / count
+        for k, (i, j) in enumerate(pairs):
+            d = x[..., i, :] - x[..., j, :]
+            length = d.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+            corr = 0.5 * (length - r0[..., k : k + 1]) * d / length
+            x[..., i, :] -= corr
+            x[..., j, :] += corr
     return x
+
+
+def chirality(x: Tensor, centres: Tensor) -> Tensor:
+    """Handedness of sp3 centres: sign of the volume of three of their bond vectors.
+
+    Proper rotations and translations keep it; inverting a centre (unphysical in MD) flips it.
+
+    Args:
+        x: A ``... x n x 3`` tensor.
+        centres: A ``n_centres x 4`` long tensor: centre atom, then three bonded neighbours.
+
+    Returns:
+        A ``... x n_centres`` tensor of +1/-1.
+    """
+    c = x[..., centres[:, 0], :]
+    a, b, d = (x[..., centres[:, k], :] - c for k in (1, 2, 3))
+    return torch.sign((torch.cross(a, b, dim=-1) * d).sum(-1))
+
+
+def sp3_centres(n: int, bonds: Tensor, kinds: Tensor | None = None) -> Tensor:
+    """Stereocentres: atoms with four bonds, each with its first three neighbours.
+
+    A centre with two or more terminal neighbours of the same kind (a methyl carbon's three
+    hydrogens) is not chiral: its mirror image is the same molecule with like atoms relabelled,
+    so it is left out when ``kinds`` is given.
+
+    Args:
+        n: Number of atoms.
+        bonds: A ``n_bonds x 2`` long tensor.
+        kinds: Optional ``n`` atom kinds.
+
+    Returns:
+        A ``n_centres x 4`` long tensor.
+    """
+    neighbours: list[list[int]] = [[] for _ in range(n)]
+    for i, j in bonds.tolist():
+        neighbours[i].append(j)
+        neighbours[j].append(i)
+    rows = []
+    for i, nb in enumerate(neighbours):
+        if len(nb) != 4:
+            continue
+        if kinds is not None:
+            terminal = [int(kinds[j]) for j in nb if len(neighbours[j]) == 1]
+            if len(terminal) != len(set(terminal)):
+                continue
+        rows.append([i, *sorted(nb)[:3]])
+    return torch.tensor(rows, dtype=torch.long).reshape(-1, 4)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 
+from sciwm.errors import WorldModelError
 from surrogates.md.data import Trajectory, sample_pairs
+from surrogates.md.egnn import NetConfig
 from surrogates.md.flow import FlowConfig, FlowEmulator, Molecule
 
 
@@ -28,7 +33,7 @@ class TrainConfig:
     """
 
     steps: int = 3000
-    batch: int = 64
+    batch: int = 32
     lr: float = 2e-3
     taus_ps: tuple[float, ...] = (10.0, 100.0)
     members: int = 3
@@ -79,7 +84,7 @@ def train_member(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if log and (step % 200 == 0 or step == config.steps - 1):
             recent = sum(losses[-200:]) / len(losses[-200:])
             log(f"member {member} step {step} loss {recent:.5f} ({time.perf_counter() - t0:.0f} s)")
@@ -97,3 +102,125 @@ def train_ensemble(
 ) -> list[FlowEmulator]:
     """Train ``config.members`` emulators with different seeds."""
     return [train_member(molecule, trajectories, config, k, log)[0] for k in range(config.members)]
+
+
+def ensemble_state(models: list[FlowEmulator]) -> dict[str, torch.Tensor]:
+    """All members' weights as one flat tensor dict (``member{k}.<name>``)."""
+    return {
+        f"member{k}.{name}": t.detach().cpu()
+        for k, m in enumerate(models)
+        for name, t in m.state_dict().items()
+    }
+
+
+def config_to_dict(config: FlowConfig) -> dict[str, Any]:
+    """JSON-able form of a :class:`FlowConfig`."""
+    return asdict(config)
+
+
+def config_from_dict(data: dict[str, Any]) -> FlowConfig:
+    """Inverse of :func:`config_to_dict`."""
+    net = NetConfig(**data["net"])
+    rest = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "net"}
+    return FlowConfig(net=net, **rest)
+
+
+def save_checkpoint(path: str | Path, models: list[FlowEmulator], info: dict[str, Any]) -> Path:
+    """Write an ensemble: ``path`` (tensors, ``torch.save``) and ``path.json`` (config, facts).
+
+    Nothing but tensors goes into the tensor file, so loading needs no pickle.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ensemble_state(models), path)
+    meta = {
+        "members": len(models),
+        "flow": config_to_dict(models[0].config),
+        "molecule": asdict(models[0].molecule),
+        **info,
+    }
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+    return path
+
+
+def build_ensemble(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> list[FlowEmulator]:
+    """Rebuild an ensemble from :func:`ensemble_state` tensors and checkpoint facts."""
+    from surrogates.md.data import molecule_from_meta
+
+    config = config_from_dict(meta["flow"])
+    molecule = molecule_from_meta(meta["molecule"])
+    models = []
+    for k in range(int(meta["members"])):
+        m = FlowEmulator(molecule, config)
+        prefix = f"member{k}."
+        m.load_state_dict({n[len(prefix) :]: t for n, t in tensors.items() if n.startswith(prefix)})
+        m.eval()
+        models.append(m)
+    return models
+
+
+def load_checkpoint(path: str | Path) -> tuple[list[FlowEmulator], dict[str, Any]]:
+    """Read an ensemble written by :func:`save_checkpoint`.
+
+    Raises:
+        WorldModelError: If the files are missing or do not match.
+    """
+    path = Path(path)
+    if not path.is_file() or not path.with_suffix(".json").is_file():
+        raise WorldModelError(
+            f"no emulator checkpoint at {path} (+ .json); train one with "
+            "`python -m surrogates.md.train --out PATH`"
+        )
+    meta = json.loads(path.with_suffix(".json").read_text())
+    try:
+        tensors = torch.load(path, weights_only=True)
+        return build_ensemble(tensors, meta), meta
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise WorldModelError(f"emulator checkpoint {path} does not load: {exc}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: train an ensemble on the data set and save it."""
+    import argparse
+
+    from surrogates.md.data import load_dataset
+
+    parser = argparse.ArgumentParser(description="Train the MD flow-matching emulator.")
+    parser.add_argument("--data", default=None, help="data set (default: the committed one)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
+    parser.add_argument("--members", type=int, default=TrainConfig.members)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data = load_dataset(args.data)
+    config = TrainConfig(steps=args.steps, members=args.members, seed=args.seed)
+    trajs = data.select(role="train")
+
+    def log(msg: str) -> None:
+        print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+    models, losses = [], []
+    t0 = time.perf_counter()
+    for k in range(config.members):
+        model, loss = train_member(data.molecule, trajs, config, k, log)
+        models.append(model)
+        losses.append(sum(loss[-200:]) / len(loss[-200:]))
+        save_checkpoint(
+            args.out,
+            models,
+            {
+                "train": {**asdict(config), "flow": None},
+                "final_loss": losses,
+                "train_wall_s": time.perf_counter() - t0,
+                "train_temperatures": sorted({t.temperature for t in trajs}),
+                "data": str(args.data or "data/md/alanine_vacuum.npz"),
+            },
+        )
+        log(f"saved {len(models)} member(s) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

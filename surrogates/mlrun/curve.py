@@ -4,8 +4,8 @@ A partial curve is what a run has shown so far: scores (and train times) at the 
 sizes (anchors) already reached. :func:`curve_features` turns it into a fixed-length vector
 that states, relative to the target size, where the curve is and where it is heading (last
 value, slope in log size, a power-law extrapolation, the extrapolated log train time);
-:class:`surrogates.mlrun.heads.GaussianHeads` learns a small encoder on top of it. :func:`power_law_extrapolate` is also the
-power-law baseline of the benchmark.
+:class:`surrogates.mlrun.heads.GaussianHeads` learns a small encoder on top of it.
+:func:`power_law_extrapolate` is also the power-law baseline of the benchmark.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ META_FEATURES: tuple[str, ...] = (
 LOG_META: frozenset[str] = frozenset({"NumberOfInstances", "NumberOfFeatures", "NumberOfClasses"})
 
 RUN_COLUMNS: tuple[str, ...] = ("dataset", "learner", "anchor", "score", "train_time")
-CACHE_VERSION = "v1"
+CACHE_VERSION = "v2"  # lab_connectors/replay.py reads the same files
 
 
 def cache_dir() -> Path:
@@ -153,22 +153,23 @@ def lcdb_package_dir() -> Path:
     return folder
 
 
-def build_lcdb_cache(metric: str = "accuracy", target: Path | None = None) -> Path:
+def build_lcdb_cache(
+    metric: str = "accuracy", target: Path | None = None, source: Path | None = None
+) -> Path:
     """Convert LCDB's CSVs to a compact parquet cache (mean over seeds per anchor).
 
     Args:
         metric: LCDB metric file: ``accuracy``, ``auc``, ``f1`` or ``logloss``.
         target: Cache folder (default ``cache_dir() / "lcdb"``).
+        source: Folder with LCDB's CSV files (default: the installed ``lcdb`` package).
 
     Returns:
         The folder holding ``runs-<metric>.parquet`` and ``datasets.parquet``.
     """
-    src = lcdb_package_dir()
+    src = source or lcdb_package_dir()
     csv = src / f"database-{metric}.csv"
     if not csv.is_file():
-        raise WorldModelError(
-            f"LCDB has no metric {metric!r}; use accuracy, auc, f1 or logloss"
-        )
+        raise WorldModelError(f"LCDB has no metric {metric!r}; use accuracy, auc, f1 or logloss")
     target = target or cache_dir() / "lcdb"
     target.mkdir(parents=True, exist_ok=True)
     raw = pd.read_csv(
@@ -183,12 +184,10 @@ def build_lcdb_cache(metric: str = "accuracy", target: Path | None = None) -> Pa
     )
     meta = pd.read_csv(src / "datasets.csv")
     meta["MajorityClassPercentage"] = 100.0 * meta["MajorityClassSize"] / meta["NumberOfInstances"]
-    meta = meta.dropna(subset=list(META_FEATURES))
     # Names are not unique in OpenML: qualify repeated ones with their id.
     dup = meta["Name"].duplicated(keep=False)
-    meta["dataset"] = np.where(
-        dup, meta["Name"] + "-" + meta["openmlid"].astype(str), meta["Name"]
-    )
+    meta["dataset"] = meta["Name"].where(~dup, meta["Name"] + "-" + meta["openmlid"].astype(str))
+    meta = meta.dropna(subset=list(META_FEATURES))
     names = dict(zip(meta["openmlid"], meta["dataset"], strict=True))
     runs = runs[runs["openmlid"].isin(names)].copy()
     runs["dataset"] = runs["openmlid"].map(names)

@@ -113,9 +113,7 @@ class HFEncoder(TextEncoder):
                 "model folder (config.json + weights), or 'minilm' / 'smollm2'"
             )
         if gguf_file is None and not (path / "config.json").is_file():
-            raise WorldModelError(
-                f"{path} is not a Hugging Face model directory (no config.json)"
-            )
+            raise WorldModelError(f"{path} is not a Hugging Face model directory (no config.json)")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -300,7 +298,9 @@ class CachedEncoder(TextEncoder):
 
     def encode(self, texts: list[str]) -> np.ndarray:
         keys = [self.key(t) for t in texts]
-        todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._memory}.items())
+        todo = sorted(
+            {k: t for k, t in zip(keys, texts, strict=True) if k not in self._memory}.items()
+        )
         if todo:
             vectors = self.encoder.encode([t for _, t in todo])
             for (k, _), v in zip(todo, vectors, strict=True):
@@ -314,3 +314,14 @@ class CachedEncoder(TextEncoder):
         if not keys:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([self._memory[k] for k in keys]).astype(np.float32)
+
+
+def encoder_id(name: str) -> str:
+    """Stable id of an encoder name (names its embedding cache)."""
+    known = {"minilm": "all-MiniLM-L6-v2", "smollm2": "SmolLM2-135M-Instruct"}
+    return known.get(name, Path(name).name if "/" in name else name)
+
+
+def cached_encoder(name: str) -> CachedEncoder:
+    """``load_encoder(name)`` behind the on-disk embedding cache, loaded only when needed."""
+    return CachedEncoder(lambda: load_encoder(name), encoder_id=encoder_id(name))

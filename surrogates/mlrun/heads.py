@@ -257,6 +257,7 @@ class DeepEnsemble(nn.Module):
         """Every member's ``(mean, var)`` in target units: two ``k x n x t`` tensors."""
         m, v = self.heads(x.text, x.numeric, x.curve)
         return m * self.y_std + self.y_mean, v * self.y_std**2
+
     def forward(self, x: Inputs) -> tuple[Tensor, Tensor]:
         """Mixture ``(mean, var)``, each ``n x t``, in target units."""
         means, vars_ = self.member_predictions(x)

@@ -23,12 +23,16 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from botorch.models import SingleTaskGP
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import MixedSingleTaskGP, SingleTaskGP
+from botorch.models.transforms.outcome import Standardize
 from botorch.posteriors import GPyTorchPosterior, Posterior
 from gpytorch.distributions import MultivariateNormal
+from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
 from sciwm.errors import WorldModelError
@@ -36,10 +40,16 @@ from sciwm.experiment import Experiment, Observation
 from sciwm.prediction import Estimate, Prediction
 from sciwm.space import SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
-from surrogates.mlrun.encoders import CachedEncoder, load_encoder
-from surrogates.mlrun.heads import HeadConfig, Inputs
+from surrogates.mlrun.data import RunData, load_slice
+from surrogates.mlrun.encoders import cached_encoder
+from surrogates.mlrun.heads import HeadConfig, Inputs, cpu_threads
 from surrogates.mlrun.predictor import RunPredictor, RunRecord, meta_vector
 from surrogates.mlrun.pretrain import pretrain_lcdb
+
+#: Bounds on log-cost predictions so that exp() stays finite (e^100 s is "never").
+MAX_LOG, MAX_LOG_STD = 100.0, 10.0
+#: Optimiser steps of LCDB pretraining (the benchmark's quick setting).
+PRETRAIN_STEPS = 600
 
 _SETTINGS = {
     "encoder": "minilm",
@@ -54,6 +64,8 @@ _SETTINGS = {
     "n_members": 5,
     "steps": 600,
     "min_points": 3,
+    "pretrain_data": None,
+    "pretrain_steps": None,
     "seed": 0,
 }
 
@@ -71,6 +83,9 @@ class MLRunWorldModel(WorldModel):
         n_members, steps, seed: Ensemble size, optimiser steps, seed (``pretrain = "none"``;
             the LCDB model uses its own defaults).
         min_points: Completed runs needed before the model is updated on them (default 3).
+        pretrain_data: Pretrain on this run slice (a parquet file written by
+            :func:`surrogates.mlrun.data.write_slice`) instead of the whole of LCDB.
+        pretrain_steps: Optimiser steps of pretraining (default 600, ~15 s on 2 cores).
     """
 
     name: ClassVar[str] = "mlrun"
@@ -108,8 +123,7 @@ class MLRunWorldModel(WorldModel):
         if self.lcdb:
             self._init_lcdb()
         else:
-            enc = cfg["encoder"]
-            self._encoder = CachedEncoder(lambda: load_encoder(enc), encoder_id=str(enc))
+            self._encoder = cached_encoder(str(cfg["encoder"]))
 
     # -- set-up ----------------------------------------------------------------------------
     def _init_lcdb(self) -> None:
@@ -137,7 +151,7 @@ class MLRunWorldModel(WorldModel):
             self._metas[row.pop("dataset")] = row
         missing = [n for n in names if n not in self._metas]
         if missing:
-            data = load_lcdb()
+            data = self._pretrain_data() or load_lcdb()
             for n in missing:
                 try:
                     self._metas[n] = data.meta(n)
@@ -148,9 +162,21 @@ class MLRunWorldModel(WorldModel):
                         "meta_features computes them from X, y)"
                     ) from None
 
+    def _pretrain_data(self) -> RunData | None:
+        path = self.cfg["pretrain_data"]
+        if path is None:
+            return None
+        if not Path(path).is_file():
+            raise WorldModelError(f"world_model.settings.pretrain_data: no file {path}")
+        return load_slice(Path(path))
+
     def _ensure_predictor(self) -> RunPredictor:
         if self._predictor is None:
-            self._predictor, self._facts = pretrain_lcdb(self.cfg["encoder"], progress=True)
+            steps = int(self.cfg["pretrain_steps"] or PRETRAIN_STEPS)
+            config = HeadConfig(steps=steps)
+            self._predictor, self._facts = pretrain_lcdb(
+                self.cfg["encoder"], config, progress=True, data=self._pretrain_data()
+            )
         return self._predictor
 
     # -- mapping parameters to runs ----------------------------------------------------------
@@ -189,7 +215,9 @@ class MLRunWorldModel(WorldModel):
 
     def _inputs_from_X(self, X: Tensor) -> Inputs:
         """Standardised inputs for ``n x d`` unit-cube points, differentiable in ``X``."""
-        pred = self._require()
+        pred = self._predictor
+        if pred is None:
+            raise WorldModelError("the world model has not been fitted yet; call fit() first")
         params = self.space.decode(X.detach().clamp(0, 1))
         extras = self._extra_unit(X)
         records = [self._record(p) for p in params]
@@ -270,7 +298,6 @@ class MLRunWorldModel(WorldModel):
 
     def _fit_residuals(self, completed: list, costed: list) -> None:
         """Residual GPs of the first outcome and of log cost, on the unit cube."""
-        from surrogates.gp import GPWorldModel
 
         self._gps = {}
         sets = {0: [(e, o.outcomes.get(self.outcomes[0])) for e, o in completed]}
@@ -283,8 +310,35 @@ class MLRunWorldModel(WorldModel):
             with torch.no_grad():
                 mean, _ = self._predictor_moments(X)
             r = torch.tensor([v for _, v in rows], dtype=torch.double) - mean[:, j].double()
-            helper = GPWorldModel(self.space, ["r"], seed=int(self.cfg["seed"]))
-            self._gps[j] = helper._fit_gp(X, r.unsqueeze(-1))
+            self._gps[j] = self._residual_gp(X, r.unsqueeze(-1))
+
+    def _residual_gp(
+        self, X: Tensor, Y: Tensor, state: Mapping[str, Tensor] | None = None
+    ) -> SingleTaskGP:
+        """A GP on residuals; categorical parameters get a categorical kernel.
+
+        With ``MixedSingleTaskGP`` a residual learnt on one learner is not smeared onto the
+        learners next to it in the encoding order (they are not "near" each other).
+        """
+        cat = [i for i, p in enumerate(self.space.parameters) if p.kind == "categorical"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if cat and len(cat) < self.space.dim:
+                model = MixedSingleTaskGP(X, Y, cat_dims=cat, outcome_transform=Standardize(m=1))
+            else:
+                model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
+            if state is not None:
+                model.load_state_dict(dict(state))
+            else:
+                mll = ExactMarginalLogLikelihood(model.likelihood, model)
+                with torch.random.fork_rng():
+                    torch.manual_seed(int(self.cfg["seed"]))
+                    try:
+                        fit_gpytorch_mll(mll)
+                    except Exception as exc:  # noqa: BLE001 - botorch raises several kinds
+                        raise WorldModelError(f"fitting the residual GP failed: {exc}") from exc
+        model.eval()
+        return model
 
     # -- querying ----------------------------------------------------------------------------
     def _require(self) -> RunPredictor:
@@ -299,7 +353,8 @@ class MLRunWorldModel(WorldModel):
         """Calibrated ``(mean, std)`` of the predictor, ``n x t``, differentiable in ``X``."""
         pred = self._predictor
         assert pred is not None
-        return pred.predict_standardised(self._inputs_from_X(X))
+        with cpu_threads(1):  # tiny heads: one thread is ~10x faster than two busy ones
+            return pred.predict_standardised(self._inputs_from_X(X))
 
     def _target_index(self, outcome: str) -> int:
         if outcome not in self.outcomes:
@@ -328,10 +383,30 @@ class MLRunWorldModel(WorldModel):
         if gp is not None:
             post = gp.posterior(X.to(torch.double), observation_noise=noise)
             mvn = post.distribution
-            return MultivariateNormal(
-                mvn.mean.to(X.dtype) + mean, mvn.covariance_matrix.to(X.dtype)
-            )
+            cov = mvn.covariance_matrix.to(X.dtype)
+            # jitter: candidate batches hold near-duplicates (pending points, snapped sizes)
+            diag = cov.diagonal(dim1=-2, dim2=-1)
+            eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+            cov = cov + eye * (1e-6 * diag.mean(-1, keepdim=True).unsqueeze(-1) + 1e-9)
+            # A category (e.g. a learner) no real run has tried keeps the pretrained model's
+            # uncertainty: a GP fitted on a handful of runs cannot know how it differs.
+            unseen = self._unseen_categories(X, gp.train_inputs[0]).to(X.dtype)
+            cov = cov + torch.diag_embed(var.clamp_min(0) * unseen)
+            return MultivariateNormal(mvn.mean.to(X.dtype) + mean, cov)
         return MultivariateNormal(mean, torch.diag_embed(var.clamp_min(1e-12)))
+
+    def _unseen_categories(self, X: Tensor, train_X: Tensor) -> Tensor:
+        """``batch_shape x q`` flags: a categorical value of ``X`` absent from ``train_X``."""
+        out = torch.zeros(X.shape[:-1], dtype=torch.bool)
+        for i, p in enumerate(self.space.parameters):
+            if p.kind != "categorical":
+                continue
+            k = len(p.choices) - 1
+            seen = torch.zeros(k + 1, dtype=torch.bool)
+            seen[(train_X[..., i].clamp(0, 1) * k).round().long().flatten()] = True
+            idx = (X[..., i].detach().clamp(0, 1) * k).round().long()
+            out |= ~seen[idx]
+        return out
 
     def posterior(self, X: Tensor, outcome: str) -> Posterior:
         j = self._target_index(outcome)
@@ -352,7 +427,10 @@ class MLRunWorldModel(WorldModel):
         with torch.no_grad():
             far = self._far(rows, X)
             est: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
-            for j in {*(self._target_index(o) for o in self._outcomes_modelled()), self._cost_index()}:
+            for j in {
+                *(self._target_index(o) for o in self._outcomes_modelled()),
+                self._cost_index(),
+            }:
                 mvn = self._posterior(X.unsqueeze(-2), j, noise=True)
                 mean = mvn.mean.squeeze(-1)
                 std = mvn.variance.clamp_min(0).sqrt().squeeze(-1)
@@ -366,8 +444,13 @@ class MLRunWorldModel(WorldModel):
             outcomes = {}
             for name in self._outcomes_modelled():
                 m, s, h = (float(t[i]) for t in est[self._target_index(name)])
-                outcomes[name] = Estimate(m, s, m - h, m + h, level)
+                lo, hi = m - h, m + h
+                if self.lcdb:  # LCDB's metric is an accuracy: report it within [0, 1]
+                    m, lo, hi = (min(1.0, max(0.0, v)) for v in (m, lo, hi))
+                outcomes[name] = Estimate(m, s, lo, hi, level)
             m, s, h = (float(t[i]) for t in est[self._cost_index()])
+            # keep exp() finite however wild an extrapolation is (it is flagged below)
+            m, s, h = max(-MAX_LOG, min(MAX_LOG, m)), min(s, MAX_LOG_STD), min(h, MAX_LOG)
             cost = Estimate.lognormal(m, s, level)
             cost = Estimate(cost.mean, cost.std, math.exp(m - h), math.exp(m + h), level)
             flag = bool(far[i])
@@ -376,8 +459,12 @@ class MLRunWorldModel(WorldModel):
                     outcomes=outcomes,
                     cost=cost,
                     extrapolating=flag,
-                    notes=["far from the training data (unseen learner or numbers out of "
-                           "range): trust the interval less"] if flag else [],
+                    notes=[
+                        "far from the training data (unseen learner or numbers out of "
+                        "range): trust the interval less"
+                    ]
+                    if flag
+                    else [],
                 )
             )
         return out
@@ -414,10 +501,7 @@ class MLRunWorldModel(WorldModel):
         return tensors, extra
 
     def load_state(self, tensors: Mapping[str, Tensor], extra: Mapping[str, Any]) -> None:
-        from surrogates.gp import GPWorldModel
-
-        enc = self.cfg["encoder"]
-        encoder = CachedEncoder(lambda: load_encoder(enc), encoder_id=str(enc))
+        encoder = cached_encoder(str(self.cfg["encoder"]))
         pred = RunPredictor(
             encoder, extra["targets"], HeadConfig(**extra["config"]), use_meta=extra["use_meta"]
         )
@@ -427,7 +511,6 @@ class MLRunWorldModel(WorldModel):
             int(extra["numeric_dim"]),
         )
         self._predictor, self._facts = pred, dict(extra["facts"])
-        helper = GPWorldModel(self.space, ["r"])
         self._gps = {}
         for j in extra["gps"]:
             state = {
@@ -437,7 +520,9 @@ class MLRunWorldModel(WorldModel):
             }
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._gps[int(j)] = helper._fit_gp(tensors[f"gp{j}.X"], tensors[f"gp{j}.Y"], state)
+                self._gps[int(j)] = self._residual_gp(
+                    tensors[f"gp{j}.X"], tensors[f"gp{j}.Y"], state
+                )
 
 
 def _z(level: float) -> float:

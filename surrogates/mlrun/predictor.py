@@ -29,13 +29,15 @@ from surrogates.mlrun.curve import N_CURVE_FEATURES, curve_features
 from surrogates.mlrun.data import LOG_META, META_FEATURES
 from surrogates.mlrun.describe import segments
 from surrogates.mlrun.encoders import TextEncoder
-from surrogates.mlrun.heads import DeepEnsemble, HeadConfig, Inputs
+from surrogates.mlrun.heads import DeepEnsemble, HeadConfig, Inputs, cpu_threads
 
 #: Standardised numeric features beyond the training range by more than this are
 #: "far from the data".
 RANGE_MARGIN = 0.5
 #: Text embeddings with a cosine similarity below this to every training text are unseen.
 TEXT_SIMILARITY = 0.97
+#: Standardised text features are clipped to this many standard deviations.
+TEXT_CLIP = 5.0
 
 
 @dataclass(frozen=True)
@@ -106,17 +108,31 @@ class RunPredictor:
 
     # -- features --------------------------------------------------------------------------
     def text_features(self, records: Sequence[RunRecord]) -> Tensor:
-        """``n x e`` (or ``n x 2e`` with ``data_text``) raw text embeddings."""
-        pairs = [
-            segments(r.learner, r.dataset, r.meta or None, r.hyperparameters) for r in records
-        ]
+        """``n x e`` (or ``n x 2e`` with ``data_text``) raw text embeddings.
+
+        Each distinct learner (and data set) is rendered and embedded once.
+        """
         width = (2 if self.data_text else 1) * self.encoder.dim
-        if not pairs:
+        if not records:
             return torch.zeros(0, width)
-        parts = [self.encoder.encode([p[0] for p in pairs])]
-        if self.data_text:
-            parts.append(self.encoder.encode([p[1] for p in pairs]))
-        return torch.from_numpy(np.concatenate(parts, 1))
+        keys: dict[tuple, int] = {}
+        texts: list[str] = []
+        index = np.empty((len(records), 2 if self.data_text else 1), dtype=np.int64)
+        for i, r in enumerate(records):
+            hyper = tuple(sorted((k, str(v)) for k, v in r.hyperparameters.items()))
+            key = ("learner", r.learner, hyper)
+            if key not in keys:
+                keys[key] = len(texts)
+                texts.append(segments(r.learner, r.dataset, None, r.hyperparameters)[0])
+            index[i, 0] = keys[key]
+            if self.data_text:
+                key = ("data", r.dataset, tuple(sorted(r.meta.items())))
+                if key not in keys:
+                    keys[key] = len(texts)
+                    texts.append(segments(r.learner, r.dataset, r.meta or None)[1])
+                index[i, 1] = keys[key]
+        vectors = torch.from_numpy(self.encoder.encode(texts))
+        return vectors[torch.from_numpy(index)].reshape(len(records), width)
 
     def numeric_features(self, records: Sequence[RunRecord]) -> Tensor:
         """``n x m`` raw numeric features."""
@@ -161,7 +177,7 @@ class RunPredictor:
         """Apply the training statistics (differentiable in ``x.numeric``)."""
         s = self.stats
         return Inputs(
-            (x.text - s["text_mean"]) / s["text_std"],
+            ((x.text - s["text_mean"]) / s["text_std"]).clamp(-TEXT_CLIP, TEXT_CLIP),
             (x.numeric - s["num_mean"]) / s["num_std"],
             x.curve,
         )
@@ -192,7 +208,9 @@ class RunPredictor:
         raw = self.raw_inputs(records)
         self.stats = {
             "text_mean": raw.text.mean(0),
-            "text_std": raw.text.std(0, unbiased=False).clamp_min(1e-6),
+            # Dimensions that never vary in training get the average spread, so an unseen
+            # text cannot blow up to values / 1e-6.
+            "text_std": _floor(raw.text.std(0, unbiased=False)),
             "num_mean": raw.numeric.mean(0),
             "num_std": raw.numeric.std(0, unbiased=False).clamp_min(1e-6),
         }
@@ -250,14 +268,16 @@ class RunPredictor:
             return torch.zeros(0, t), torch.zeros(0, t), torch.zeros(0, dtype=torch.bool)
         raw = self.raw_inputs(records)
         x = self.standardise(raw)
-        with torch.no_grad():
+        with torch.no_grad(), cpu_threads(1):
             mean, std = self.predict_standardised(x)
         return mean, std, self.far(raw, x)
 
     def far(self, raw: Inputs, x: Inputs) -> Tensor:
         """``n`` flags: standardised numbers outside the training range, or an unseen learner."""
         s = self.stats
-        out_num = ((x.numeric < s["num_min"] - RANGE_MARGIN) | (x.numeric > s["num_max"] + RANGE_MARGIN)).any(-1)
+        out_num = (
+            (x.numeric < s["num_min"] - RANGE_MARGIN) | (x.numeric > s["num_max"] + RANGE_MARGIN)
+        ).any(-1)
         half = self.encoder.dim  # the learner segment: a new data set is expected
         q = torch.nn.functional.normalize(raw.text[:, :half], dim=-1)
         bank = torch.nn.functional.normalize(s["text_bank"][:, :half], dim=-1)
@@ -291,6 +311,10 @@ class RunPredictor:
         self.calibrators = [
             ConformalCalibrator(tensors[f"calib.{j}.scores"]) for j in range(len(self.targets))
         ]
+
+
+def _floor(std: Tensor) -> Tensor:
+    return std.clamp_min(float(std.mean()) + 1e-6)
 
 
 def _unique_rows(x: Tensor) -> Tensor:

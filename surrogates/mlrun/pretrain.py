@@ -12,17 +12,18 @@ import hashlib
 import json
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from surrogates.mlrun.data import RunData, cache_dir, load_lcdb
-from surrogates.mlrun.encoders import CachedEncoder, load_encoder
+from surrogates.mlrun.encoders import cached_encoder
 from surrogates.mlrun.heads import HeadConfig
 from surrogates.mlrun.predictor import RunPredictor, RunRecord
 
 TARGETS = ("score", "log_time")
+#: Predictors pretrained in this process on data other than LCDB (LCDB ones live on disk).
+_MEMO: dict[str, tuple[dict[str, torch.Tensor], dict]] = {}
 
 
 def records_and_targets(
@@ -80,13 +81,18 @@ def pretrain_lcdb(
     """
     config = config or HeadConfig()
     key = hashlib.sha1(
-        json.dumps([encoder, asdict(config), min_anchor, calib_fraction, "v1"]).encode()
+        json.dumps([encoder, asdict(config), min_anchor, calib_fraction, "v2"]).encode()
     ).hexdigest()[:12]
     folder = cache_dir() / "mlrun"
     state_file = folder / f"pretrained-{key}.pt"
     facts_file = folder / f"pretrained-{key}.json"
-    enc = CachedEncoder(lambda: load_encoder(encoder), encoder_id=_encoder_id(encoder))
+    enc = cached_encoder(encoder)
     predictor = RunPredictor(enc, TARGETS, config)
+    memo_key = None if data is None else f"{key}:{data.source}:{len(data.runs)}"
+    if memo_key in _MEMO:
+        state, facts = _MEMO[memo_key]
+        predictor.load_state(state, facts["text_dim"], facts["numeric_dim"])
+        return predictor, dict(facts)
     if data is None and state_file.is_file() and facts_file.is_file():
         facts = json.loads(facts_file.read_text())
         predictor.load_state(
@@ -119,16 +125,12 @@ def pretrain_lcdb(
         "numeric_dim": int(predictor.stats["num_mean"].numel()),
         "seconds": round(time.time() - t0, 1),
     }
-    if data.source.startswith("lcdb"):
+    if memo_key is not None:
+        _MEMO[memo_key] = (predictor.state(), dict(facts))
+    else:
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(predictor.state(), state_file)
         facts_file.write_text(json.dumps(facts, indent=2))
     if progress:
         print(f"  done in {facts['seconds']:.0f} s", flush=True)
     return predictor, facts
-
-
-def _encoder_id(name: str) -> str:
-    return {"minilm": "all-MiniLM-L6-v2", "smollm2": "SmolLM2-135M-Instruct"}.get(
-        name, Path(name).name if "/" in name else name
-    )

@@ -153,8 +153,9 @@ def test_budget_invariant_for_any_inputs(
     if spent + sum(running) > budget:  # rounding of the split itself
         running = []
         spent = min(spent, budget)
-    decisions = gate.decide([_from(p) for p in preds], spent=spent, running_reserved=running,
-                            capacity=capacity)
+    decisions = gate.decide(
+        [_from(p) for p in preds], spent=spent, running_reserved=running, capacity=capacity
+    )
     assert len(decisions) == len(preds)
     dispatched = [d for d in decisions if d.dispatch]
     assert len(dispatched) <= capacity
@@ -203,3 +204,17 @@ def test_budget_never_exceeded_over_a_campaign(budget, steps):
         assert spent + sum(r for r, _ in running) <= budget
     spent += sum(r * f for r, f in running)
     assert spent <= budget
+
+
+def test_min_cap_floors_a_confidently_tiny_reservation() -> None:
+    from sciwm.prediction import Estimate, Prediction
+
+    pred = Prediction(outcomes={}, cost=Estimate.lognormal(math.log(1e-4), 0.1, 0.9))
+    gate = DispatchGate(10.0, min_cap=2.0)
+    (d,) = gate.decide([Candidate({"x": 0.1}, pred)], spent=0.0, running_reserved=[], capacity=1)
+    assert d.dispatch and d.max_cost == pytest.approx(2.0)
+    # the floor never beats the budget left
+    (d,) = gate.decide(
+        [Candidate({"x": 0.1}, pred)], spent=9.0, running_reserved=[0.5], capacity=1
+    )
+    assert d.dispatch and d.max_cost == pytest.approx(0.5)

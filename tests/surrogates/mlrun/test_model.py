@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+import torch
+
+from sciwm.errors import WorldModelError
+from sciwm.experiment import Experiment, Observation, Status
+from sciwm.space import Parameter, SearchSpace
+from surrogates.mlrun.data import META_FEATURES
 from surrogates.mlrun.model import MLRunWorldModel
 from tests.world_model_conformance import WorldModelConformance
 
@@ -16,3 +26,128 @@ class TestMLRunConformance(WorldModelConformance):
         return lambda space, outcomes: MLRunWorldModel(
             space, outcomes, encoder="hashing", steps=150, n_members=3
         )
+
+
+# -- pretrain = "lcdb" on the committed LCDB slice ---------------------------------------------
+SLICE = Path(__file__).parent / "data" / "lcdb_slice.parquet"
+DIGITS = dict(zip(META_FEATURES, (1797, 65, 10, 10.2, 9.7, 98.5, 4.6, 0.0), strict=True))
+LEARNERS = (
+    "SVC_rbf",
+    "RandomForestClassifier",
+    "DecisionTreeClassifier",
+    "BernoulliNB",
+    "TorchMLP",
+)
+
+
+def lcdb_space() -> SearchSpace:
+    return SearchSpace(
+        (
+            Parameter("learner", "categorical", choices=LEARNERS),
+            Parameter("train_size", "int", 32, 1437, log=True),
+        )
+    )
+
+
+LCDB_SETTINGS = {
+    "pretrain": "lcdb",
+    "encoder": "hashing",
+    "learner_param": "learner",
+    "anchor_param": "train_size",
+    "dataset": "digits",
+    "dataset_meta": {"digits": DIGITS},
+    "pretrain_data": str(SLICE),
+    "pretrain_steps": 150,
+}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("cache")
+    before = os.environ.get("SCIWM_CACHE")
+    os.environ["SCIWM_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("SCIWM_CACHE")
+    else:
+        os.environ["SCIWM_CACHE"] = before
+
+
+@pytest.fixture(scope="module")
+def prior_model(cache: Path) -> MLRunWorldModel:
+    model = MLRunWorldModel(lcdb_space(), ["accuracy"], **LCDB_SETTINGS)
+    model.fit([], [])  # no real run yet: LCDB alone
+    return model
+
+
+def runs(
+    values: list[tuple[str, int, float, float]], campaign: str = "mlrun-test"
+) -> tuple[list, list]:
+    exps = [
+        Experiment.create(campaign, i, {"learner": lr, "train_size": n})
+        for i, (lr, n, _, _) in enumerate(values)
+    ]
+    obs = [
+        Observation(e.id, Status.COMPLETED, {"accuracy": acc}, cost=cost)
+        for e, (_, _, acc, cost) in zip(exps, values, strict=True)
+    ]
+    return exps, obs
+
+
+def test_prior_answers_before_any_run(prior_model: MLRunWorldModel) -> None:
+    assert prior_model.summary is not None and prior_model.summary.n_observations == 0
+    assert prior_model.summary.extra["pretrained_on"]["n_datasets"] >= 8
+    preds = prior_model.predict([{"learner": lr, "train_size": 1437} for lr in LEARNERS])
+    for p in preds[:-1]:
+        acc = p.outcomes["accuracy"]
+        assert 0.0 < acc.mean < 1.2 and acc.lower < acc.mean < acc.upper
+        assert p.cost.mean > 0 and not p.extrapolating
+    assert preds[-1].extrapolating and "far from the training data" in preds[-1].notes[0]
+    small = prior_model.predict([{"learner": "SVC_rbf", "train_size": 32}])[0]
+    assert small.cost.mean < preds[0].cost.mean  # more data costs more
+
+
+def test_update_on_real_runs_moves_towards_them(prior_model: MLRunWorldModel, cache: Path) -> None:
+    values = [
+        ("SVC_rbf", 1000, 0.99, 3.0),
+        ("BernoulliNB", 500, 0.40, 0.5),
+        ("DecisionTreeClassifier", 200, 0.70, 0.8),
+        ("RandomForestClassifier", 100, 0.85, 2.0),
+    ]
+    exps, obs = runs(values)
+    model = MLRunWorldModel(lcdb_space(), ["accuracy"], **LCDB_SETTINGS)
+    model.fit(exps, obs)
+    assert model.summary.n_observations == 4 and model.summary.extra["residual_gp"] == [0, 1]
+    before = prior_model.predict([e.parameters for e in exps])
+    after = model.predict([e.parameters for e in exps])
+    for (_, _, acc, cost), b, a in zip(values, before, after, strict=True):
+        assert abs(a.outcomes["accuracy"].mean - acc) < abs(b.outcomes["accuracy"].mean - acc)
+        assert (
+            abs(math.log(a.cost.mean) - math.log(cost))
+            < abs(math.log(b.cost.mean) - math.log(cost)) + 0.05
+        )
+    # a learner no real run has tried keeps (at least) the pretrained model's uncertainty
+    q = [{"learner": "TorchMLP", "train_size": 500}]
+    unseen, prior = model.predict(q)[0], prior_model.predict(q)[0]
+    assert unseen.outcomes["accuracy"].std >= prior.outcomes["accuracy"].std * 0.999
+    # botorch sees the updated model too
+    X = lcdb_space().encode([e.parameters for e in exps]).unsqueeze(-2)
+    post = model.posterior(X, "accuracy")
+    assert post.mean.detach().squeeze() == pytest.approx(
+        torch.tensor([p.outcomes["accuracy"].mean for p in after]), abs=1e-5
+    )
+
+
+def test_lcdb_mode_bad_settings(cache: Path) -> None:
+    with pytest.raises(WorldModelError, match="anchor"):
+        MLRunWorldModel(lcdb_space(), ["accuracy"], pretrain="lcdb", learner_param="learner")
+    with pytest.raises(WorldModelError, match="neither in LCDB"):
+        MLRunWorldModel(
+            lcdb_space(),
+            ["accuracy"],
+            **{**LCDB_SETTINGS, "dataset": "my-data", "dataset_meta": None},
+        )
+    with pytest.raises(WorldModelError, match="unknown setting"):
+        MLRunWorldModel(lcdb_space(), ["accuracy"], colour="blue")
+    with pytest.raises(WorldModelError, match="not a parameter"):
+        MLRunWorldModel(lcdb_space(), ["accuracy"], learner_param="algo")

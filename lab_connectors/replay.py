@@ -1,0 +1,270 @@
+"""The replay connector: a recorded data set of runs acts as the lab.
+
+An experiment gets the recorded outcome and is charged the recorded cost (the run's measured
+train time); an experiment that is not in the record comes back as a ``FAILED`` observation
+that says what was asked and what the record holds. LCDB through this connector gives
+realistic, reproducible campaigns with real costs and no compute.
+
+Parameters map to records by name: ``learner_param``, ``dataset_param`` and
+``anchor_param`` (or fixed ``learner`` / ``dataset`` / ``anchor``). Learner names match with
+or without their module path (``RandomForestClassifier`` is
+``sklearn.ensemble.RandomForestClassifier``).
+
+Each submitted experiment leaves ``<workdir>/<id>.json`` (the handle's state and, once
+finished, its observation), so a new instance picks up where a crashed one left off.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from sciwm.connector import Connector, Handle
+from sciwm.errors import ConnectorError
+from sciwm.experiment import Experiment, Observation, Status
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+_KNOWN = (
+    "data",
+    "metric",
+    "outcome",
+    "learner_param",
+    "dataset_param",
+    "anchor_param",
+    "learner",
+    "dataset",
+    "anchor",
+    "snap",
+    "time_scale",
+    "parallelism",
+)
+
+
+def lcdb_runs(metric: str = "accuracy") -> pd.DataFrame:
+    """LCDB's runs (mean over seeds per data set, learner and anchor), from the shared cache.
+
+    The cache (``$SCIWM_CACHE/lcdb`` or ``~/.cache/sciwm/lcdb``) is the one that
+    :mod:`surrogates.mlrun.data` writes; a connector does not import surrogates, so this
+    reads (or builds) just the run table itself.
+    """
+    import importlib.util
+
+    root = Path(os.environ.get("SCIWM_CACHE") or Path.home() / ".cache" / "sciwm") / "lcdb"
+    runs_file = root / f"runs-{metric}-v2.parquet"
+    meta_file = root / "datasets-v2.parquet"
+    if runs_file.is_file() and meta_file.is_file():
+        return pd.read_parquet(runs_file)
+    spec = importlib.util.find_spec("lcdb")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConnectorError("the replay connector needs LCDB: pip install lcdb==0.1.0")
+    src = Path(next(iter(spec.submodule_search_locations)))
+    csv = src / f"database-{metric}.csv"
+    if not csv.is_file():
+        raise ConnectorError(f"LCDB has no metric {metric!r}; use accuracy, auc, f1 or logloss")
+    raw = pd.read_csv(
+        csv,
+        engine="pyarrow",
+        usecols=["openmlid", "learner", "size_train", "traintime", "score_test"],
+    )
+    runs = (
+        raw.groupby(["openmlid", "learner", "size_train"])
+        .agg(score=("score_test", "mean"), train_time=("traintime", "mean"))
+        .reset_index()
+        .rename(columns={"size_train": "anchor"})
+    )
+    meta = pd.read_csv(src / "datasets.csv", usecols=["openmlid", "Name"])
+    dup = meta["Name"].duplicated(keep=False)
+    meta["dataset"] = meta["Name"].where(~dup, meta["Name"] + "-" + meta["openmlid"].astype(str))
+    runs = runs.merge(meta[["openmlid", "dataset"]], on="openmlid")
+    runs["train_time"] = runs["train_time"].clip(lower=1e-4)
+    return runs
+
+
+def _check(runs: pd.DataFrame, source: str) -> None:
+    need = ["dataset", "learner", "anchor", "score", "train_time"]
+    missing = [c for c in need if c not in runs.columns]
+    if missing:
+        raise ConnectorError(f"{source}: run log lacks column(s) {missing}; it needs {need}")
+    for col in ("anchor", "score", "train_time"):
+        values = pd.to_numeric(runs[col], errors="coerce")
+        if not values.map(math.isfinite).all():
+            raise ConnectorError(f"{source}: column {col!r} holds NaN, infinite or non-numbers")
+
+
+def _short(name: Any) -> str:
+    return str(name).rsplit(".", 1)[-1]
+
+
+class ReplayConnector(Connector):
+    """Answers experiments from a recorded run table.
+
+    Args:
+        workdir: Directory for per-experiment state files.
+        data: ``"lcdb"`` (default; built from the ``lcdb`` package on first use) or a CSV
+            file with columns ``dataset, learner, anchor, score, train_time``.
+        metric: LCDB metric (``accuracy``, ``auc``, ``f1``, ``logloss``).
+        outcome: Name of the outcome reported (default ``"accuracy"``).
+        learner_param / dataset_param / anchor_param: Parameter names holding them.
+        learner / dataset / anchor: Fixed values when no parameter holds them.
+        snap: ``False`` (default): an anchor not recorded fails; ``True``: the largest
+            recorded anchor at or below the requested one is used (reported in metadata).
+        time_scale: Seconds of real waiting per recorded second (0: answers at once).
+        parallelism: What :meth:`capacity` reports.
+    """
+
+    name: ClassVar[str] = "replay"
+
+    def __init__(self, workdir: str | Path, **settings: Any) -> None:
+        unknown = sorted(set(settings) - set(_KNOWN))
+        if unknown:
+            raise ConnectorError(
+                f"unknown setting(s) {unknown} for the replay connector; known: {list(_KNOWN)}"
+            )
+        super().__init__(workdir, **settings)
+        self.outcome = str(settings.get("outcome", "accuracy"))
+        self.params = {
+            k: settings.get(f"{k}_param", default)
+            for k, default in (("learner", "learner"), ("dataset", "dataset"), ("anchor", None))
+        }
+        self.fixed = {k: settings.get(k) for k in ("learner", "dataset", "anchor")}
+        if self.params["anchor"] is None and self.fixed["anchor"] is None:
+            self.params["anchor"] = "anchor"
+        self.snap = bool(settings.get("snap", False))
+        self.time_scale = float(settings.get("time_scale", 0.0))
+        if not (math.isfinite(self.time_scale) and self.time_scale >= 0):
+            raise ConnectorError(f"replay setting time_scale must be >= 0, got {self.time_scale}")
+        self._table = self._load(
+            settings.get("data", "lcdb"), str(settings.get("metric", "accuracy"))
+        )
+
+    @staticmethod
+    def _load(data: str, metric: str) -> dict[tuple[str, str], dict[int, tuple[float, float]]]:
+        if data == "lcdb":
+            runs = lcdb_runs(metric)
+        else:
+            path = Path(data)
+            if not path.is_file():
+                raise ConnectorError(f"replay data file {path} does not exist")
+            runs = pd.read_csv(path)
+            _check(runs, str(path))
+        table: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}
+        for r in runs.itertuples():
+            key = (str(r.dataset), _short(r.learner))
+            table.setdefault(key, {})[int(r.anchor)] = (float(r.score), float(r.train_time))
+        return table
+
+    # -- lookup --------------------------------------------------------------------------------
+    def _value(self, experiment: Experiment, role: str) -> Any:
+        name = self.params[role]
+        if name is not None and name in experiment.parameters:
+            return experiment.parameters[name]
+        if self.fixed[role] is not None:
+            return self.fixed[role]
+        raise KeyError(
+            f"experiment has no parameter {name!r} for the {role} and no fixed {role} is set"
+        )
+
+    def lookup(self, experiment: Experiment) -> Observation:
+        """The recorded observation of ``experiment`` (``FAILED`` when not recorded)."""
+        try:
+            learner = _short(self._value(experiment, "learner"))
+            dataset = str(self._value(experiment, "dataset"))
+            anchor = int(round(float(self._value(experiment, "anchor"))))
+        except (KeyError, TypeError, ValueError) as exc:
+            return Observation.failed(experiment.id, f"replay: cannot map the parameters: {exc}")
+        curve = self._table.get((dataset, learner))
+        if curve is None:
+            learners = sorted({k[1] for k in self._table if k[0] == dataset})
+            hint = f"learners recorded on it: {learners}" if learners else "no such data set"
+            return Observation.failed(
+                experiment.id,
+                f"replay: no recorded run of learner {learner!r} on data set {dataset!r} ({hint})",
+            )
+        meta: dict[str, Any] = {"dataset": dataset, "learner": learner, "anchor": anchor}
+        if anchor not in curve:
+            below = [a for a in curve if a <= anchor]
+            if not (self.snap and below):
+                return Observation.failed(
+                    experiment.id,
+                    f"replay: learner {learner!r} on {dataset!r} has no record at training "
+                    f"size {anchor}; recorded sizes: {sorted(curve)} (or set snap = true)",
+                )
+            meta["snapped_to"] = anchor = max(below)
+        score, cost = curve[anchor]
+        return Observation(
+            experiment.id, Status.COMPLETED, {self.outcome: score}, cost=cost, metadata=meta
+        )
+
+    # -- the contract --------------------------------------------------------------------------
+    def _file(self, experiment_id: str) -> Path:
+        if not _SAFE_ID.fullmatch(experiment_id):
+            raise ConnectorError(f"experiment id {experiment_id!r} cannot name a file")
+        return self.workdir / f"{experiment_id}.json"
+
+    def _write(self, path: Path, state: dict[str, Any]) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, path)
+
+    def submit(self, experiment: Experiment) -> Handle:
+        path = self._file(experiment.id)
+        handle = {"connector": "replay", "experiment_id": experiment.id}
+        if path.is_file():
+            return handle
+        obs = self.lookup(experiment)
+        now = time.time()
+        ready = now + self.time_scale * (obs.cost or 0.0)
+        obs = Observation(
+            obs.experiment_id,
+            obs.status,
+            obs.outcomes,
+            obs.cost,
+            now,
+            now + (obs.cost or 0.0),
+            obs.error,
+            obs.metadata,
+        )
+        self._write(path, {"ready_at": ready, "observation": obs.to_dict(), "runs": 1})
+        return handle
+
+    def _state(self, handle: Handle) -> tuple[Path, dict[str, Any]]:
+        path = self._file(str(handle.get("experiment_id", "")))
+        if not path.is_file():
+            raise ConnectorError(f"replay knows no experiment {handle!r}; submit it first")
+        return path, json.loads(path.read_text())
+
+    def poll(self, handle: Handle) -> Status:
+        _, state = self._state(handle)
+        if state.get("cancelled"):
+            return Status.CANCELLED
+        if time.time() < state["ready_at"]:
+            return Status.RUNNING
+        return Status(state["observation"]["status"])
+
+    def fetch(self, handle: Handle) -> Observation:
+        _, state = self._state(handle)
+        obs = Observation.from_dict(state["observation"])
+        if state.get("cancelled"):
+            return Observation(obs.experiment_id, Status.CANCELLED, error="cancelled")
+        if time.time() < state["ready_at"]:
+            raise ConnectorError(f"experiment {obs.experiment_id} has not finished yet")
+        return obs
+
+    def cancel(self, handle: Handle) -> None:
+        path, state = self._state(handle)
+        if time.time() < state["ready_at"] and not state.get("cancelled"):
+            state["cancelled"] = True
+            state["ready_at"] = time.time()
+            self._write(path, state)
+
+    def times_run(self, experiment_id: str) -> int:
+        """How many times an experiment was really answered (1 or 0)."""
+        path = self._file(experiment_id)
+        return int(json.loads(path.read_text())["runs"]) if path.is_file() else 0

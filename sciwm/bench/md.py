@@ -1,0 +1,359 @@
+"""MD benchmark: the GNN emulator against long reference OpenMM runs and two baselines.
+
+Protocol, at every temperature of the data set (training ones and the held-out one):
+
+* **reference** — the independent OpenMM runs of the data set (role ``reference``, never
+  trained on), 10 ns each, pooled (three runs at 500 and 600 K, two at 450 K, where the
+  rare φ > 0 basin needs them);
+* **sciwm** — emulator rollouts (the ensemble; trajectories spread over its members) from
+  16 configurations of the first reference run taken at evenly spaced times, each rolled
+  forward as long as one reference run (10 ns; ``--quick``: 2 ns) in jumps of τ = 100 ps,
+  all 16 in one batch. ``sciwm_tau10``: the same with τ = 10 ps over a tenth of the time;
+* **openmm_same_cost** — real OpenMM runs from the same starts whose total wall time equals
+  the emulator's (``sciwm``), on the fastest engine for this system (Reference platform in vacuum);
+* **property_head** — Bayesian quadratic regression in temperature of the basin
+  populations measured on the training runs: predicts populations (and intervals) from the
+  conditions alone, no configurations (so no JSD, no validity);
+* **reference_noise** — what two independent real runs disagree by: the training run against
+  the pooled reference at training temperatures; at held-out ones, the first reference
+  run against the others. This is the floor any method's JSD can be compared with.
+
+Metrics (rows as in DESIGN.md, with ``temperature`` and ``split``): ``jsd_phi``, ``jsd_psi``
+(50 bins), ``jsd_phipsi`` (25 x 25 bins) in nats; ``basin_mae`` (mean absolute error of the
+three basin populations); ``valid_fraction`` (emulated frames whose every bond is within 10 %
+of the force field's length, *before* the rollout's bond projection); ``coverage90`` (fraction
+of the three populations whose 90 % interval contains the reference value; the emulator's
+interval scale is calibrated leave-one-temperature-out on the training temperatures);
+``tau_ps``; ``time_compression`` (OpenMM wall time for the emulated simulated time, at the
+throughput measured in the same-cost runs, over the emulator's wall time; both on this
+machine's CPU, one thread each); ``simulated_ps`` (total simulated time of a method).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sciwm.bench.common import env_info, make_result, print_table, save_result
+
+Z90 = 1.6448536269514722
+BASINS = ("beta", "alpha_r", "alpha_l")
+METRICS = (
+    "jsd_phi",
+    "jsd_psi",
+    "jsd_phipsi",
+    "basin_mae",
+    "valid_fraction",
+    "coverage90",
+    "tau_ps",
+    "time_compression",
+)
+
+
+def _angles(x: np.ndarray, molecule: Any) -> tuple[np.ndarray, np.ndarray]:
+    from lab_connectors.md_observables import dihedral
+
+    return dihedral(x, molecule.phi), dihedral(x, molecule.psi)
+
+
+def _compare(phi: np.ndarray, psi: np.ndarray, ref: tuple[np.ndarray, np.ndarray]) -> dict:
+    from lab_connectors.md_observables import basin_populations, histogram, histogram2d, jsd
+
+    pops = basin_populations(phi, psi)
+    rpops = basin_populations(*ref)
+    return {
+        "jsd_phi": jsd(histogram(phi), histogram(ref[0])),
+        "jsd_psi": jsd(histogram(psi), histogram(ref[1])),
+        "jsd_phipsi": jsd(histogram2d(phi, psi), histogram2d(*ref)),
+        "basin_mae": float(np.mean([abs(pops[b] - rpops[b]) for b in BASINS])),
+        "pops": pops,
+    }
+
+
+def _block_pops(phi: np.ndarray, psi: np.ndarray, blocks: int = 10) -> np.ndarray:
+    from lab_connectors.md_observables import basin_populations
+
+    out = []
+    for a, b in zip(np.array_split(phi, blocks), np.array_split(psi, blocks), strict=True):
+        p = basin_populations(a, b)
+        out.append([p[k] for k in BASINS])
+    return np.array(out)
+
+
+def _openmm_runs(
+    starts: np.ndarray, temperature: float, length_ps: float, seed: int
+) -> tuple[np.ndarray, float, int]:
+    """Short real runs from each start; returns frames, wall seconds and steps."""
+    from lab_connectors._md_worker import RunConfig, simulate
+    from lab_connectors.md_systems import SystemSpec
+
+    frame_ps = min(1.0, length_ps)
+    frames, wall, steps = [], 0.0, 0
+    for k, x in enumerate(starts):
+        cfg = RunConfig(
+            temperature=temperature,
+            length_ps=length_ps,
+            frame_ps=frame_ps,
+            equilibrate_ps=0.0,
+            seed=seed * 1000 + k,
+        )
+        out = simulate(SystemSpec(), cfg, start=(x, None))
+        frames.append(out["positions"])
+        wall += out["wall_s"]
+        steps += out["n_steps"]
+    return np.concatenate(frames), wall, steps
+
+
+def run(
+    quick: bool = False,
+    seeds: int | None = None,
+    out: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the MD suite, print its table and write the result (see the module doc).
+
+    Args:
+        quick: A fifth of the simulated time per temperature (a few minutes).
+        seeds: Rollout noise seeds per temperature (default 1).
+        out: Result JSON path (optional).
+        progress: Print progress lines.
+
+    Returns:
+        The result dict ``{"suite": "md", "rows": [...], "config": {...}, "env": {...}}``.
+    """
+    from surrogates.md.data import load_dataset
+    from surrogates.md.flow import rollout
+    from surrogates.md.heads import BayesLinear, polynomial_features
+    from surrogates.md.train import load_checkpoint
+    from surrogates.md.world_model import DEFAULT_CHECKPOINT
+
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+    data = load_dataset()
+    models, ckpt = load_checkpoint(DEFAULT_CHECKPOINT)
+    molecule = models[0].molecule
+    n_seeds = int(seeds or 1)
+    n_starts = 16
+    design = data.meta["design"]
+    l_ref_ps = float(design["length_ns"]) * 1000.0  # one reference run
+    l_traj_ps = l_ref_ps / 5 if quick else l_ref_ps  # per emulated trajectory
+    taus = {"sciwm": 100.0, "sciwm_tau10": 10.0}
+    traj_ps = {"sciwm": l_traj_ps, "sciwm_tau10": l_traj_ps / 10}
+    temps = [(t, "train") for t in data.train_temperatures] + [
+        (t, "heldout") for t in data.heldout_temperatures
+    ]
+
+    def log(msg: str) -> None:
+        if progress:
+            print(f"[md {time.perf_counter() - t_start:6.0f} s] {msg}", flush=True)
+
+    # property head: quadratic in temperature, fitted on the training runs' block populations
+    t_lo, t_hi = min(data.train_temperatures), max(data.train_temperatures)
+    train_x, train_y, train_s = [], [], []
+    for traj in data.select(role="train"):
+        phi, psi = _angles(traj.positions.numpy(), molecule)
+        blocks = _block_pops(phi, psi)
+        train_x.append((traj.temperature - t_lo) / (t_hi - t_lo))
+        train_y.append(blocks.mean(0))
+        train_s.append(blocks.std(0, ddof=1) / math.sqrt(len(blocks)) + 1e-3)
+    heads = []
+    for k in range(len(BASINS)):
+        head = BayesLinear(polynomial_features(0, 2), torch.zeros(3), torch.ones(3), noise_std=0.0)
+        head.update(
+            torch.tensor(train_x).unsqueeze(-1),
+            torch.tensor([y[k] for y in train_y]),
+            torch.tensor([s[k] for s in train_s]),
+        )
+        heads.append(head)
+
+    rows: list[dict[str, Any]] = []
+    raw: dict[tuple[float, str], dict[str, Any]] = {}
+    for temperature, split in temps:
+        ref_runs = data.select(role="reference", temperature=temperature)
+        ref_x = np.concatenate([t.positions.numpy() for t in ref_runs])
+        ref = _angles(ref_x, molecule)
+        first = ref_runs[0].positions.numpy()
+        idx = np.linspace(0, len(first) - 1, n_starts).astype(int)
+        starts = first[idx]
+        problem = f"alanine_vacuum@{temperature:g}K"
+        base = {"problem": problem, "temperature": temperature, "split": split}
+        res: dict[str, Any] = {}
+        for method, tau in taus.items():
+            n_jumps = max(1, int(round(traj_ps[method] / tau)))
+            stats = []
+            for seed in range(n_seeds):
+                roll = rollout(
+                    models,
+                    torch.from_numpy(starts),
+                    torch.full((n_starts, 1), temperature),
+                    tau,
+                    n_jumps,
+                    seed=seed,
+                )
+                x = roll.positions[1:].reshape(-1, molecule.n_atoms, 3).numpy()
+                phi, psi = _angles(x, molecule)
+                cmp = _compare(phi, psi, ref)
+                # per-member population estimates -> ensemble mean and std (uncalibrated)
+                per_traj = []
+                for b in range(n_starts):
+                    xb = roll.positions[1:, b].numpy()
+                    pb = _angles(xb, molecule)
+                    per_traj.append(list(_compare(*pb, ref)["pops"].values()))
+                per_traj = np.array(per_traj)
+                owner = np.arange(n_starts) % len(models)
+                member_means = np.array([per_traj[owner == m].mean(0) for m in range(len(models))])
+                between = member_means.var(0, ddof=1) if len(models) > 1 else 0.0
+                sampling = per_traj.var(0, ddof=1) / n_starts
+                cmp.update(
+                    valid_fraction=float(roll.raw_valid.float().mean()),
+                    wall_s=roll.wall_s,
+                    std=np.sqrt(between + sampling),
+                    n_frames=len(phi),
+                )
+                stats.append(cmp)
+            res[method] = {
+                key: float(np.mean([s[key] for s in stats]))
+                for key in (
+                    "jsd_phi",
+                    "jsd_psi",
+                    "jsd_phipsi",
+                    "basin_mae",
+                    "valid_fraction",
+                    "wall_s",
+                    "n_frames",
+                )
+            }
+            res[method]["pops"] = np.mean([[s["pops"][b] for b in BASINS] for s in stats], 0)
+            res[method]["std"] = np.mean([s["std"] for s in stats], 0)
+            res[method]["tau_ps"] = tau
+            res[method]["simulated_ps"] = n_jumps * tau * n_starts
+            log(
+                f"{problem} {method}: {res[method]['wall_s']:.1f} s, "
+                f"jsd_phi {res[method]['jsd_phi']:.3f}"
+            )
+        # same-cost OpenMM from the same starts
+        emu_wall = res["sciwm"]["wall_s"]
+        probe_x, probe_wall, probe_steps = _openmm_runs(starts[:1], temperature, 20.0, 99)
+        s_per_ps = probe_wall / (probe_steps * 0.002)
+        per_start_ps = max(0.002, emu_wall / n_starts / s_per_ps)
+        om_x, om_wall, om_steps = _openmm_runs(starts, temperature, per_start_ps, 7)
+        s_per_ps = (om_wall + probe_wall) / ((om_steps + probe_steps) * 0.002)
+        om = _compare(*_angles(om_x, molecule), ref)
+        om_pops = np.array([om["pops"][b] for b in BASINS])
+        res["openmm_same_cost"] = {
+            **om,
+            "pops": om_pops,
+            "wall_s": om_wall,
+            "sim_ps": per_start_ps * n_starts,
+        }
+        for method in taus:
+            res[method]["time_compression"] = (
+                s_per_ps * res[method]["simulated_ps"] / res[method]["wall_s"]
+            )
+        # property head
+        u = torch.tensor([[(temperature - t_lo) / (t_hi - t_lo)]], dtype=torch.double)
+        ph_mean, ph_std = [], []
+        for head in heads:
+            m, s = head.moments(u, observation_noise=False)
+            ph_mean.append(float(m[0]))
+            ph_std.append(float(s[0]))
+        res["property_head"] = {"pops": np.array(ph_mean), "std": np.array(ph_std)}
+        # reference noise floor
+        if split == "train":
+            other = data.select(role="train", temperature=temperature)[0].positions.numpy()
+            noise = _compare(*_angles(other, molecule), ref)
+        elif len(ref_runs) > 1:
+            rest = np.concatenate([t.positions.numpy() for t in ref_runs[1:]])
+            noise = _compare(*_angles(first, molecule), _angles(rest, molecule))
+        else:
+            half = len(ref_x) // 2
+            noise = _compare(*_angles(ref_x[:half], molecule), (ref[0][half:], ref[1][half:]))
+        res["reference_noise"] = noise
+        res["ref_pops"] = np.array(list(_compare(*ref, ref)["pops"].values()))
+        res["ref_block_std"] = _block_pops(*ref, blocks=10 * len(ref_runs)).std(0, ddof=1) / (
+            math.sqrt(10 * len(ref_runs))
+        )
+        rows.append(
+            {
+                **base,
+                "method": "reference",
+                "metric": "reference_ns",
+                "value": len(ref_x) * ref_runs[0].frame_ps / 1000.0,
+            }
+        )
+        res["s_per_ns"] = s_per_ps * 1000.0
+        raw[(temperature, split)] = res
+        for method in ("sciwm", "sciwm_tau10", "openmm_same_cost", "reference_noise"):
+            r = res[method]
+            for metric in ("jsd_phi", "jsd_psi", "jsd_phipsi", "basin_mae"):
+                rows.append({**base, "method": method, "metric": metric, "value": r[metric]})
+        for method in taus:
+            for metric in ("valid_fraction", "tau_ps", "time_compression", "simulated_ps"):
+                rows.append(
+                    {**base, "method": method, "metric": metric, "value": res[method][metric]}
+                )
+        ph_mae = float(np.mean(np.abs(res["property_head"]["pops"] - res["ref_pops"])))
+        rows.append({**base, "method": "property_head", "metric": "basin_mae", "value": ph_mae})
+        rows.append(
+            {
+                **base,
+                "method": "openmm_same_cost",
+                "metric": "simulated_ps",
+                "value": res["openmm_same_cost"]["sim_ps"],
+            }
+        )
+
+    # coverage: emulator scale calibrated leave-one-temperature-out on training temperatures
+    def z_scores(method: str, key: tuple[float, str]) -> np.ndarray:
+        r = raw[key]
+        total = np.sqrt(r[method]["std"] ** 2 + r["ref_block_std"] ** 2) + 1e-9
+        return np.abs(r[method]["pops"] - r["ref_pops"]) / total
+
+    calibration: dict[str, float] = {}
+    for method in (*taus, "property_head"):
+        train_keys = [k for k in raw if k[1] == "train"]
+        all_z = np.concatenate([z_scores(method, k) for k in train_keys])
+        calibration[method] = max(1.0, float(np.quantile(all_z, 0.9)) / Z90)
+        for key in raw:
+            others = [k for k in train_keys if k != key] or train_keys
+            zo = np.concatenate([z_scores(method, k) for k in others])
+            scale = max(1.0, float(np.quantile(zo, 0.9)) / Z90)
+            if method == "property_head":
+                scale = 1.0  # its posterior is used as it is
+            cov = float(np.mean(z_scores(method, key) <= Z90 * scale))
+            rows.append(
+                {
+                    "problem": f"alanine_vacuum@{key[0]:g}K",
+                    "temperature": key[0],
+                    "split": key[1],
+                    "method": method,
+                    "metric": "coverage90",
+                    "value": cov,
+                }
+            )
+    config = {
+        "quick": quick,
+        "seeds": n_seeds,
+        "n_starts": n_starts,
+        "reference_ps": l_ref_ps,
+        "emulated_ps_per_trajectory": traj_ps,
+        "taus_ps": taus,
+        "ensemble_members": len(models),
+        "checkpoint": str(DEFAULT_CHECKPOINT),
+        "checkpoint_train": ckpt.get("train"),
+        "calibration_all_train": calibration,
+        "openmm_s_per_ns": {f"{k[0]:g}": v["s_per_ns"] for k, v in raw.items()},
+        "jsd": "nats; 50 bins per angle, 25x25 for (phi, psi)",
+        "engine": "OpenMM Reference platform, amber14 vacuum, 2 fs, Langevin 1/ps",
+        "wall_s": time.perf_counter() - t_start,
+    }
+    result = make_result("md", rows, config, env_info())
+    if out is not None:
+        save_result(out, result)
+    print_table(rows, metrics=[*METRICS, "simulated_ps"])
+    return result

@@ -1,0 +1,447 @@
+"""``MDEmulatorWorldModel``: the MD emulator behind the ``WorldModel`` contract.
+
+Three parts, each cheap to query:
+
+* the **emulator** — an ensemble of flow-matching GNNs (:mod:`surrogates.md.flow`) trained on
+  real OpenMM trajectories, loaded from a checkpoint. At :meth:`fit` it rolls out batches of
+  trajectories on a grid of temperatures spanning the search space (cached: once per model)
+  and turns them into pseudo-observations of every observable it can compute, each with an
+  uncertainty from the ensemble's disagreement plus the sampling spread of the rollouts, scaled
+  by a factor calibrated against held-out real simulations;
+* the **property head** — a Bayesian polynomial regression in temperature per observable,
+  conditioned on those pseudo-observations *and* on every real observation of the campaign;
+  :meth:`posterior` and :meth:`predict` read it, so acquisition functions run in microseconds;
+  a real run of finite length adds its own sampling noise (estimated from the rollouts);
+* the **cost head** — Bayesian linear regression of log wall time on log simulation length,
+  with a prior from a fixed start-up overhead plus the OpenMM throughput measured when the
+  data set was made.
+
+:meth:`emulate` exposes the rollouts themselves (used by the benchmark and by users who want
+trajectories). Settings (``[world_model.settings]``): ``checkpoint``, ``data``,
+``temperature`` (parameter name, default ``"temperature"``), ``length`` (fidelity parameter
+name, default ``"length_ps"``; may be absent from the space), ``grid`` (temperatures, default 7),
+``n_trajectories`` (per grid point, default 32), ``tau_ps`` (default 100), ``rollout_ps``
+(length of each emulated trajectory, default 1000), ``calibration`` (default: the checkpoint's),
+``seed``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from botorch.posteriors import Posterior
+from torch import Tensor
+
+from sciwm.errors import WorldModelError
+from sciwm.experiment import Experiment, Observation
+from sciwm.prediction import Estimate, Prediction
+from sciwm.space import Parameter, SearchSpace
+from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
+from surrogates.md.heads import BayesLinear, polynomial_features
+from surrogates.md.observables import EMULATED, frame_observables
+
+#: The committed emulator checkpoint.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "alanine_vacuum.pt"
+_SETTINGS = (
+    "checkpoint",
+    "data",
+    "temperature",
+    "length",
+    "grid",
+    "n_trajectories",
+    "tau_ps",
+    "rollout_ps",
+    "calibration",
+    "seed",
+)
+
+
+def _unit_to_value(u: Tensor, p: Parameter) -> Tensor:
+    lo, hi = float(p.low), float(p.high)  # type: ignore[arg-type]
+    if p.log:
+        return lo * (hi / lo) ** u
+    return lo + (hi - lo) * u
+
+
+class MDEmulatorWorldModel(WorldModel):
+    """World model of MD experiments backed by the GNN emulator (see module doc)."""
+
+    name: ClassVar[str] = "md_emulator"
+
+    def __init__(self, space: SearchSpace, outcomes: Sequence[str], **settings: Any) -> None:
+        unknown = sorted(set(settings) - set(_SETTINGS))
+        if unknown:
+            raise WorldModelError(
+                f"unknown setting(s) {unknown} for the 'md_emulator' world model; it takes "
+                f"{list(_SETTINGS)}"
+            )
+        super().__init__(space, outcomes, **settings)
+        self.t_name = str(settings.get("temperature", "temperature"))
+        self.l_name = str(settings.get("length", "length_ps"))
+        if self.t_name not in space.names or space[self.t_name].kind == "categorical":
+            raise WorldModelError(
+                f"the md_emulator world model needs a numeric parameter {self.t_name!r} "
+                f"(temperature in K) in the search space; the space has {space.names}. Name it "
+                "with the 'temperature' setting."
+            )
+        self.t_dim = space.names.index(self.t_name)
+        self.l_dim = space.names.index(self.l_name) if self.l_name in space.names else None
+        if self.l_dim is not None and space[self.l_name].kind == "categorical":
+            raise WorldModelError(f"the length parameter {self.l_name!r} must be numeric")
+        self.checkpoint = Path(settings.get("checkpoint", DEFAULT_CHECKPOINT))
+        self.data_path = settings.get("data")
+        self.grid_n = int(settings.get("grid", 7))
+        self.n_traj = int(settings.get("n_trajectories", 32))
+        self.tau_ps = float(settings.get("tau_ps", 100.0))
+        self.rollout_ps = float(settings.get("rollout_ps", 1000.0))
+        self.seed = int(settings.get("seed", 0))
+        self._calibration = settings.get("calibration")
+        if self.grid_n < 0 or self.n_traj < 2 or self.tau_ps <= 0 or self.rollout_ps < self.tau_ps:
+            raise WorldModelError(
+                "md_emulator settings need grid >= 0, n_trajectories >= 2, tau_ps > 0 and "
+                "rollout_ps >= tau_ps"
+            )
+        self._models: list[Any] | None = None
+        self._ckpt_meta: dict[str, Any] = {}
+        self._dataset: Any = None
+        self._grid: dict[str, Tensor] | None = None
+        self._heads: dict[str, BayesLinear] = {}
+        self._cost: BayesLinear | None = None
+        self._train_range: tuple[float, float] | None = None
+
+    # -- the emulator ---------------------------------------------------------------------
+    def _load(self) -> None:
+        if self._models is not None:
+            return
+        from surrogates.md.data import load_dataset
+        from surrogates.md.train import load_checkpoint
+
+        self._models, self._ckpt_meta = load_checkpoint(self.checkpoint)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._models = [m.to(device) for m in self._models]
+        self._dataset = load_dataset(self.data_path)
+
+    @property
+    def calibration(self) -> float:
+        """Factor on the emulator's standard deviations (calibrated on held-out real runs)."""
+        if self._calibration is not None:
+            return float(self._calibration)
+        self._load()
+        return float(self._ckpt_meta.get("calibration", 1.0))
+
+    def starts(self, temperature: float, n: int, seed: int = 0) -> Tensor:
+        """``n x atoms x 3`` start configurations: training frames at the nearest temperature."""
+        self._load()
+        trajs = self._dataset.select(role="train")
+        nearest = min(trajs, key=lambda t: abs(t.temperature - temperature))
+        gen = torch.Generator().manual_seed(seed)
+        idx = torch.randint(nearest.positions.shape[0], (n,), generator=gen)
+        return nearest.positions[idx]
+
+    def emulate(
+        self,
+        temperature: float,
+        n_trajectories: int | None = None,
+        length_ps: float | None = None,
+        tau_ps: float | None = None,
+        start: Tensor | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Roll out emulated trajectories at one temperature and estimate the observables.
+
+        Args:
+            temperature: Kelvin.
+            n_trajectories: Batch size (default: the ``n_trajectories`` setting).
+            length_ps: Simulated time per trajectory (default: ``rollout_ps``).
+            tau_ps: Jump length (default: ``tau_ps``).
+            start: Optional ``B x atoms x 3`` start configurations.
+            seed: Noise seed.
+
+        Returns:
+            ``rollout`` (:class:`surrogates.md.flow.Rollout`), ``mean``/``std`` (observable
+            name to float: estimate and its calibrated uncertainty), ``traj_std`` (spread of
+            the observable between single trajectories of ``length_ps``), ``wall_s``.
+        """
+        from surrogates.md.flow import rollout
+
+        self._load()
+        assert self._models is not None
+        tau = float(tau_ps or self.tau_ps)
+        length = float(length_ps or self.rollout_ps)
+        n_jumps = max(1, int(round(length / tau)))
+        if start is None:
+            start = self.starts(temperature, int(n_trajectories or self.n_traj), self.seed)
+        b = start.shape[0]
+        cond = torch.full((b, 1), float(temperature))
+        seed = self.seed if seed is None else seed
+        t0 = time.perf_counter()
+        try:
+            roll = rollout(self._models, start, cond, tau, n_jumps, seed=seed)
+        except FloatingPointError as exc:
+            raise WorldModelError(f"emulator rollout at {temperature} K failed: {exc}") from None
+        basins = tuple(self._dataset.meta["basins"]["alpha_r_psi"])
+        frames = frame_observables(roll.positions[1:], self._models[0].molecule, basins)
+        owner = torch.arange(b) % len(self._models)
+        mean, std, traj_std = {}, {}, {}
+        for name, values in frames.items():
+            per_traj = values.mean(0)  # B
+            members = torch.stack([per_traj[owner == k].mean() for k in range(len(self._models))])
+            between = members.var() if len(self._models) > 1 else torch.tensor(0.0)
+            sampling = per_traj.var() / b
+            mean[name] = float(per_traj.mean())
+            std[name] = self.calibration * float((between + sampling).sqrt())
+            traj_std[name] = float(per_traj.std())
+        return {
+            "rollout": roll,
+            "mean": mean,
+            "std": std,
+            "traj_std": traj_std,
+            "valid_fraction": float(roll.raw_valid.float().mean()),
+            "wall_s": time.perf_counter() - t0,
+        }
+
+    def _emulate_grid(self) -> dict[str, Tensor]:
+        p = self.space[self.t_name]
+        temps = torch.linspace(0.0, 1.0, max(self.grid_n, 1), dtype=torch.double)
+        if self.grid_n == 1:
+            temps = torch.tensor([0.5], dtype=torch.double)
+        values = _unit_to_value(temps, p)
+        mean, std, traj = [], [], []
+        for k, t in enumerate(values.tolist()):
+            est = self.emulate(t, seed=self.seed + k)
+            mean.append([est["mean"][n] for n in EMULATED])
+            std.append([est["std"][n] for n in EMULATED])
+            traj.append([est["traj_std"][n] for n in EMULATED])
+        return {
+            "u": temps,
+            "mean": torch.tensor(mean, dtype=torch.double),
+            "std": torch.tensor(std, dtype=torch.double),
+            "traj_std": torch.tensor(traj, dtype=torch.double),
+        }
+
+    # -- learning -------------------------------------------------------------------------
+    def _run_noise(self, u_t: Tensor, length: Tensor, k: int) -> Tensor:
+        """Sampling std of observable ``k`` in one real run of ``length`` ps at ``u_t``."""
+        assert self._grid is not None
+        g = self._grid
+        if g["u"].numel() == 1:
+            s = g["traj_std"][0, k].expand_as(u_t)
+        else:
+            s = torch.from_numpy(
+                np.interp(u_t.numpy(), g["u"].numpy(), g["traj_std"][:, k].numpy())
+            )
+        ratio = (self.rollout_ps / length.clamp_min(1.0)).sqrt()
+        return (s * ratio).clamp(0.01, 0.5)
+
+    def _length(self, X: Tensor) -> Tensor:
+        if self.l_dim is None:
+            return torch.full(X.shape[:-1], self.rollout_ps, dtype=torch.double)
+        return _unit_to_value(X[..., self.l_dim].double(), self.space[self.l_name])
+
+    def _cost_features(self, X: Tensor) -> Tensor:
+        ones = torch.ones(X.shape[:-1], dtype=torch.double)
+        if self.l_dim is None:
+            return ones.unsqueeze(-1)
+        return torch.stack([ones, torch.log(self._length(X) / 1000.0)], dim=-1)
+
+    def fit(self, experiments: Sequence[Experiment], observations: Sequence[Observation]) -> None:
+        """Emulate the grid (once), then condition the heads on it and on real results."""
+        completed, costed = split_by_status(experiments, observations)
+        self._load()
+        temps = self._dataset.train_temperatures
+        self._train_range = (min(temps), max(temps))
+        if self._grid is None and self.grid_n > 0:
+            self._grid = self._emulate_grid()
+        heads: dict[str, BayesLinear] = {}
+        used: set[str] = set()
+        for outcome in self.outcomes:
+            rows = [
+                (e, o) for e, o in completed if math.isfinite(o.outcomes.get(outcome, math.nan))
+            ]
+            emulable = outcome in EMULATED and self._grid is not None
+            if not emulable and len(rows) < 2:
+                raise WorldModelError(
+                    f"outcome {outcome!r} is not one the emulator computes ({list(EMULATED)}) "
+                    f"and only {len(rows)} real experiments measured it; need 2"
+                )
+            xs, ys, noise = [], [], []
+            if emulable:
+                assert self._grid is not None
+                k = EMULATED.index(outcome)
+                xg = torch.full((self._grid["u"].numel(), self.space.dim), 0.5, dtype=torch.double)
+                xg[:, self.t_dim] = self._grid["u"]
+                xs.append(xg)
+                ys.append(self._grid["mean"][:, k])
+                noise.append(self._grid["std"][:, k].clamp_min(1e-3))
+            if rows:
+                xr = self.space.encode([e.parameters for e, _ in rows]).double()
+                yr = torch.tensor([o.outcomes[outcome] for _, o in rows], dtype=torch.double)
+                if emulable:
+                    nr = self._run_noise(xr[:, self.t_dim], self._length(xr), k)
+                else:
+                    nr = torch.full_like(yr, float(yr.std()) if len(rows) > 2 else 1.0)
+                    nr = nr.clamp_min(1e-3)
+                xs.append(xr)
+                ys.append(yr)
+                noise.append(nr)
+                used.update(e.id for e, _ in rows)
+            y = torch.cat(ys)
+            scale = max(float(y.abs().max()), 1.0)
+            head = BayesLinear(
+                polynomial_features(self.t_dim, 2),
+                torch.tensor([float(y.mean()), 0.0, 0.0]),
+                torch.tensor([scale, scale, scale]),
+                noise_std=0.0,
+            )
+            head.update(torch.cat(xs), y, torch.cat(noise))
+            heads[outcome] = head
+        self._heads = heads
+        self._cost = self._fit_cost(costed)
+        used.update(e.id for e, _ in costed)
+        self.summary = TrainingSummary(
+            n_observations=len(completed),
+            n_cost_observations=len(costed),
+            outcomes=list(self.outcomes),
+            experiment_ids=[e.id for e in experiments if e.id in used],
+            extra={
+                "emulator_checkpoint": str(self.checkpoint),
+                "grid_temperatures": self.grid_n,
+                "n_trajectories": self.n_traj,
+                "tau_ps": self.tau_ps,
+                "rollout_ps": self.rollout_ps,
+            },
+        )
+
+    def _fit_cost(self, costed: list[tuple[Experiment, Observation]]) -> BayesLinear:
+        """Log cost linear in log length; prior: start-up overhead plus OpenMM's throughput."""
+        s_per_ns = 12.0
+        if self._dataset is not None:
+            rates = [t.openmm_s_per_ns for t in self._dataset.trajectories]
+            s_per_ns = sum(rates) / len(rates)
+        p = 1 if self.l_dim is None else 2
+        overhead = 2.0  # process start, OpenMM import, minimisation, equilibration (s)
+        c_short = overhead + s_per_ns * 0.02  # 20 ps
+        c_long = overhead + s_per_ns * 1.0  # 1 ns
+        slope = (math.log(c_long) - math.log(c_short)) / math.log(1000.0 / 20.0)
+        prior_mean = torch.tensor([math.log(c_long), slope][:p])
+        head = BayesLinear(
+            self._cost_features, prior_mean, torch.tensor([0.5, 0.15][:p]), noise_std=0.3
+        )
+        if costed:
+            x = self.space.encode([e.parameters for e, _ in costed]).double()
+            y = torch.tensor([math.log(o.cost) for _, o in costed], dtype=torch.double)
+            head.update(x, y, torch.full_like(y, 0.3))
+        return head
+
+    # -- querying -------------------------------------------------------------------------
+    def _require(self) -> None:
+        if not self._heads or self._cost is None:
+            raise WorldModelError(
+                "the md_emulator world model has not been fitted yet; call fit (a campaign "
+                "does after its first experiments)"
+            )
+
+    def posterior(self, X: Tensor, outcome: str) -> Posterior:
+        self._require()
+        if outcome not in self._heads:
+            raise WorldModelError(f"unknown outcome {outcome!r}; the model has {self.outcomes}")
+        return self._heads[outcome].posterior(X)
+
+    def log_cost_posterior(self, X: Tensor) -> Posterior:
+        self._require()
+        assert self._cost is not None
+        return self._cost.posterior(X)
+
+    def predict(
+        self, parameters: Sequence[Mapping[str, Any]], level: float = 0.9
+    ) -> list[Prediction]:
+        self._require()
+        level = check_level(level)
+        if not parameters:
+            return []
+        X = self.space.encode([self.space.validate(p) for p in parameters]).double()
+        trained = self._trained_range()
+        out = []
+        moments = {k: h.moments(X, observation_noise=False) for k, h in self._heads.items()}
+        assert self._cost is not None
+        cmean, cstd = self._cost.moments(X, observation_noise=True)
+        lengths = self._length(X)
+        for i, params in enumerate(parameters):
+            ests = {}
+            for name, (m, s) in moments.items():
+                var = float(s[i]) ** 2
+                if self._grid is not None and name in EMULATED:
+                    var += (
+                        float(
+                            self._run_noise(
+                                X[i : i + 1, self.t_dim], lengths[i : i + 1], EMULATED.index(name)
+                            )[0]
+                        )
+                        ** 2
+                    )
+                ests[name] = Estimate.gaussian(float(m[i]), math.sqrt(var), level)
+            t = float(params[self.t_name])
+            flag = trained is not None and not (trained[0] <= t <= trained[1])
+            notes = (
+                [
+                    f"{self.t_name}={t:g} K is outside the emulator's training range "
+                    f"{trained[0]:g}-{trained[1]:g} K"
+                ]
+                if flag
+                else []
+            )
+            out.append(
+                Prediction(
+                    outcomes=ests,
+                    cost=Estimate.lognormal(float(cmean[i]), float(cstd[i]), level),
+                    extrapolating=flag,
+                    notes=notes,
+                )
+            )
+        return out
+
+    def _trained_range(self) -> tuple[float, float] | None:
+        return self._train_range
+
+    # -- persistence ----------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        self._require()
+        tensors: dict[str, Tensor] = {}
+        for name, head in self._heads.items():
+            tensors.update({f"head.{name}.{k}": v for k, v in head.state().items()})
+        assert self._cost is not None
+        tensors.update({f"cost.{k}": v for k, v in self._cost.state().items()})
+        if self._grid is not None:
+            tensors.update({f"grid.{k}": v for k, v in self._grid.items()})
+        extra = {
+            "heads": list(self._heads),
+            "has_grid": self._grid is not None,
+            "train_range": list(self._train_range) if self._train_range else None,
+        }
+        return tensors, extra
+
+    def load_state(self, tensors: Mapping[str, Tensor], extra: Mapping[str, Any]) -> None:
+        try:
+            if extra.get("has_grid"):
+                self._grid = {k: tensors[f"grid.{k}"] for k in ("u", "mean", "std", "traj_std")}
+            heads = {}
+            for name in extra["heads"]:
+                head = BayesLinear(
+                    polynomial_features(self.t_dim, 2), torch.zeros(3), torch.ones(3), 0.0
+                )
+                head.load({k: tensors[f"head.{name}.{k}"] for k in ("mean", "cov", "noise")})
+                heads[name] = head
+            p = 1 if self.l_dim is None else 2
+            cost = BayesLinear(self._cost_features, torch.zeros(p), torch.ones(p), 0.3)
+            cost.load({k: tensors[f"cost.{k}"] for k in ("mean", "cov", "noise")})
+        except KeyError as exc:
+            raise WorldModelError(f"saved md_emulator state lacks {exc}; save it again") from None
+        self._heads, self._cost = heads, cost
+        rng = extra.get("train_range")
+        self._train_range = (float(rng[0]), float(rng[1])) if rng else None

@@ -1,0 +1,127 @@
+"""The replay connector: a recorded run table answers experiments (conformance + lookups)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lab_connectors.replay import ReplayConnector
+from sciwm.connector import Connector
+from sciwm.errors import ConnectorError
+from sciwm.experiment import Experiment, Status
+from tests.conformance import ConnectorConformance, wait_finished
+
+pytestmark = pytest.mark.timeout(60)
+
+ROWS = [
+    # dataset, learner, anchor, score, train_time
+    ("toy", "sklearn.ensemble.RandomForestClassifier", 16, 0.70, 0.05),
+    ("toy", "sklearn.ensemble.RandomForestClassifier", 64, 0.81, 0.20),
+    ("toy", "SVC_rbf", 64, 0.77, 0.10),
+    ("toy", "SVC_rbf", 128, 0.90, 900.0),  # the slow one: 9 s at time_scale 0.01
+]
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("replay") / "runs.csv"
+    pd.DataFrame(ROWS, columns=["dataset", "learner", "anchor", "score", "train_time"]).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def exp(learner: str, anchor: int, seq: int = 0) -> Experiment:
+    return Experiment.create("replay-test", seq, {"learner": learner, "train_size": anchor})
+
+
+class TestReplayConformance(ConnectorConformance):
+    @pytest.fixture(autouse=True)
+    def _record(self, record: Path) -> None:
+        self.record = record
+
+    def make_connector(self, workdir: Path) -> Connector:
+        return ReplayConnector(
+            workdir,
+            data=str(self.record),
+            dataset="toy",
+            anchor_param="train_size",
+            time_scale=0.01,
+        )
+
+    @pytest.fixture
+    def good_experiment(self) -> Experiment:
+        return exp("RandomForestClassifier", 64)
+
+    @pytest.fixture
+    def failing_experiment(self) -> Experiment:
+        return exp("RandomForestClassifier", 100, seq=1)
+
+    @pytest.fixture
+    def failing_message(self) -> str:
+        return "no record at training size 100"
+
+    @pytest.fixture
+    def expected_outcomes(self) -> list[str]:
+        return ["accuracy"]
+
+    @pytest.fixture
+    def slow_experiment(self) -> Experiment:
+        return exp("SVC_rbf", 128, seq=2)
+
+    def times_run(self, connector: Connector, experiment: Experiment) -> int | None:
+        assert isinstance(connector, ReplayConnector)
+        return connector.times_run(experiment.id)
+
+
+def test_recorded_outcome_and_cost(tmp_path: Path, record: Path) -> None:
+    conn = ReplayConnector(tmp_path, data=str(record), dataset="toy", anchor_param="train_size")
+    handle = conn.submit(exp("sklearn.ensemble.RandomForestClassifier", 16))
+    assert wait_finished(conn, handle) is Status.COMPLETED
+    obs = conn.fetch(handle)
+    assert obs.outcomes == {"accuracy": pytest.approx(0.70)}
+    assert obs.cost == pytest.approx(0.05)  # charged the recorded train time
+
+
+def test_unknown_learner_fails_with_what_is_recorded(tmp_path: Path, record: Path) -> None:
+    conn = ReplayConnector(tmp_path, data=str(record), dataset="toy", anchor_param="train_size")
+    obs = conn.fetch(conn.submit(exp("NoSuchLearner", 64)))
+    assert obs.status is Status.FAILED
+    assert "NoSuchLearner" in obs.error and "RandomForestClassifier" in obs.error
+
+
+def test_snap_uses_the_largest_recorded_size_below(tmp_path: Path, record: Path) -> None:
+    conn = ReplayConnector(
+        tmp_path, data=str(record), dataset="toy", anchor_param="train_size", snap=True
+    )
+    obs = conn.fetch(conn.submit(exp("RandomForestClassifier", 100)))
+    assert obs.status is Status.COMPLETED
+    assert obs.outcomes["accuracy"] == pytest.approx(0.81)
+    assert obs.metadata["snapped_to"] == 64
+
+
+def test_bad_settings_raise(tmp_path: Path, record: Path) -> None:
+    with pytest.raises(ConnectorError, match="unknown setting"):
+        ReplayConnector(tmp_path, data=str(record), colour="blue")
+    with pytest.raises(ConnectorError, match="does not exist"):
+        ReplayConnector(tmp_path, data=str(tmp_path / "missing.csv"))
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame(
+        [("toy", "SVC_rbf", 16, float("nan"), 0.1)],
+        columns=["dataset", "learner", "anchor", "score", "train_time"],
+    ).to_csv(bad, index=False)
+    with pytest.raises(ConnectorError, match="NaN"):
+        ReplayConnector(tmp_path, data=str(bad))
+
+
+@pytest.mark.slow  # reads LCDB's 150 MB CSV when the cache is cold
+def test_lcdb_record(tmp_path: Path) -> None:
+    if importlib.util.find_spec("lcdb") is None:
+        pytest.skip("lcdb is not installed")
+    conn = ReplayConnector(tmp_path, dataset="letter-6", anchor_param="train_size")
+    obs = conn.fetch(conn.submit(exp("SVC_rbf", 16200)))
+    assert obs.status is Status.COMPLETED, obs.error
+    assert 0.5 < obs.outcomes["accuracy"] <= 1.0 and obs.cost > 1.0

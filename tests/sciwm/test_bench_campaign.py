@@ -1,0 +1,118 @@
+"""The campaign benchmark: a tiny smoke run and the summary statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from sciwm.bench import campaign
+from sciwm.bench.campaign import METHODS, PROBLEMS, RunResult, Settings, cost_of, summarize
+from sciwm.bench.common import format_table
+
+
+def test_cost_surface_spans_ten_times_and_is_log_linear():
+    u = torch.tensor([[0.0, 0.3, 0.0], [1.0, 0.7, 1.0], [0.5, 0.1, 0.5], [0.2, 0.9, 0.6]])
+    c = cost_of(u)
+    assert c[0] == pytest.approx(1.0)
+    assert c[1] == pytest.approx(10.0)
+    assert c[2] == pytest.approx(10**0.5)
+    assert math.log10(c[3]) == pytest.approx((0.2 + 0.6) / 2)
+
+
+def test_targets_are_one_percent_of_the_value_range():
+    branin = next(p for p in PROBLEMS if p.name == "branin")
+    assert branin.target() == pytest.approx(0.397887 + 0.01 * (308.129096 - 0.397887))
+    for p in PROBLEMS:
+        fn = p.make()
+        assert p.space().dim == p.dim == fn.dim
+        assert float(fn.optimal_value) < p.target() < p.f_max
+
+
+def _result(method: str, seed: int, cost: float, cap: float = 100.0) -> RunResult:
+    n = None if math.isinf(cost) else 3
+    return RunResult("p", method, seed, cap, cost, n, 3, 10.0, 0.0, 1.0)
+
+
+def test_summary_medians_quartiles_and_censoring():
+    problem = campaign.Problem("p", "Branin", 2, 1.0, cap=100.0, cap_quick=10.0)
+    results = [_result("sciwm", s, c) for s, c in enumerate([10.0, 20.0, 30.0, 40.0, math.inf])]
+    results += [
+        _result("gp_cost_blind", s, c) for s, c in enumerate([30.0, 40.0, 60.0, 80.0, 90.0])
+    ]
+    results += [_result("random", s, c, 1e4) for s, c in enumerate([50.0] + [math.inf] * 4)]
+    rows = summarize(results, [problem])
+    get = {(r["method"], r["metric"]): r for r in rows}
+    assert get[("sciwm", "cost_to_target")]["value"] == 30.0
+    assert get[("sciwm", "cost_to_target_q25")]["value"] == 20.0
+    assert get[("sciwm", "cost_to_target_q75")]["value"] == 40.0
+    assert get[("sciwm", "cost_to_target")]["censored"] is False
+    assert get[("sciwm", "reached_fraction")]["value"] == pytest.approx(0.8)
+    assert get[("gp_cost_blind", "ratio_to_sciwm")]["value"] == pytest.approx(2.0)
+    assert get[("gp_cost_blind", "ratio_to_sciwm")]["bound"] == "exact"
+    # Random's median is censored: the ratio is the lower bound (its cap) / sciwm's median.
+    assert get[("random", "cost_to_target")]["censored"] is True
+    assert get[("random", "cost_to_target")]["cap"] == 1e4
+    assert get[("random", "ratio_to_sciwm")]["value"] == pytest.approx(1e4 / 30.0)
+    assert get[("random", "ratio_to_sciwm")]["bound"] == "lower"
+    checks = {r["criterion"]: r["value"] for r in campaign.target_check(rows, [problem])}
+    assert checks == {"below_gp_cost_blind": 1, "5x_below_random": 1}
+    slow = [
+        _result(m, 0, c) for m, c in (("sciwm", 50.0), ("gp_cost_blind", 40.0), ("random", 200.0))
+    ]
+    checks = {
+        r["criterion"]: r["value"]
+        for r in campaign.target_check(summarize(slow, [problem]), [problem])
+    }
+    assert checks == {"below_gp_cost_blind": 0, "5x_below_random": 0}
+
+
+def test_smoke_run_writes_tidy_rows(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    result = campaign.run(
+        quick=True,
+        seeds=1,
+        out=out,
+        progress=False,
+        caps={"branin": 12.0, "hartmann6": 10.0},
+        settings=Settings(workers=1, num_restarts=2, raw_samples=16, initial_experiments=2),
+    )
+    assert json.loads(out.read_text()) == result
+    assert set(result) == {"suite", "rows", "config", "env"}
+    assert result["suite"] == "campaign"
+    assert result["config"]["seeds"] == 1
+    assert {"python", "torch", "botorch", "cpu", "torch_threads", "cuda"} <= set(result["env"])
+    rows = result["rows"]
+    for row in rows:
+        assert {"problem", "method", "metric", "value"} <= set(row)
+    problems = {p.name for p in PROBLEMS}
+    keyed = {(r["problem"], r["method"], r["metric"]) for r in rows}
+    for p in problems:
+        for m in METHODS:
+            assert (p, m, "cost_to_target") in keyed
+            assert (p, m, "reached_fraction") in keyed
+            assert (p, m, "cost_to_target_q25") in keyed
+        for m in METHODS[1:]:
+            assert (p, m, "ratio_to_sciwm") in keyed
+    runs = [r for r in rows if r["metric"] == "cost_to_target_run"]
+    assert len(runs) == len(problems) * len(METHODS)
+    for r in runs:
+        assert r["value"] is None or r["value"] <= r["cap"]
+        if r["method"] == "sciwm":  # the gate never lets it overspend
+            assert r["spent"] <= r["cap"]
+    printed = capsys.readouterr().out
+    assert "cost_to_target" in printed and "hartmann6" in printed
+
+
+def test_table_is_pivoted_by_problem_and_method():
+    rows = [
+        {"problem": "a", "method": "m1", "metric": "x", "value": 1.0},
+        {"problem": "a", "method": "m2", "metric": "x", "value": 2.5},
+        {"problem": "a", "method": "m1", "metric": "y", "value": None},
+    ]
+    lines = format_table(rows).splitlines()
+    assert lines[0].split() == ["problem", "method", "x", "y"]
+    assert lines[2].split() == ["a", "m1", "1", "-"]
+    assert lines[3].split() == ["a", "m2", "2.5"]

@@ -1,0 +1,86 @@
+"""MDEmulatorWorldModel: the world-model conformance suite plus MD-specific behaviour."""
+
+from __future__ import annotations
+
+import pytest
+
+from sciwm.errors import WorldModelError
+from sciwm.space import Parameter, SearchSpace
+from surrogates.md.world_model import DEFAULT_CHECKPOINT, MDEmulatorWorldModel
+from tests.world_model_conformance import WorldModelConformance, make_data
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(not DEFAULT_CHECKPOINT.is_file(), reason="no emulator checkpoint"),
+]
+
+#: Small settings so a fit (with its emulator rollouts) takes a couple of seconds.
+FAST = {"grid": 3, "n_trajectories": 4, "tau_ps": 100.0, "rollout_ps": 200.0}
+
+
+def md_space() -> SearchSpace:
+    return SearchSpace(
+        (
+            Parameter("temperature", "float", 300.0, 600.0),
+            Parameter("length_ps", "float", 10.0, 1000.0, log=True, fidelity=True),
+        )
+    )
+
+
+class TestMDEmulatorConformance(WorldModelConformance):
+    n_train = 8
+
+    @pytest.fixture(scope="class")
+    def model_factory(self):
+        return lambda space, outcomes: MDEmulatorWorldModel(space, outcomes, **FAST)
+
+    @pytest.fixture(scope="class")
+    def space(self) -> SearchSpace:
+        return md_space()
+
+    @pytest.fixture(scope="class")
+    def outcome_names(self) -> list[str]:
+        return ["pop_alpha_r", "pop_beta"]
+
+
+def test_emulator_only_prediction_is_physical() -> None:
+    """With no real data, predictions come from the emulator: populations in [0, 1]."""
+    model = MDEmulatorWorldModel(md_space(), ["pop_alpha_r", "pop_beta", "pop_alpha_l"], **FAST)
+    model.fit([], [])
+    preds = model.predict([{"temperature": 350.0, "length_ps": 1000.0}])
+    pops = {k: e.mean for k, e in preds[0].outcomes.items()}
+    assert all(-0.1 < v < 1.1 for v in pops.values()), pops
+    assert sum(pops.values()) == pytest.approx(1.0, abs=0.15)
+    assert preds[0].cost.mean > 0 and not preds[0].extrapolating
+    # shorter real runs are noisier: wider intervals at 10 ps than at 1 ns
+    short = model.predict([{"temperature": 350.0, "length_ps": 10.0}])[0]
+    assert short.outcomes["pop_beta"].std > preds[0].outcomes["pop_beta"].std
+    # cost grows with the simulated length
+    assert short.cost.mean < preds[0].cost.mean
+
+
+def test_emulate_reports_rollout_and_validity() -> None:
+    model = MDEmulatorWorldModel(md_space(), ["pop_beta"], **FAST)
+    est = model.emulate(400.0, n_trajectories=3, length_ps=200.0)
+    assert est["rollout"].positions.shape == (3, 3, 22, 3)
+    assert 0.0 <= est["valid_fraction"] <= 1.0
+    assert set(est["mean"]) >= {"pop_beta", "pop_alpha_r", "pop_alpha_l"}
+
+
+def test_outcome_the_emulator_cannot_compute_needs_real_data() -> None:
+    model = MDEmulatorWorldModel(md_space(), ["energy_mean"], grid=0)
+    with pytest.raises(WorldModelError, match="energy_mean"):
+        model.fit([], [])
+    exps, obs = make_data(md_space(), ["energy_mean"], 5, 0)
+    model.fit(exps, obs)
+    assert model.predict([exps[0].parameters])[0].outcomes["energy_mean"].std > 0
+
+
+def test_bad_settings_and_spaces() -> None:
+    with pytest.raises(WorldModelError, match="unknown setting"):
+        MDEmulatorWorldModel(md_space(), ["pop_beta"], colour="red")
+    no_temp = SearchSpace((Parameter("x", "float", 0.0, 1.0),))
+    with pytest.raises(WorldModelError, match="temperature"):
+        MDEmulatorWorldModel(no_temp, ["pop_beta"])
+    with pytest.raises(WorldModelError, match="checkpoint"):
+        MDEmulatorWorldModel(md_space(), ["pop_beta"], checkpoint="/nonexistent.pt").fit([], [])
