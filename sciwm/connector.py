@@ -61,5 +61,5 @@ class Connector(ABC):
         """How many more experiments the backend can run at once right now."""
         return int(self.settings.get("parallelism", 1))
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release resources (connections, pools). Running experiments are left running."""

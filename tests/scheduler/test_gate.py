@@ -214,7 +214,5 @@ def test_min_cap_floors_a_confidently_tiny_reservation() -> None:
     (d,) = gate.decide([Candidate({"x": 0.1}, pred)], spent=0.0, running_reserved=[], capacity=1)
     assert d.dispatch and d.max_cost == pytest.approx(2.0)
     # the floor never beats the budget left
-    (d,) = gate.decide(
-        [Candidate({"x": 0.1}, pred)], spent=9.0, running_reserved=[0.5], capacity=1
-    )
+    (d,) = gate.decide([Candidate({"x": 0.1}, pred)], spent=9.0, running_reserved=[0.5], capacity=1)
     assert d.dispatch and d.max_cost == pytest.approx(0.5)
