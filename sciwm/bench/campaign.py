@@ -12,6 +12,10 @@ Every method runs the same simulated lab, side by side in one run with the same 
   with ``fit_gpytorch_mll``), ``qLogNoisyExpectedImprovement`` maximised by ``optimize_acqf``
   with the same restarts and raw samples. It ignores cost.
 - ``random``: uniform random search.
+- ``sciwm_ei``: sciwm's own loop with the cost term switched off (acquisition ``"ei"``): it
+  separates the effect of the cost term from everything else that differs between sciwm and
+  the plain botorch loop (optimiser seeds, duplicate checks, the posterior adapter), i.e. it
+  shows how far two cost-blind implementations of the same method differ by chance.
 
 Problems are botorch test functions (minimised), with a cost per experiment that varies
 smoothly over the space. With ``u`` the point in the unit cube (``u_1`` the first coordinate,
@@ -68,7 +72,7 @@ import torch
 from sciwm.bench.common import Row, env_info, format_table, make_result, save_result
 
 SUITE = "campaign"
-METHODS = ("sciwm", "gp_cost_blind", "random")
+METHODS = ("sciwm", "gp_cost_blind", "random", "sciwm_ei")
 OBJECTIVE = "f"
 
 #: Cheapest and dearest cost of the cost surface (10x apart).
@@ -230,7 +234,9 @@ class _Tracker:
 
 
 # -- the three methods -----------------------------------------------------------------------
-def run_sciwm(problem: Problem, seed: int, cap: float, s: Settings) -> RunResult:
+def run_sciwm(
+    problem: Problem, seed: int, cap: float, s: Settings, acquisition: str = "ei_per_cost"
+) -> RunResult:
     """One sciwm campaign: GPWorldModel + Agent(ei_per_cost) + DispatchGate(cap)."""
     from scheduler.agent import Agent
     from scheduler.gate import DispatchGate
@@ -244,7 +250,7 @@ def run_sciwm(problem: Problem, seed: int, cap: float, s: Settings) -> RunResult
         space,
         OBJECTIVE,
         maximize=False,
-        acquisition="ei_per_cost",
+        acquisition=acquisition,
         initial_experiments=s.initial_experiments,
         seed=seed,
         num_restarts=s.num_restarts,
@@ -285,7 +291,13 @@ def run_sciwm(problem: Problem, seed: int, cap: float, s: Settings) -> RunResult
         observations.append(obs)
         if track.record(float(obs.cost), value):
             break
-    return track.result(problem.name, "sciwm", seed, time.perf_counter() - t0)
+    method = "sciwm" if acquisition == "ei_per_cost" else f"sciwm_{acquisition}"
+    return track.result(problem.name, method, seed, time.perf_counter() - t0)
+
+
+def run_sciwm_ei(problem: Problem, seed: int, cap: float, s: Settings) -> RunResult:
+    """sciwm's loop with the cost-blind ``"ei"`` acquisition (a control)."""
+    return run_sciwm(problem, seed, cap, s, acquisition="ei")
 
 
 def run_gp_cost_blind(problem: Problem, seed: int, cap: float, s: Settings) -> RunResult:
@@ -359,7 +371,12 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-RUNNERS = {"sciwm": run_sciwm, "gp_cost_blind": run_gp_cost_blind, "random": run_random}
+RUNNERS = {
+    "sciwm": run_sciwm,
+    "gp_cost_blind": run_gp_cost_blind,
+    "random": run_random,
+    "sciwm_ei": run_sciwm_ei,
+}
 
 
 def _run_task(task: tuple[Problem, str, int, float, Settings]) -> RunResult:
@@ -564,7 +581,7 @@ def run(
     factor = {"random": s.random_cap_factor}
     tasks = [
         (p, m, seed, cap_of[p.name] * factor.get(m, 1.0), s)
-        for m in ("sciwm", "gp_cost_blind", "random")
+        for m in ("sciwm", "sciwm_ei", "gp_cost_blind", "random")
         for p in sorted(chosen, key=lambda p: -p.dim)
         for seed in range(s.seeds)
     ]
