@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
-from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from botorch.posteriors import Posterior
-from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
 from sciwm.errors import WorldModelError
@@ -20,6 +17,7 @@ from sciwm.experiment import Experiment, Observation
 from sciwm.prediction import Estimate, Prediction
 from sciwm.space import SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
+from surrogates.gp_fit import fit_or_restore
 
 #: Posterior std above this fraction of the prior std marks a query as extrapolating.
 EXTRAPOLATION_RATIO = 0.9
@@ -105,19 +103,7 @@ class GPWorldModel(WorldModel):
         self, X: Tensor, Y: Tensor, state: Mapping[str, Tensor] | None = None
     ) -> SingleTaskGP:
         model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
-        if state is not None:
-            model.load_state_dict(dict(state))
-        else:
-            mll = ExactMarginalLogLikelihood(model.likelihood, model)
-            with torch.random.fork_rng(), warnings.catch_warnings():
-                torch.manual_seed(self.seed)
-                warnings.simplefilter("ignore")
-                try:
-                    fit_gpytorch_mll(mll)
-                except Exception as exc:  # noqa: BLE001 - botorch raises several kinds
-                    raise WorldModelError(f"fitting a GP failed: {exc}") from exc
-        model.eval()
-        return model
+        return fit_or_restore(model, state, self.seed)
 
     # -- querying -----------------------------------------------------------------------
     def _require_fitted(self) -> None:

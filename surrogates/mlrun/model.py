@@ -27,12 +27,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from botorch.fit import fit_gpytorch_mll
 from botorch.models import MixedSingleTaskGP, SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from botorch.posteriors import GPyTorchPosterior, Posterior
 from gpytorch.distributions import MultivariateNormal
-from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
 from sciwm.errors import WorldModelError
@@ -40,6 +38,7 @@ from sciwm.experiment import Experiment, Observation
 from sciwm.prediction import Estimate, Prediction
 from sciwm.space import SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
+from surrogates.gp_fit import fit_or_restore
 from surrogates.mlrun.data import RunData, load_slice
 from surrogates.mlrun.encoders import cached_encoder
 from surrogates.mlrun.heads import HeadConfig, Inputs, cpu_threads
@@ -327,18 +326,7 @@ class MLRunWorldModel(WorldModel):
                 model = MixedSingleTaskGP(X, Y, cat_dims=cat, outcome_transform=Standardize(m=1))
             else:
                 model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
-            if state is not None:
-                model.load_state_dict(dict(state))
-            else:
-                mll = ExactMarginalLogLikelihood(model.likelihood, model)
-                with torch.random.fork_rng():
-                    torch.manual_seed(int(self.cfg["seed"]))
-                    try:
-                        fit_gpytorch_mll(mll)
-                    except Exception as exc:  # noqa: BLE001 - botorch raises several kinds
-                        raise WorldModelError(f"fitting the residual GP failed: {exc}") from exc
-        model.eval()
-        return model
+        return fit_or_restore(model, state, int(self.cfg["seed"]), "the residual GP")
 
     # -- querying ----------------------------------------------------------------------------
     def _require(self) -> RunPredictor:
