@@ -1,0 +1,125 @@
+"""Entry point of the campaign benchmark: run every method on every problem and seed, report."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sciwm.bench.campaign.methods import METHODS, RunResult, Settings, run_task, usable_cpus
+from sciwm.bench.campaign.problems import PROBLEMS
+from sciwm.bench.campaign.report import TABLE_METRICS, cell, summarize, target_check
+from sciwm.bench.common import env_info, format_table, make_result, save_result
+
+SUITE = "campaign"
+
+
+def run(
+    quick: bool = False,
+    seeds: int | None = None,
+    out: Path | None = None,
+    progress: bool = True,
+    *,
+    problems: Sequence[str] | None = None,
+    caps: dict[str, float] | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Run the campaign benchmark and print its table.
+
+    Args:
+        quick: 3 seeds and smaller caps (a few minutes on 2 cores).
+        seeds: Seeds per problem and method (default 10, or 3 with ``quick``).
+        out: Where to write the result JSON (optional).
+        progress: Print one line per finished run to standard error.
+        problems: Problem names to run (default: all).
+        caps: Budget cap per problem name, overriding the defaults.
+        settings: Optimiser and method settings (default :class:`Settings`).
+
+    Returns:
+        The result dict ``{"suite", "rows", "config", "env"}``.
+    """
+    s = settings or Settings()
+    s = replace(s, quick=quick, seeds=seeds if seeds is not None else (3 if quick else s.seeds))
+    chosen = [p for p in PROBLEMS if problems is None or p.name in problems]
+    if not chosen:
+        raise ValueError(f"no such problem(s) {problems}; choose from {[p.name for p in PROBLEMS]}")
+    cap_of = {p.name: (p.cap_quick if quick else p.cap) for p in chosen}
+    cap_of.update(caps or {})
+    # Longest runs first so that the parallel workers finish together.
+    factor = {"random": s.random_cap_factor}
+    tasks = [
+        (p, m, seed, cap_of[p.name] * factor.get(m, 1.0), s)
+        for m in ("sciwm", "sciwm_ei", "gp_cost_blind", "random")
+        if m in s.methods
+        for p in sorted(chosen, key=lambda p: -p.dim)
+        for seed in range(s.seed_offset, s.seed_offset + s.seeds)
+    ]
+    t0 = time.perf_counter()
+    results: list[RunResult] = []
+    workers = max(1, s.workers if s.workers is not None else usable_cpus())
+
+    def _done(r: RunResult) -> None:
+        results.append(r)
+        if progress:
+            got = f"{r.cost_to_target:.1f}" if math.isfinite(r.cost_to_target) else "not reached"
+            print(
+                f"[{len(results)}/{len(tasks)} {time.perf_counter() - t0:6.0f}s] "
+                f"{r.problem:10s} {r.method:14s} seed {r.seed:2d}: cost_to_target {got} "
+                f"({r.experiments} experiments, {r.wall_s:.1f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    threads = torch.get_num_threads()
+    if workers > 1:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for r in pool.imap_unordered(run_task, tasks):
+                _done(r)
+    else:
+        try:
+            for task in tasks:
+                _done(run_task(task))
+        finally:
+            torch.set_num_threads(threads)
+    wall = time.perf_counter() - t0
+    rows = summarize(results, chosen)
+    rows += target_check(rows, chosen)
+    config = {
+        **asdict(s),
+        "problems": [
+            {**asdict(p), "cap_used": cap_of[p.name], "target": p.target()} for p in chosen
+        ],
+        "methods": list(METHODS),
+        "cost": "cost(u) = 10 ** ((u_1 + u_d) / 2), u in the unit cube; spans 1..10",
+        "target": "f <= f* + 0.01 * (f_max - f*)",
+        "wall_s_total": wall,
+    }
+    env = env_info()
+    env["torch_threads"] = 1 if workers > 1 else threads
+    env["workers"] = workers
+    result = make_result(SUITE, rows, config, env)
+    if progress:
+        print(file=sys.stderr)
+    print(
+        format_table(
+            [r for r in result["rows"] if r["metric"] in TABLE_METRICS],
+            TABLE_METRICS,
+            METHODS,
+            cell=cell,
+        )
+    )
+    for r in result["rows"]:
+        if r["metric"] == "target_met":
+            word = "met" if r["value"] else "NOT met"
+            print(f"target {r['criterion']} on {r['problem']}: {word}")
+    print(f"total wall time {wall:.0f} s with {workers} worker(s)")
+    if out is not None:
+        save_result(out, result)
+    return result
