@@ -10,10 +10,8 @@ submitting an experiment again never runs it twice.
 
 from __future__ import annotations
 
-import math
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from lab_connectors._local_process import last_line, process_runs, tail
+from lab_connectors._local_settings import check_function_ref, check_python, positive, unpack
 from lab_connectors._local_worker import (
     CLAIM_FILE,
     EXPERIMENT_FILE,
@@ -37,7 +37,6 @@ from sciwm.errors import ConnectorError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.registry import load_object
 
-_FUNCTION_REF = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _KNOWN = ("function", "timeout_s", "parallelism", "python", "env", "outcome", "grace_s")
 
@@ -87,9 +86,9 @@ class LocalConnector(Connector):
                 f"unknown setting(s) {sorted(unknown)} for the local connector; "
                 f"known settings: {list(_KNOWN)}. Fix [connector.settings] in the campaign file."
             )
-        self.function = _check_function_ref(function)
-        self.timeout_s = _positive("timeout_s", timeout_s)
-        self.grace_s = _positive("grace_s", grace_s, allow_zero=True)
+        self.function = check_function_ref(function)
+        self.timeout_s = positive("timeout_s", timeout_s)
+        self.grace_s = positive("grace_s", grace_s, allow_zero=True)
         if isinstance(parallelism, bool) or not isinstance(parallelism, int) or parallelism < 1:
             raise ConnectorError(
                 f"local connector setting parallelism={parallelism!r} is invalid; "
@@ -99,7 +98,7 @@ class LocalConnector(Connector):
         if not isinstance(outcome, str) or not outcome:
             raise ConnectorError(f"local connector setting outcome={outcome!r}; give a name")
         self.outcome = outcome
-        self.python = _check_python(python)
+        self.python = check_python(python)
         if env is not None and not (
             isinstance(env, Mapping)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
@@ -165,7 +164,7 @@ class LocalConnector(Connector):
 
     def poll(self, handle: Handle) -> Status:
         """Status of the experiment; detects dead workers and enforces the time limit."""
-        exp_dir, experiment_id = _unpack(handle)
+        exp_dir, experiment_id = unpack(handle)
         for child in self._children.values():  # reap finished workers: no zombies left behind
             if child.returncode is None:
                 child.poll()
@@ -201,7 +200,7 @@ class LocalConnector(Connector):
                 experiment_id,
                 "worker process died without a result"
                 + self._exit_note(pid)
-                + _tail(exp_dir / STDERR_FILE),
+                + tail(exp_dir / STDERR_FILE),
                 cost=max(time.time() - started_at, 0.0),
                 started_at=started_at,
                 finished_at=time.time(),
@@ -215,7 +214,7 @@ class LocalConnector(Connector):
         Raises:
             ConnectorError: If it has not finished yet (poll until it has).
         """
-        exp_dir, experiment_id = _unpack(handle)
+        exp_dir, experiment_id = unpack(handle)
         if not self.poll(handle).finished:
             raise ConnectorError(
                 f"experiment {experiment_id} is still running; poll(handle) until it reports "
@@ -232,7 +231,7 @@ class LocalConnector(Connector):
 
     def cancel(self, handle: Handle) -> None:
         """Kill the worker (and its process group); a finished experiment is left as it is."""
-        exp_dir, experiment_id = _unpack(handle)
+        exp_dir, experiment_id = unpack(handle)
         if self.poll(handle).finished:
             return
         pid, started_at = self._worker(exp_dir, handle)
@@ -319,7 +318,7 @@ class LocalConnector(Connector):
         if check.returncode != 0:
             raise ConnectorError(
                 f"cannot import module {module!r} for function {self.function!r} with "
-                f"{self.python}: {_last_line(check.stderr)}. Check the spelling and that the "
+                f"{self.python}: {last_line(check.stderr)}. Check the spelling and that the "
                 "package is installed for that interpreter (or on PYTHONPATH in 'env')."
             )
 
@@ -334,7 +333,7 @@ class LocalConnector(Connector):
         child = self._children.get(pid)
         if child is not None and child.poll() is not None:  # reaps our own zombie
             return False
-        return _process_runs(pid, exp_dir)
+        return process_runs(pid, exp_dir)
 
     def _kill(self, pid: int, exp_dir: Path) -> None:
         if self._alive(pid, exp_dir):
@@ -369,90 +368,3 @@ class LocalConnector(Connector):
                 return ""
         code = child.returncode
         return f" (killed by signal {-code})" if code < 0 else f" (exit status {code})"
-
-
-def _check_function_ref(function: Any) -> str:
-    if function is None:
-        raise ConnectorError(
-            "the local connector needs the setting 'function', the callable to run, e.g. "
-            '[connector.settings] function = "mypackage.experiments:run"'
-        )
-    if not isinstance(function, str) or not _FUNCTION_REF.fullmatch(function):
-        raise ConnectorError(
-            f"local connector setting function={function!r} is not an import path; write it "
-            "as 'package.module:function' (a colon before the function name)"
-        )
-    return function
-
-
-def _check_python(python: Any) -> str:
-    if python is None:
-        return sys.executable
-    found = shutil.which(str(python))
-    if found is None:
-        raise ConnectorError(
-            f"local connector setting python={python!r}: no such executable; give the path "
-            "of a Python interpreter (or leave it out to use the one running sciwm)"
-        )
-    return found
-
-
-def _positive(name: str, value: Any, allow_zero: bool = False) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise ConnectorError(
-            f"local connector setting {name}={value!r} is invalid; give a number of seconds > 0"
-        )
-    return float(value)
-
-
-def _unpack(handle: Handle) -> tuple[Path, str]:
-    try:
-        exp_dir, experiment_id = Path(handle["dir"]), str(handle["experiment_id"])
-        int(handle["pid"]), float(handle["started_at"])
-    except (KeyError, TypeError, ValueError):
-        raise ConnectorError(
-            f"{handle!r} is not a local connector handle (it needs experiment_id, dir, pid "
-            "and started_at); pass the handle that submit returned"
-        ) from None
-    if not exp_dir.is_dir():
-        raise ConnectorError(
-            f"the directory of experiment {experiment_id}, {exp_dir}, does not exist; was the "
-            "connector's workdir moved or deleted?"
-        )
-    return exp_dir, experiment_id
-
-
-def _process_runs(pid: int, exp_dir: Path) -> bool:
-    """Whether ``pid`` is a live (not zombie) worker for ``exp_dir``; guards pid reuse."""
-    proc = Path("/proc") / str(pid)
-    if not Path("/proc/self").exists():  # no procfs (macOS): best effort
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    try:
-        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        stat = (proc / "stat").read_text()
-    except OSError:
-        return False
-    state = stat.rpartition(")")[2].split()[0] if ")" in stat else "?"
-    return state not in ("Z", "X") and os.fsencode(str(exp_dir)) in cmdline
-
-
-def _tail(path: Path, lines: int = 10) -> str:
-    try:
-        text = path.read_text(errors="replace").strip()
-    except OSError:
-        return ""
-    if not text:
-        return ""
-    return "; stderr tail:\n" + "\n".join(text.splitlines()[-lines:])
-
-
-def _last_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "no error output"
