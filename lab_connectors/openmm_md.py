@@ -218,6 +218,7 @@ def run_md_experiment(
         "metadata": {
             "simulation_wall_s": out["wall_s"],
             "trajectory": str(traj),
+            "artifacts": [str(traj)],
             "n_steps": out["n_steps"],
             "n_frames": int(out["positions"].shape[0]),
             "platform": out["platform"],

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from sciwm.errors import StoreError
@@ -100,3 +103,31 @@ def short_reason(exc: BaseException) -> str:
         return found.group(0).rstrip(" :)")
     line = text.splitlines()[0] if text else type(exc).__name__
     return line if len(line) <= 300 else line[:300].rsplit(" ", 1)[0] + " ..."
+
+
+def log_batched(
+    client: MlflowClient,
+    run_id: str,
+    params: Mapping[str, str] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    tags: Mapping[str, str] | None = None,
+    step: int = 0,
+) -> None:
+    """``log_batch`` within MLflow's per-request limits; non-finite metrics are skipped.
+
+    Params and metrics go first and tags (which hold an experiment's status) in the last
+    request, so a crash in between never leaves a status without its data.
+    """
+    now = int(time.time() * 1000)
+    ms = [
+        Metric(k, float(v), now, step)
+        for k, v in (metrics or {}).items()
+        if v is not None and math.isfinite(v)
+    ]
+    ps = [Param(k, v) for k, v in (params or {}).items()]
+    ts = [RunTag(k, v) for k, v in (tags or {}).items()]
+    while ps or ms or ts:
+        batch_p, ps = ps[:100], ps[100:]
+        batch_m, ms = ms[:1000], ms[1000:]
+        batch_t, ts = (ts[:100], ts[100:]) if not (ps or ms) else ([], ts)
+        client.log_batch(run_id, metrics=batch_m, params=batch_p, tags=batch_t)

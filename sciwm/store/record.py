@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from sciwm.errors import StoreError
@@ -68,6 +69,30 @@ def capped(observation: Observation) -> Observation:
     if observation.error and len(observation.error) > 4 * CHUNK:
         return replace(observation, error=observation.error[: 4 * CHUNK] + " ... (see error.txt)")
     return observation
+
+
+#: Observation metadata key listing files to keep with the experiment's MLflow run.
+ARTIFACTS_KEY = "artifacts"
+
+
+def artifact_files(observation: Observation) -> tuple[list[Path], list[str]]:
+    """Files an observation asks to keep as artifacts of its run.
+
+    A connector lists them under ``metadata["artifacts"]`` (a path or a list of paths), e.g.
+    the trajectory of a simulation.
+
+    Returns:
+        The existing files, and the listed paths that are not files (to report, not to fail:
+        the observation itself must still be recorded).
+    """
+    listed = observation.metadata.get(ARTIFACTS_KEY) or []
+    if isinstance(listed, str):
+        listed = [listed]
+    found, missing = [], []
+    for item in listed:
+        path = Path(str(item))
+        (found if path.is_file() else missing).append(path if path.is_file() else str(item))
+    return found, missing
 
 
 def metric_key(name: str) -> str:

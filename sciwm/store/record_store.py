@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlflow.entities import Metric, Param, RunTag, ViewType
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 
 from sciwm.errors import SciwmError, SpecError, StoreError
@@ -22,12 +20,14 @@ from sciwm.store.connection import (
     HINT,
     connect,
     default_tracking_uri,
+    log_batched,
     short_reason,
     sqlite_artifact_root,
 )
 from sciwm.store.record import (
     ERROR_TAG_MAX,
     Record,
+    artifact_files,
     capped,
     chunked,
     metric_key,
@@ -248,6 +248,11 @@ class RecordStore:
                     error = error[:ERROR_TAG_MAX] + " ... (truncated; full text in error.txt)"
                 tags["sciwm.error"] = error
             if not recorded:  # else only the run's end is missing (a crash in between)
+                files, missing = artifact_files(observation)
+                for path in files:
+                    self._client.log_artifact(record.run_id, str(path), "outputs")
+                if missing:
+                    tags["sciwm.missing_artifacts"] = ", ".join(missing)[:ERROR_TAG_MAX]
                 self._log(record.run_id, metrics=metrics, tags=tags)
             end = observation.finished_at
             self._client.set_terminated(
@@ -390,18 +395,4 @@ class RecordStore:
         tags: Mapping[str, str] | None = None,
         step: int = 0,
     ) -> None:
-        """``log_batch`` within MLflow's per-request limits; non-finite metrics are skipped."""
-        now = int(time.time() * 1000)
-        ms = [
-            Metric(k, float(v), now, step)
-            for k, v in (metrics or {}).items()
-            if v is not None and math.isfinite(v)
-        ]
-        ps = [Param(k, v) for k, v in (params or {}).items()]
-        ts = [RunTag(k, v) for k, v in (tags or {}).items()]
-        # params and metrics first, tags (which hold the status) in the last request
-        while ps or ms or ts:
-            batch_p, ps = ps[:100], ps[100:]
-            batch_m, ms = ms[:1000], ms[1000:]
-            batch_t, ts = (ts[:100], ts[100:]) if not (ps or ms) else ([], ts)
-            self._client.log_batch(run_id, metrics=batch_m, params=batch_p, tags=batch_t)
+        log_batched(self._client, run_id, params, metrics, tags, step)

@@ -219,6 +219,30 @@ def test_failed_observation_keeps_error_text(
     assert Path(path).read_text() == error
 
 
+def test_listed_files_become_run_artifacts(
+    store: RecordStore, campaign: str, tmp_path: Path
+) -> None:
+    traj = tmp_path / "trajectory.npz"
+    traj.write_bytes(b"frames" * 100)
+    exp = Experiment.create(campaign, 0, {"x": 0.3, "kind": "a"})
+    rec = store.record_submitted(store.record_proposal(exp, prediction()), {"job": "8"})
+    gone = str(tmp_path / "deleted.npz")
+    obs = Observation(
+        exp.id, Status.COMPLETED, {"y": 1.0}, 2.0, metadata={"artifacts": [str(traj), gone]}
+    )
+    store.record_observation(rec, obs)
+    store.record_observation(rec, obs)  # recording again logs nothing twice
+
+    names = [a.path for a in client(store).list_artifacts(rec.run_id, "outputs")]
+    assert names == ["outputs/trajectory.npz"]
+    local = client(store).download_artifacts(rec.run_id, "outputs/trajectory.npz", str(tmp_path))
+    assert Path(local).read_bytes() == traj.read_bytes()
+    tags = client(store).get_run(rec.run_id).data.tags
+    assert tags["sciwm.missing_artifacts"] == gone
+    (back,) = store.records(campaign)
+    assert back.observation == obs
+
+
 def test_cancelled_observation_marks_run_killed(store: RecordStore, campaign: str) -> None:
     exp = Experiment.create(campaign, 0, {"x": 0.9, "kind": "b"})
     rec = store.record_submitted(store.record_proposal(exp, None), {"id": 1})
