@@ -8,6 +8,7 @@
 where ``E[log c(x)]`` is the posterior mean of the world model's log-cost model (the log of
 the predicted median cost). With ``cost_exponent = 1`` this is log(EI / cost), the "expected
 improvement per unit cost" of Snoek et al. (2012); smaller exponents trust the cost less.
+``"gittins"`` is the Pandora's-box Gittins index of :mod:`scheduler.gittins` (cost-aware).
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ from botorch.models.model import Model
 from botorch.sampling import SobolQMCNormalSampler
 from torch import Tensor
 
+from scheduler.gittins import GittinsIndex
 from sciwm.world_model import WorldModel
 
 #: Acquisition names the agent understands.
-ACQUISITIONS = ("ei_per_cost", "ei", "random")
+ACQUISITIONS = ("ei_per_cost", "gittins", "ei", "random")
+
+#: The model-based ones.
+MODEL_ACQUISITIONS = ("ei_per_cost", "gittins", "ei")
 
 #: Monte-Carlo samples of the qLogNEI estimate.
 MC_SAMPLES = 128
@@ -75,6 +80,7 @@ def build_acquisition(
     kind: str = "ei_per_cost",
     cost_exponent: float = 1.0,
     seed: int = 0,
+    gittins_lambda: float = 0.01,
 ) -> AcquisitionFunction:
     """The agent's acquisition function on a fitted world model.
 
@@ -85,9 +91,10 @@ def build_acquisition(
         X_baseline: A ``n x d`` tensor of observed unit-cube points.
         X_pending: A ``m x d`` tensor of points still running (or already chosen for this
             batch), or ``None``.
-        kind: ``"ei_per_cost"`` or ``"ei"``.
+        kind: ``"ei_per_cost"``, ``"gittins"`` or ``"ei"``.
         cost_exponent: Weight of the cost term of ``"ei_per_cost"``.
         seed: Seed of the quasi-Monte-Carlo base samples.
+        gittins_lambda: Unitless cost weight of ``"gittins"``.
 
     Returns:
         An acquisition function taking ``b x q x d`` tensors.
@@ -95,8 +102,19 @@ def build_acquisition(
     Raises:
         ValueError: If ``kind`` is not a model-based acquisition.
     """
-    if kind not in ("ei_per_cost", "ei"):
-        raise ValueError(f"unknown model-based acquisition {kind!r}; use 'ei_per_cost' or 'ei'")
+    if kind not in MODEL_ACQUISITIONS:
+        raise ValueError(
+            f"unknown model-based acquisition {kind!r}; use one of {', '.join(MODEL_ACQUISITIONS)}"
+        )
+    if kind == "gittins":
+        return GittinsIndex(
+            model.outcome_model(objective),
+            model.log_cost_model(),
+            X_baseline,
+            gittins_lambda,
+            maximize=maximize,
+            X_pending=X_pending,
+        )
     transform = None
     if not maximize:
         transform = ScalarizedPosteriorTransform(weights=torch.tensor([-1.0], dtype=torch.double))

@@ -43,12 +43,14 @@ class Agent:
         objective: Name of the outcome to optimise.
         maximize: Whether to maximise it.
         acquisition: ``"ei_per_cost"`` (log expected improvement minus predicted log cost),
-            ``"ei"`` (log expected improvement, cost-blind) or ``"random"`` (uniform).
+            ``"gittins"`` (Pandora's-box Gittins index with the predicted cost), ``"ei"``
+            (log expected improvement, cost-blind) or ``"random"`` (uniform).
         initial_experiments: Completed experiments before the model takes over.
         seed: Seed of the initial design, the random fallback and the optimiser.
         num_restarts: Restarts of the acquisition optimiser.
         raw_samples: Raw samples to pick the restarts from.
         cost_exponent: Weight of the cost term of ``"ei_per_cost"`` (1: EI per unit cost).
+        gittins_lambda: Unitless cost weight of ``"gittins"`` (smaller explores more).
 
     Raises:
         SpecError: If a setting is out of range.
@@ -66,6 +68,7 @@ class Agent:
         num_restarts: int = 8,
         raw_samples: int = 256,
         cost_exponent: float = 1.0,
+        gittins_lambda: float = 0.01,
     ) -> None:
         if acquisition not in ACQUISITIONS:
             raise SpecError(
@@ -80,6 +83,8 @@ class Agent:
             )
         if not (math.isfinite(cost_exponent) and cost_exponent >= 0):
             raise SpecError(f"cost_exponent must be a number >= 0, got {cost_exponent!r}")
+        if not (math.isfinite(gittins_lambda) and gittins_lambda > 0):
+            raise SpecError(f"gittins_lambda must be a number > 0, got {gittins_lambda!r}")
         self.space = space
         self.objective = objective
         self.maximize = maximize
@@ -89,6 +94,7 @@ class Agent:
         self.num_restarts = int(num_restarts)
         self.raw_samples = int(raw_samples)
         self.cost_exponent = float(cost_exponent)
+        self.gittins_lambda = float(gittins_lambda)
 
     # -- public -------------------------------------------------------------------------
     def propose(
@@ -212,6 +218,7 @@ class Agent:
                     kind=self.acquisition,
                     cost_exponent=self.cost_exponent,
                     seed=seed,
+                    gittins_lambda=self.gittins_lambda,
                 )
                 X, vals = optimize_acqf(
                     acqf,
