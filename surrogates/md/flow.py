@@ -202,9 +202,12 @@ class Rollout:
     """Result of a batched rollout.
 
     Attributes:
-        positions: ``(n_jumps + 1) x B x n x 3`` (the start first).
-        raw_valid: ``n_jumps x B`` whether each generated frame was chemically valid before
-            any bond projection.
+        positions: ``(n_jumps + 1) x B x n x 3`` (the start first): the frames the emulator
+            emits, after its constraint step.
+        raw_valid: ``n_jumps x B`` whether the network's first raw sample of each jump was
+            chemically valid (every bond within 10 % of the force field's, no stereocentre
+            inverted), before any resampling or projection.
+        valid: ``n_jumps x B`` the same test on the emitted frames (``positions[1:]``).
         wall_s: Seconds spent.
         rejected: ``n_jumps x B`` whether the jump was rejected (every resample inverted a
             stereocentre), so the trajectory stayed where it was.
@@ -212,8 +215,9 @@ class Rollout:
 
     positions: Tensor
     raw_valid: Tensor
+    valid: Tensor
     wall_s: float
-    rejected: Tensor | None = None
+    rejected: Tensor
 
 
 @torch.no_grad()
@@ -260,13 +264,12 @@ def rollout(
     b = x.shape[0]
     owner = torch.arange(b) % len(members)
     tau = torch.full((b,), float(tau_ps), device=device)
-    frames, valid = [x.cpu()], []
+    frames, raw_valid, valid, rejected = [x.cpu()], [], [], []
     m0 = members[0]
     pairs = torch.cat([m0.bonds, m0.angle_pairs])
     d13 = (x[:, m0.angle_pairs[:, 0]] - x[:, m0.angle_pairs[:, 1]]).norm(dim=-1)
     targets = torch.cat([m0.r0.expand(b, -1), d13], dim=-1)
     hand0 = chirality(x, m0.sp3)
-    rejected = []
     for _ in range(n_jumps):
         nxt = torch.empty_like(x)
         todo = torch.ones(b, dtype=torch.bool, device=device)
@@ -278,20 +281,26 @@ def rollout(
                     nxt[sel] = model.sample(x[sel], conditions[sel], tau[sel], gen)
             if not torch.all(torch.isfinite(nxt)):
                 raise FloatingPointError("an emulator rollout produced non-finite coordinates")
-            if _attempt == 0:
-                ok = valid_frames(nxt, m0.bonds, m0.r0)
             todo = (chirality(nxt, m0.sp3) != hand0).any(-1)
+            if _attempt == 0:
+                ok = valid_frames(nxt, m0.bonds, m0.r0) & ~todo
             if not todo.any():
                 break
-        valid.append((ok & ~todo).cpu())
+        raw_valid.append(ok.cpu())
         rejected.append(todo.cpu())
         nxt[todo] = x[todo]
         if project:
             nxt = project_bonds(nxt, pairs, targets)
         x = nxt
+        good = valid_frames(x, m0.bonds, m0.r0) & (chirality(x, m0.sp3) == hand0).all(-1)
+        valid.append(good.cpu())
         frames.append(x.cpu())
     return Rollout(
-        torch.stack(frames), torch.stack(valid), time.perf_counter() - t0, torch.stack(rejected)
+        torch.stack(frames),
+        torch.stack(raw_valid),
+        torch.stack(valid),
+        time.perf_counter() - t0,
+        torch.stack(rejected),
     )
 
 

@@ -7,6 +7,7 @@ batch of points and botorch acquisitions work on it directly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -98,3 +99,23 @@ class BayesLinear:
         """Inverse of :meth:`state`."""
         self.mean, self.cov = state["mean"].double(), state["cov"].double()
         self.noise_std = float(state["noise"])
+
+
+def openmm_cost_head(features: Features, s_per_ns: float, with_length: bool) -> BayesLinear:
+    """Prior of log wall time of an OpenMM run: a fixed start-up cost plus its throughput.
+
+    Args:
+        features: ``[1]`` or ``[1, log(length / 1 ns)]`` of the unit-cube inputs.
+        s_per_ns: OpenMM wall seconds per simulated ns.
+        with_length: Whether ``features`` includes the log length.
+
+    Returns:
+        The unconditioned head (observation noise 0.3 in log cost).
+    """
+    p = 2 if with_length else 1
+    overhead = 2.0  # process start, OpenMM import, minimisation, equilibration (s)
+    c_short = overhead + s_per_ns * 0.02  # 20 ps
+    c_long = overhead + s_per_ns * 1.0  # 1 ns
+    slope = (math.log(c_long) - math.log(c_short)) / math.log(1000.0 / 20.0)
+    prior_mean = torch.tensor([math.log(c_long), slope][:p])
+    return BayesLinear(features, prior_mean, torch.tensor([0.5, 0.15][:p]), noise_std=0.3)

@@ -29,6 +29,8 @@ class TrainConfig:
         taus_ps: Jump lengths trained on (the model is conditioned on τ).
         members: Ensemble size.
         seed: Seed of member 0 (member k uses ``seed + k``).
+        ema: Decay of the exponential moving average of the weights that the trained model
+            ends up with (0 keeps the last weights).
         flow: The generative model's configuration.
     """
 
@@ -38,6 +40,7 @@ class TrainConfig:
     taus_ps: tuple[float, ...] = (10.0, 100.0)
     members: int = 3
     seed: int = 0
+    ema: float = 0.999
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 
@@ -74,6 +77,8 @@ def train_member(
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     losses: list[float] = []
+    params = [p for p in model.parameters() if p.requires_grad]
+    ema = [p.detach().clone() for p in params]
     t0 = time.perf_counter()
     model.train()
     for step in range(config.steps):
@@ -84,12 +89,20 @@ def train_member(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        with torch.no_grad():
+            decay = min(config.ema, (1 + step) / (10 + step))  # short warm-up of the average
+            for e, p in zip(ema, params, strict=True):
+                e.lerp_(p.detach(), 1.0 - decay)
         losses.append(float(loss.detach()))
         if log and (step % 200 == 0 or step == config.steps - 1):
             recent = sum(losses[-200:]) / len(losses[-200:])
             log(f"member {member} step {step} loss {recent:.5f} ({time.perf_counter() - t0:.0f} s)")
         if time_limit_s is not None and time.perf_counter() - t0 > time_limit_s:
             break
+    if config.ema > 0:
+        with torch.no_grad():
+            for e, p in zip(ema, params, strict=True):
+                p.copy_(e)
     model.eval()
     return model, losses
 
@@ -120,7 +133,8 @@ def config_to_dict(config: FlowConfig) -> dict[str, Any]:
 
 def config_from_dict(data: dict[str, Any]) -> FlowConfig:
     """Inverse of :func:`config_to_dict`."""
-    net = NetConfig(**data["net"])
+    # checkpoints written before ``edge_deltas`` existed were trained without them
+    net = NetConfig(**{"edge_deltas": False, **data["net"]})
     rest = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "net"}
     return FlowConfig(net=net, **rest)
 
@@ -191,11 +205,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
     parser.add_argument("--members", type=int, default=TrainConfig.members)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=TrainConfig.batch)
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--ema", type=float, default=TrainConfig.ema)
+    parser.add_argument(
+        "--member-time-limit", type=float, default=None, help="stop a member after this many s"
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_dataset(args.data)
-    config = TrainConfig(steps=args.steps, members=args.members, seed=args.seed)
+    config = TrainConfig(
+        steps=args.steps,
+        members=args.members,
+        seed=args.seed,
+        batch=args.batch,
+        lr=args.lr,
+        ema=args.ema,
+    )
     trajs = data.select(role="train")
 
     def log(msg: str) -> None:
@@ -204,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     models, losses = [], []
     t0 = time.perf_counter()
     for k in range(config.members):
-        model, loss = train_member(data.molecule, trajs, config, k, log)
+        model, loss = train_member(
+            data.molecule, trajs, config, k, log, time_limit_s=args.member_time_limit
+        )
         models.append(model)
         losses.append(sum(loss[-200:]) / len(loss[-200:]))
         save_checkpoint(

@@ -2,12 +2,12 @@
 
 Three parts, each cheap to query:
 
-* the **emulator** — an ensemble of flow-matching GNNs (:mod:`surrogates.md.flow`) trained on
-  real OpenMM trajectories, loaded from a checkpoint. At :meth:`fit` it rolls out batches of
-  trajectories on a grid of temperatures spanning the search space (cached: once per model)
-  and turns them into pseudo-observations of every observable it can compute, each with an
-  uncertainty from the ensemble's disagreement plus the sampling spread of the rollouts, scaled
-  by a factor calibrated against held-out real simulations;
+* the **emulator** — flow-matching GNNs (:mod:`surrogates.md.emulation`) trained on real
+  OpenMM trajectories, loaded from a checkpoint, saved with the model (weights and start
+  frames). At :meth:`fit` it rolls out trajectories on a grid of temperatures (once) and
+  turns them into pseudo-observations of every observable it can compute, each with an
+  uncertainty (ensemble disagreement plus sampling spread, scaled by a factor calibrated
+  against held-out real simulations);
 * the **property head** — a Bayesian polynomial regression in temperature per observable,
   conditioned on those pseudo-observations *and* on every real observation of the campaign;
   :meth:`posterior` and :meth:`predict` read it, so acquisition functions run in microseconds;
@@ -28,7 +28,6 @@ name, default ``"length_ps"``; may be absent from the space), ``grid`` (temperat
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,8 +42,9 @@ from sciwm.experiment import Experiment, Observation
 from sciwm.prediction import Estimate, Prediction
 from sciwm.space import Parameter, SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
-from surrogates.md.heads import BayesLinear, polynomial_features
-from surrogates.md.observables import EMULATED, frame_observables
+from surrogates.md.emulation import Emulation
+from surrogates.md.heads import BayesLinear, openmm_cost_head, polynomial_features
+from surrogates.md.observables import EMULATED
 
 #: The committed emulator checkpoint.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "alanine_vacuum.pt"
@@ -107,42 +107,29 @@ class MDEmulatorWorldModel(WorldModel):
                 "md_emulator settings need grid >= 0, n_trajectories >= 2, tau_ps > 0 and "
                 "rollout_ps >= tau_ps"
             )
-        self._models: list[Any] | None = None
-        self._ckpt_meta: dict[str, Any] = {}
-        self._dataset: Any = None
+        self._emu: Emulation | None = None
         self._grid: dict[str, Tensor] | None = None
         self._heads: dict[str, BayesLinear] = {}
         self._cost: BayesLinear | None = None
         self._train_range: tuple[float, float] | None = None
 
     # -- the emulator ---------------------------------------------------------------------
-    def _load(self) -> None:
-        if self._models is not None:
-            return
-        from surrogates.md.data import load_dataset
-        from surrogates.md.train import load_checkpoint
-
-        self._models, self._ckpt_meta = load_checkpoint(self.checkpoint)
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self._models = [m.to(device) for m in self._models]
-        self._dataset = load_dataset(self.data_path)
+    def _load(self) -> Emulation:
+        if self._emu is None:
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            self._emu = Emulation.from_checkpoint(self.checkpoint, self.data_path).to(device)
+        return self._emu
 
     @property
     def calibration(self) -> float:
         """Factor on the emulator's standard deviations (calibrated on held-out real runs)."""
         if self._calibration is not None:
             return float(self._calibration)
-        self._load()
-        return float(self._ckpt_meta.get("calibration", 1.0))
+        return float(self._load().meta.get("calibration", 1.0))
 
     def starts(self, temperature: float, n: int, seed: int = 0) -> Tensor:
         """``n x atoms x 3`` start configurations: training frames at the nearest temperature."""
-        self._load()
-        trajs = self._dataset.select(role="train")
-        nearest = min(trajs, key=lambda t: abs(t.temperature - temperature))
-        gen = torch.Generator().manual_seed(seed)
-        idx = torch.randint(nearest.positions.shape[0], (n,), generator=gen)
-        return nearest.positions[idx]
+        return self._load().starts(temperature, n, seed)
 
     def emulate(
         self,
@@ -164,47 +151,19 @@ class MDEmulatorWorldModel(WorldModel):
             seed: Noise seed.
 
         Returns:
-            ``rollout`` (:class:`surrogates.md.flow.Rollout`), ``mean``/``std`` (observable
-            name to float: estimate and its calibrated uncertainty), ``traj_std`` (spread of
-            the observable between single trajectories of ``length_ps``), ``wall_s``.
+            See :meth:`surrogates.md.emulation.Emulation.emulate`.
         """
-        from surrogates.md.flow import rollout
-
-        self._load()
-        assert self._models is not None
-        tau = float(tau_ps or self.tau_ps)
-        length = float(length_ps or self.rollout_ps)
-        n_jumps = max(1, int(round(length / tau)))
+        emu = self._load()
         if start is None:
-            start = self.starts(temperature, int(n_trajectories or self.n_traj), self.seed)
-        b = start.shape[0]
-        cond = torch.full((b, 1), float(temperature))
-        seed = self.seed if seed is None else seed
-        t0 = time.perf_counter()
-        try:
-            roll = rollout(self._models, start, cond, tau, n_jumps, seed=seed)
-        except FloatingPointError as exc:
-            raise WorldModelError(f"emulator rollout at {temperature} K failed: {exc}") from None
-        basins = tuple(self._dataset.meta["basins"]["alpha_r_psi"])
-        frames = frame_observables(roll.positions[1:], self._models[0].molecule, basins)
-        owner = torch.arange(b) % len(self._models)
-        mean, std, traj_std = {}, {}, {}
-        for name, values in frames.items():
-            per_traj = values.mean(0)  # B
-            members = torch.stack([per_traj[owner == k].mean() for k in range(len(self._models))])
-            between = members.var() if len(self._models) > 1 else torch.tensor(0.0)
-            sampling = per_traj.var() / b
-            mean[name] = float(per_traj.mean())
-            std[name] = self.calibration * float((between + sampling).sqrt())
-            traj_std[name] = float(per_traj.std())
-        return {
-            "rollout": roll,
-            "mean": mean,
-            "std": std,
-            "traj_std": traj_std,
-            "valid_fraction": float(roll.raw_valid.float().mean()),
-            "wall_s": time.perf_counter() - t0,
-        }
+            start = emu.starts(temperature, int(n_trajectories or self.n_traj), self.seed)
+        return emu.emulate(
+            temperature,
+            start,
+            float(length_ps or self.rollout_ps),
+            float(tau_ps or self.tau_ps),
+            self.calibration,
+            self.seed if seed is None else seed,
+        )
 
     def _emulate_grid(self) -> dict[str, Tensor]:
         p = self.space[self.t_name]
@@ -253,8 +212,7 @@ class MDEmulatorWorldModel(WorldModel):
     def fit(self, experiments: Sequence[Experiment], observations: Sequence[Observation]) -> None:
         """Emulate the grid (once), then condition the heads on it and on real results."""
         completed, costed = split_by_status(experiments, observations)
-        self._load()
-        temps = self._dataset.train_temperatures
+        temps = self._load().train_temperatures
         self._train_range = (min(temps), max(temps))
         if self._grid is None and self.grid_n > 0:
             self._grid = self._emulate_grid()
@@ -319,20 +277,9 @@ class MDEmulatorWorldModel(WorldModel):
         )
 
     def _fit_cost(self, costed: list[tuple[Experiment, Observation]]) -> BayesLinear:
-        """Log cost linear in log length; prior: start-up overhead plus OpenMM's throughput."""
-        s_per_ns = 12.0
-        if self._dataset is not None:
-            rates = [t.openmm_s_per_ns for t in self._dataset.trajectories]
-            s_per_ns = sum(rates) / len(rates)
-        p = 1 if self.l_dim is None else 2
-        overhead = 2.0  # process start, OpenMM import, minimisation, equilibration (s)
-        c_short = overhead + s_per_ns * 0.02  # 20 ps
-        c_long = overhead + s_per_ns * 1.0  # 1 ns
-        slope = (math.log(c_long) - math.log(c_short)) / math.log(1000.0 / 20.0)
-        prior_mean = torch.tensor([math.log(c_long), slope][:p])
-        head = BayesLinear(
-            self._cost_features, prior_mean, torch.tensor([0.5, 0.15][:p]), noise_std=0.3
-        )
+        """Log cost linear in log length; prior from OpenMM's throughput (see heads)."""
+        s_per_ns = 12.0 if self._emu is None else self._emu.openmm_s_per_ns
+        head = openmm_cost_head(self._cost_features, s_per_ns, with_length=self.l_dim is not None)
         if costed:
             x = self.space.encode([e.parameters for e, _ in costed]).double()
             y = torch.tensor([math.log(o.cost) for _, o in costed], dtype=torch.double)
@@ -419,7 +366,10 @@ class MDEmulatorWorldModel(WorldModel):
         tensors.update({f"cost.{k}": v for k, v in self._cost.state().items()})
         if self._grid is not None:
             tensors.update({f"grid.{k}": v for k, v in self._grid.items()})
+        emu_tensors, emu_extra = self._load().state()
+        tensors.update(emu_tensors)
         extra = {
+            "emulator": emu_extra,
             "heads": list(self._heads),
             "has_grid": self._grid is not None,
             "train_range": list(self._train_range) if self._train_range else None,
@@ -442,6 +392,8 @@ class MDEmulatorWorldModel(WorldModel):
             cost.load({k: tensors[f"cost.{k}"] for k in ("mean", "cov", "noise")})
         except KeyError as exc:
             raise WorldModelError(f"saved md_emulator state lacks {exc}; save it again") from None
+        if "emulator" in extra:  # saved with its weights: no checkpoint file needed
+            self._emu = Emulation.from_state(dict(tensors), dict(extra["emulator"]))
         self._heads, self._cost = heads, cost
         rng = extra.get("train_range")
         self._train_range = (float(rng[0]), float(rng[1])) if rng else None

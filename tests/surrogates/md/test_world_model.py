@@ -84,3 +84,32 @@ def test_bad_settings_and_spaces() -> None:
         MDEmulatorWorldModel(no_temp, ["pop_beta"])
     with pytest.raises(WorldModelError, match="checkpoint"):
         MDEmulatorWorldModel(md_space(), ["pop_beta"], checkpoint="/nonexistent.pt").fit([], [])
+
+
+def test_saved_model_carries_the_emulator(tmp_path) -> None:
+    """A saved model rolls out without its checkpoint file, exactly as before saving."""
+    import shutil
+
+    import torch
+
+    from sciwm.world_model import WorldModel
+
+    ckpt = tmp_path / "ckpt" / "ens.pt"
+    ckpt.parent.mkdir()
+    shutil.copy(DEFAULT_CHECKPOINT, ckpt)
+    shutil.copy(DEFAULT_CHECKPOINT.with_suffix(".json"), ckpt.with_suffix(".json"))
+    model = MDEmulatorWorldModel(md_space(), ["pop_beta"], checkpoint=str(ckpt), **FAST)
+    model.fit([], [])
+    saved = model.save(tmp_path / "saved")
+    shutil.rmtree(ckpt.parent)  # the checkpoint is gone: the saved model must not need it
+    loaded = WorldModel.load(saved)
+    start = model.starts(400.0, 3, seed=4)
+    torch.testing.assert_close(loaded.starts(400.0, 3, seed=4), start)
+    a = model.emulate(400.0, start=start, length_ps=200.0, seed=5)
+    b = loaded.emulate(400.0, start=start, length_ps=200.0, seed=5)
+    torch.testing.assert_close(a["rollout"].positions, b["rollout"].positions)
+    q = [{"temperature": 420.0, "length_ps": 300.0}]
+    assert loaded.predict(q)[0].outcomes["pop_beta"].mean == pytest.approx(
+        model.predict(q)[0].outcomes["pop_beta"].mean
+    )
+    assert torch.load(saved / "state.pt", weights_only=True)  # tensors only, no pickle

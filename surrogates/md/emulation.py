@@ -1,0 +1,194 @@
+"""The trained emulator ensemble with what a rollout needs, saved and restored as tensors.
+
+:class:`Emulation` bundles the flow-matching ensemble (:mod:`surrogates.md.flow`), a pool of
+start configurations per training temperature, the basin definition and the OpenMM throughput
+of the data set. It is built once from the checkpoint and the data set, and it round-trips
+through ``(tensors, extra)`` — weights and start frames as tensors, the rest as JSON — so a
+saved world model rolls trajectories out without the checkpoint or the data set on disk.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sciwm.errors import WorldModelError
+from surrogates.md.flow import FlowEmulator, rollout
+from surrogates.md.observables import frame_observables
+
+#: Start configurations kept per training temperature (evenly spaced frames).
+POOL = 256
+
+
+@dataclass
+class Emulation:
+    """An emulator ensemble ready to roll out.
+
+    Attributes:
+        models: The ensemble members.
+        meta: The checkpoint's facts (flow config, molecule, training, calibration).
+        pool: Training temperature (K) to a ``POOL x n x 3`` tensor of start configurations.
+        basins: ``(lo, hi)`` ψ bounds of the αR basin (degrees), as in the data set.
+        openmm_s_per_ns: Mean OpenMM wall seconds per simulated ns of the data set's runs.
+    """
+
+    models: list[FlowEmulator]
+    meta: dict[str, Any]
+    pool: dict[float, Tensor]
+    basins: tuple[float, float]
+    openmm_s_per_ns: float
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, data: str | Path | None) -> Emulation:
+        """Load the ensemble and take start frames from the data set's training runs.
+
+        Raises:
+            WorldModelError: If the checkpoint or the data set is missing or unreadable.
+        """
+        from surrogates.md.data import load_dataset
+        from surrogates.md.train import load_checkpoint
+
+        models, meta = load_checkpoint(checkpoint)
+        dataset = load_dataset(data)
+        pool = {}
+        for traj in dataset.select(role="train"):
+            if traj.temperature not in pool:
+                idx = torch.linspace(0, traj.positions.shape[0] - 1, POOL).long()
+                pool[traj.temperature] = traj.positions[idx].clone()
+        rates = [t.openmm_s_per_ns for t in dataset.trajectories]
+        basins = tuple(float(v) for v in dataset.meta["basins"]["alpha_r_psi"])
+        return cls(models, meta, pool, basins, sum(rates) / len(rates))  # type: ignore[arg-type]
+
+    # -- persistence --------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Weights (``emulator.member{k}.*``) and start frames as tensors; facts as JSON."""
+        from surrogates.md.train import config_to_dict, ensemble_state
+
+        tensors = {f"emulator.{k}": v for k, v in ensemble_state(self.models).items()}
+        temps = sorted(self.pool)
+        for i, t in enumerate(temps):
+            tensors[f"emulator.pool{i}"] = self.pool[t]
+        extra = {
+            "meta": {
+                **self.meta,
+                "members": len(self.models),
+                "flow": config_to_dict(self.models[0].config),
+                "molecule": asdict(self.models[0].molecule),
+            },
+            "pool_temperatures": temps,
+            "basins": list(self.basins),
+            "openmm_s_per_ns": self.openmm_s_per_ns,
+        }
+        return tensors, extra
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, Tensor], extra: dict[str, Any]) -> Emulation:
+        """Inverse of :meth:`state`.
+
+        Raises:
+            WorldModelError: If tensors or facts are missing or do not fit the network.
+        """
+        from surrogates.md.train import build_ensemble
+
+        prefix = "emulator."
+        weights = {
+            k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix + "member")
+        }
+        try:
+            models = build_ensemble(weights, extra["meta"])
+            pool = {
+                float(t): tensors[f"emulator.pool{i}"]
+                for i, t in enumerate(extra["pool_temperatures"])
+            }
+            basins = (float(extra["basins"][0]), float(extra["basins"][1]))
+            rate = float(extra["openmm_s_per_ns"])
+        except (KeyError, RuntimeError, TypeError, IndexError) as exc:
+            raise WorldModelError(
+                f"saved md_emulator state has no usable emulator ({type(exc).__name__}: {exc}); "
+                "save it again"
+            ) from None
+        return cls(models, dict(extra["meta"]), pool, basins, rate)
+
+    # -- rollouts -----------------------------------------------------------------------
+    @property
+    def train_temperatures(self) -> list[float]:
+        return sorted(self.pool)
+
+    def to(self, device: torch.device) -> Emulation:
+        """Move the networks to ``device`` (in place); returns ``self``."""
+        self.models = [m.to(device) for m in self.models]
+        return self
+
+    def starts(self, temperature: float, n: int, seed: int = 0) -> Tensor:
+        """``n x atoms x 3`` start configurations: pooled frames at the nearest temperature."""
+        nearest = min(self.pool, key=lambda t: abs(t - temperature))
+        frames = self.pool[nearest]
+        gen = torch.Generator().manual_seed(seed)
+        return frames[torch.randint(frames.shape[0], (n,), generator=gen)]
+
+    def emulate(
+        self,
+        temperature: float,
+        start: Tensor,
+        length_ps: float,
+        tau_ps: float,
+        calibration: float,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """Roll trajectories out at one temperature and estimate the observables.
+
+        Args:
+            temperature: Kelvin.
+            start: ``B x atoms x 3`` start configurations.
+            length_ps: Simulated time per trajectory.
+            tau_ps: Jump length.
+            calibration: Factor on the ensemble's standard deviations.
+            seed: Noise seed.
+
+        Returns:
+            ``rollout`` (:class:`surrogates.md.flow.Rollout`), ``mean``/``std`` (observable
+            name to float: estimate and its calibrated uncertainty), ``traj_std`` (spread of
+            the observable between single trajectories of ``length_ps``),
+            ``valid_fraction`` (emitted frames that are chemically valid),
+            ``valid_fraction_raw`` (the network's raw samples that are), ``wall_s``.
+
+        Raises:
+            WorldModelError: If the rollout produces non-finite coordinates.
+        """
+        n_jumps = max(1, int(round(length_ps / tau_ps)))
+        b = start.shape[0]
+        cond = torch.full((b, 1), float(temperature))
+        t0 = time.perf_counter()
+        try:
+            roll = rollout(self.models, start, cond, tau_ps, n_jumps, seed=seed)
+        except FloatingPointError as exc:
+            raise WorldModelError(f"emulator rollout at {temperature} K failed: {exc}") from None
+        frames = frame_observables(roll.positions[1:], self.models[0].molecule, self.basins)
+        n_members = len(self.models)
+        owner = torch.arange(b) % n_members
+        mean, std, traj_std = {}, {}, {}
+        for name, values in frames.items():
+            per_traj = values.mean(0)  # B
+            members = torch.stack([per_traj[owner == k].mean() for k in range(n_members)])
+            between = members.var() if n_members > 1 else torch.tensor(0.0)
+            sampling = per_traj.var() / b
+            mean[name] = float(per_traj.mean())
+            std[name] = calibration * float((between + sampling).sqrt())
+            traj_std[name] = float(per_traj.std())
+        return {
+            "rollout": roll,
+            "mean": mean,
+            "std": std,
+            "traj_std": traj_std,
+            "valid_fraction": float(roll.valid.float().mean()),
+            "valid_fraction_raw": float(roll.raw_valid.float().mean()),
+            "wall_s": time.perf_counter() - t0,
+        }
+
+
+__all__ = ["Emulation", "POOL"]
