@@ -245,7 +245,8 @@ def rollout(
         project: After every jump, project bond lengths onto the force field's and 1-3
             distances (bond angles) onto those of the start configuration — the stiff degrees
             of freedom an MD engine keeps near-rigid — so that errors in them cannot accumulate
-            over a rollout. The raw validity is recorded before.
+            over a rollout; then bonds alone once more. The raw validity is recorded before,
+            the validity of the emitted frames after.
         seed: Seed of the noise.
         resamples: A sample that inverts a stereocentre (leaves the valid region) is drawn
             again up to this many times; if it still does, the jump is rejected.
@@ -289,8 +290,8 @@ def rollout(
         raw_valid.append(ok.cpu())
         rejected.append(todo.cpu())
         nxt[todo] = x[todo]
-        if project:
-            nxt = project_bonds(nxt, pairs, targets)
+        if project:  # bonds and angles together, then bonds alone (a tree: converges fast)
+            nxt = project_bonds(project_bonds(nxt, pairs, targets), m0.bonds, m0.r0)
         x = nxt
         good = valid_frames(x, m0.bonds, m0.r0) & (chirality(x, m0.sp3) == hand0).all(-1)
         valid.append(good.cpu())
