@@ -29,6 +29,7 @@ from sciwm.experiment import Experiment, Observation, Status
 from sciwm.registry import resolve
 from sciwm.spec import CampaignSpec
 from sciwm.store import Record, RecordStore
+from sciwm.summary import fidelity_note
 from sciwm.world_model import WorldModel
 
 log = logging.getLogger("sciwm.campaign")
@@ -73,6 +74,8 @@ class CampaignResult:
         best_value: Best objective value (``None`` if nothing completed).
         best_parameters: Parameters of the best experiment.
         tracking_uri: Where the records are.
+        best_note: What to know about the best value, e.g. that it was measured below the
+            target fidelity.
     """
 
     name: str
@@ -85,6 +88,7 @@ class CampaignResult:
     best_value: float | None
     best_parameters: dict | None
     tracking_uri: str
+    best_note: str | None = None
 
 
 ProgressFn = Callable[[LoopState, float], None]
@@ -369,6 +373,9 @@ class CampaignLoop:
             best_value=None if best is None else best.observation.outcomes[name],  # type: ignore[union-attr]
             best_parameters=None if best is None else dict(best.experiment.parameters),
             tracking_uri=self.store.tracking_uri,
+            best_note=None
+            if best is None
+            else fidelity_note(self.space, best.experiment.parameters),
         )
 
     # -- helpers ------------------------------------------------------------------------

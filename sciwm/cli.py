@@ -175,6 +175,8 @@ def _print_result(result: Any) -> None:
         print(f"  best objective   : {result.best_value:.6g}")
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in (result.best_parameters or {}).items())
         print(f"  best parameters  : {params}")
+        if result.best_note:
+            print(f"  note             : {result.best_note}")
     print(f"  MLflow store     : {result.tracking_uri}")
 
 
@@ -184,7 +186,7 @@ def _fmt(v: Any) -> str:
 
 # -- status / list ---------------------------------------------------------------------------
 def _status(name: str, tracking_uri: str | None) -> int:
-    from sciwm.summary import campaign_summary
+    from sciwm.summary import campaign_summary, fidelity_note
 
     store = _store(tracking_uri)
     spec = store.campaign_spec(name)
@@ -217,6 +219,9 @@ def _status(name: str, tracking_uri: str | None) -> int:
             "best parameters: "
             + ", ".join(f"{k}={_fmt(v)}" for k, v in s["best_parameters"].items())
         )
+        note = fidelity_note(spec.space(), s["best_parameters"])
+        if note:
+            print(f"note: {note}")
     print(
         f"budget: spent {spent:.2f} {spec.budget.unit}, left {spec.budget.total - spent:.2f} "
         f"of {spec.budget.total:.2f}"

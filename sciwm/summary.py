@@ -3,13 +3,41 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sciwm.experiment import Status
 
 if TYPE_CHECKING:
+    from sciwm.space import SearchSpace
     from sciwm.store import Record
+
+
+def fidelity_note(space: SearchSpace, parameters: Mapping[str, Any]) -> str | None:
+    """Say when a result was measured below the target (highest) fidelity.
+
+    A campaign with a fidelity parameter (simulation length, epochs) may find its best value in
+    a cheap, low-fidelity experiment, whose outcome is a noisier or biased estimate of the
+    target-fidelity one; the user must be told.
+
+    Args:
+        space: The campaign's search space.
+        parameters: The experiment's parameters.
+
+    Returns:
+        ``None`` at the target fidelity (or without fidelity parameters), else a short note such
+        as ``"measured at length_ps=20, below the target fidelity length_ps=500"``.
+    """
+    below = [
+        (p.name, parameters[p.name], p.high)
+        for p in space.parameters
+        if p.fidelity and p.high is not None and float(parameters[p.name]) < p.high
+    ]
+    if not below:
+        return None
+    at = ", ".join(f"{n}={v:g}" for n, v, _ in below)
+    target = ", ".join(f"{n}={h:g}" for n, _, h in below)
+    return f"measured at {at}, below the target fidelity {target}"
 
 
 def campaign_summary(records: Sequence[Record], maximize: bool, objective: str) -> dict[str, Any]:
