@@ -130,6 +130,22 @@ class WorldModel(ABC):
             A botorch posterior with event shape ``batch_shape x q x 1``.
         """
 
+    def observation_std(self, X: Tensor, outcome: str) -> Tensor | None:
+        """Std of a real measurement's noise about the latent outcome, at unit-cube points.
+
+        For example the sampling noise of a simulation of finite length, or a GP's fitted
+        noise. The agent uses it to value lower fidelities; ``None`` (the default) means the
+        model does not say, and measurements count as exact.
+
+        Args:
+            X: An ``n x d`` tensor.
+            outcome: Outcome name.
+
+        Returns:
+            An ``n`` tensor, or ``None``.
+        """
+        return None
+
     def outcome_model(self, outcome: str) -> Model:
         """A botorch ``Model`` for one outcome, usable by any acquisition function."""
         if outcome not in self.outcomes:

@@ -118,6 +118,17 @@ class GPWorldModel(WorldModel):
             raise WorldModelError(f"unknown outcome {outcome!r}; the model has {self.outcomes}")
         return self._models[outcome].posterior(X)
 
+    def observation_std(self, X: Tensor, outcome: str) -> Tensor:
+        """The fitted measurement noise (homoscedastic), in the outcome's units."""
+        self._require_fitted()
+        if outcome not in self._models:
+            raise WorldModelError(f"unknown outcome {outcome!r}; the model has {self.outcomes}")
+        model = self._models[outcome]
+        with torch.no_grad():
+            noisy = model.posterior(X, observation_noise=True).variance
+            latent = model.posterior(X).variance
+        return (noisy - latent).clamp_min(0).sqrt().reshape(-1)
+
     def log_cost_posterior(self, X: Tensor) -> Posterior:
         self._require_fitted()
         assert self._cost_model is not None

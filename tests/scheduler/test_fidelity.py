@@ -1,0 +1,137 @@
+"""Fidelity choice: target-fidelity information per unit cost, checked in closed form."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+import torch
+from botorch.posteriors import TorchPosterior
+from torch import Tensor
+
+from scheduler.fidelity import choose_fidelity, information_fraction, project_to_target
+from sciwm.experiment import Experiment, Observation, Status
+from sciwm.space import Parameter, SearchSpace
+from sciwm.world_model import WorldModel
+from surrogates.gp import GPWorldModel
+
+#: Length in [10, 1010] (linear), so the unit value s maps to L = 10 + 1000 s.
+SPACE = SearchSpace(
+    (
+        Parameter("temperature", "float", 300.0, 600.0),
+        Parameter("length", "float", 10.0, 1010.0, fidelity=True),
+    )
+)
+
+
+def _length(X: Tensor) -> Tensor:
+    return 10.0 + 1000.0 * X[..., 1]
+
+
+class SamplingNoiseModel(WorldModel):
+    """Test double with a known posterior: the latent outcome has variance ``v`` everywhere
+    and does not depend on the length; a run of length ``L`` measures it with noise variance
+    ``a / L`` and costs ``c0 + c1 L`` (fixed start-up cost plus time per unit length)."""
+
+    name = "sampling-noise-double"
+
+    def __init__(self, v: float, a: float, c0: float, c1: float) -> None:
+        super().__init__(SPACE, ["y"])
+        self.v, self.a, self.c0, self.c1 = v, a, c0, c1
+
+    def fit(self, experiments: Sequence[Experiment], observations: Sequence[Observation]) -> None:
+        raise NotImplementedError
+
+    def predict(self, parameters: Sequence[Mapping[str, Any]], level: float = 0.9) -> list:
+        raise NotImplementedError
+
+    def posterior(self, X: Tensor, outcome: str) -> TorchPosterior:
+        shape = X.shape[:-1] + (1,)
+        std = torch.full(shape, math.sqrt(self.v), dtype=X.dtype)
+        return TorchPosterior(torch.distributions.Normal(torch.zeros(shape, dtype=X.dtype), std))
+
+    def observation_std(self, X: Tensor, outcome: str) -> Tensor:
+        return (self.a / _length(X)).sqrt().reshape(-1)
+
+    def log_cost_posterior(self, X: Tensor) -> TorchPosterior:
+        mean = torch.log(self.c0 + self.c1 * _length(X)).unsqueeze(-1)
+        return TorchPosterior(torch.distributions.Normal(mean, torch.full_like(mean, 0.1)))
+
+    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        return {}, {}
+
+    def load_state(self, tensors: Mapping[str, Tensor], extra: Mapping[str, Any]) -> None:
+        pass
+
+
+def test_project_to_target_sets_only_fidelity_columns() -> None:
+    X = torch.tensor([[0.2, 0.3], [0.7, 0.0]], dtype=torch.double)
+    out = project_to_target(X, [1])
+    assert torch.equal(out[:, 0], X[:, 0]) and torch.equal(out[:, 1], torch.ones(2))
+    assert torch.equal(project_to_target(X, []), X)
+
+
+def test_information_fraction_matches_closed_form() -> None:
+    model = SamplingNoiseModel(v=0.04, a=2.0, c0=5.0, c1=0.01)
+    X_query = torch.tensor([[0.5, 0.0], [0.5, 0.49], [0.5, 1.0]], dtype=torch.double)
+    rho = information_fraction(model, "y", project_to_target(X_query, [1]), X_query)
+    expected = 0.04 / (0.04 + 2.0 / _length(X_query))
+    torch.testing.assert_close(rho, expected)
+
+
+@pytest.mark.parametrize(("c0", "c1"), [(5.0, 0.01), (0.5, 0.01), (20.0, 0.001)])
+def test_choice_maximises_information_per_cost(c0: float, c1: float) -> None:
+    """rho / cost = v / ((v + a/L)(c0 + c1 L)) peaks at L* = sqrt(a c0 / (v c1))."""
+    v, a = 0.04, 2.0
+    model = SamplingNoiseModel(v, a, c0, c1)
+    choice = choose_fidelity(model, "y", torch.tensor([0.5, 0.5], dtype=torch.double), [1])
+    grid_lengths = 10.0 + 1000.0 * torch.linspace(0, 1, 17, dtype=torch.double)
+    score = v / ((v + a / grid_lengths) * (c0 + c1 * grid_lengths))
+    best = float(grid_lengths[int(torch.argmax(score))])
+    assert float(_length(choice.x)) == pytest.approx(best)
+    assert choice.x[0] == 0.5  # the other coordinates are kept
+    assert choice.cost == pytest.approx(c0 + c1 * best, rel=1e-9)
+    assert choice.information == pytest.approx(v / (v + a / best))
+    if c0 / c1 > 5000:  # a large start-up cost: long runs, never the cheapest
+        assert best > 10.0
+
+
+def _gp_on(f, seed: int = 0) -> GPWorldModel:
+    """A GP on 10 noisy points with temperature in the lower half of its range, cost 1-100."""
+    gen = torch.Generator().manual_seed(seed)
+    U = torch.rand(10, 2, generator=gen, dtype=torch.double)
+    U[:, 0] *= 0.5
+    exps, obs = [], []
+    for i, row in enumerate(SPACE.decode(U)):
+        u = SPACE.encode([row])[0]
+        e = Experiment.create("f", i, row)
+        exps.append(e)
+        y = float(f(u)) + 0.01 * float(torch.randn(1, generator=gen))
+        obs.append(Observation(e.id, Status.COMPLETED, {"y": y}, cost=1.0 + 99.0 * float(u[1])))
+    model = GPWorldModel(SPACE, ["y"])
+    model.fit(exps, obs)
+    return model
+
+
+#: A point the GP is unsure about (no data above temperature 0.5 in the cube).
+X_NEW = torch.tensor([0.9, 0.0], dtype=torch.double)
+
+
+def test_gp_cheap_fidelity_when_fidelity_does_not_matter() -> None:
+    model = _gp_on(lambda u: torch.sin(6 * u[0]))
+    choice = choose_fidelity(model, "y", X_NEW, [1])
+    assert float(choice.x[1]) <= 0.25
+    assert choice.information > 0.9
+
+
+def test_gp_target_fidelity_where_low_fidelity_is_biased() -> None:
+    """A low fidelity that measures another function tells little about the target."""
+    model = _gp_on(lambda u: torch.sin(6 * u[0]) + 3 * (1 - u[1]) ** 2 * torch.cos(9 * u[0]))
+    X_query = torch.stack([X_NEW, torch.tensor([0.9, 1.0], dtype=torch.double)])
+    rho = information_fraction(model, "y", project_to_target(X_query, [1]), X_query)
+    assert rho[0] < 0.1 < 0.9 < rho[1]
+    assert float(choose_fidelity(model, "y", X_NEW, [1]).x[1]) == 1.0
+    noise = model.observation_std(X_query, "y")
+    assert noise.shape == (2,) and torch.all(noise >= 0) and torch.all(noise < 0.1)
