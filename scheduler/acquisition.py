@@ -21,7 +21,7 @@ from botorch.models.model import Model
 from botorch.sampling import SobolQMCNormalSampler
 from torch import Tensor
 
-from scheduler.gittins import GittinsIndex
+from scheduler.gittins import GittinsIndex, adaptive_lambda
 from sciwm.world_model import WorldModel
 
 #: Acquisition names the agent understands.
@@ -32,6 +32,13 @@ MODEL_ACQUISITIONS = ("ei_per_cost", "gittins", "ei")
 
 #: Monte-Carlo samples of the qLogNEI estimate.
 MC_SAMPLES = 128
+
+#: Largest (and fixed-variant default) cost weight of the Gittins index.
+GITTINS_LAMBDA_MAX = 0.1
+
+#: Perturbed copies of each observed point among the adaptive weight's candidates, and
+#: their standard deviation (unit cube).
+LOCAL_COPIES, LOCAL_STD = 4, 0.02
 
 
 class LogEIPerCost(AcquisitionFunction):
@@ -80,7 +87,7 @@ def build_acquisition(
     kind: str = "ei_per_cost",
     cost_exponent: float = 1.0,
     seed: int = 0,
-    gittins_lambda: float = 0.01,
+    gittins_lambda: float | None = None,
 ) -> AcquisitionFunction:
     """The agent's acquisition function on a fitted world model.
 
@@ -94,7 +101,8 @@ def build_acquisition(
         kind: ``"ei_per_cost"``, ``"gittins"`` or ``"ei"``.
         cost_exponent: Weight of the cost term of ``"ei_per_cost"``.
         seed: Seed of the quasi-Monte-Carlo base samples.
-        gittins_lambda: Unitless cost weight of ``"gittins"``.
+        gittins_lambda: Unitless cost weight of ``"gittins"``; ``None`` sets it adaptively
+            (see :func:`scheduler.gittins.adaptive_lambda`).
 
     Returns:
         An acquisition function taking ``b x q x d`` tensors.
@@ -107,14 +115,22 @@ def build_acquisition(
             f"unknown model-based acquisition {kind!r}; use one of {', '.join(MODEL_ACQUISITIONS)}"
         )
     if kind == "gittins":
-        return GittinsIndex(
+        index = GittinsIndex(
             model.outcome_model(objective),
             model.log_cost_model(),
             X_baseline,
-            gittins_lambda,
+            gittins_lambda or GITTINS_LAMBDA_MAX,
             maximize=maximize,
             X_pending=X_pending,
         )
+        if gittins_lambda is None:
+            gen = torch.Generator().manual_seed(seed)
+            local = X_baseline.repeat(LOCAL_COPIES, 1)
+            local = local + LOCAL_STD * torch.randn(local.shape, generator=gen, dtype=local.dtype)
+            index.lam = adaptive_lambda(
+                index, GITTINS_LAMBDA_MAX, seed=seed, X_extra=local.clamp(0.0, 1.0)
+            )
+        return index
     transform = None
     if not maximize:
         transform = ScalarizedPosteriorTransform(weights=torch.tensor([-1.0], dtype=torch.double))

@@ -50,7 +50,8 @@ class Agent:
         num_restarts: Restarts of the acquisition optimiser.
         raw_samples: Raw samples to pick the restarts from.
         cost_exponent: Weight of the cost term of ``"ei_per_cost"`` (1: EI per unit cost).
-        gittins_lambda: Unitless cost weight of ``"gittins"`` (smaller explores more).
+        gittins_lambda: Unitless cost weight of ``"gittins"`` (smaller explores more);
+            ``None`` (default) sets it at each step (stateless PBGI-D).
 
     Raises:
         SpecError: If a setting is out of range.
@@ -68,7 +69,7 @@ class Agent:
         num_restarts: int = 8,
         raw_samples: int = 256,
         cost_exponent: float = 1.0,
-        gittins_lambda: float = 0.01,
+        gittins_lambda: float | None = None,
     ) -> None:
         if acquisition not in ACQUISITIONS:
             raise SpecError(
@@ -83,7 +84,9 @@ class Agent:
             )
         if not (math.isfinite(cost_exponent) and cost_exponent >= 0):
             raise SpecError(f"cost_exponent must be a number >= 0, got {cost_exponent!r}")
-        if not (math.isfinite(gittins_lambda) and gittins_lambda > 0):
+        if gittins_lambda is not None and not (
+            math.isfinite(gittins_lambda) and gittins_lambda > 0
+        ):
             raise SpecError(f"gittins_lambda must be a number > 0, got {gittins_lambda!r}")
         self.space = space
         self.objective = objective
@@ -94,7 +97,7 @@ class Agent:
         self.num_restarts = int(num_restarts)
         self.raw_samples = int(raw_samples)
         self.cost_exponent = float(cost_exponent)
-        self.gittins_lambda = float(gittins_lambda)
+        self.gittins_lambda = None if gittins_lambda is None else float(gittins_lambda)
 
     # -- public -------------------------------------------------------------------------
     def propose(

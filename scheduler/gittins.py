@@ -11,6 +11,15 @@ cost, the index is the optimal policy of the Pandora's-box problem (independent 
 it does not collapse onto cheap regions once expected improvements become tiny: it compares
 candidates on the scale of the objective, so a dear but uncertain region keeps a high index.
 
+With a fixed ``lam`` the index stalls once the model is sure that no candidate beats the
+incumbent by more than its cost: every index falls below the incumbent (the Pandora's-box
+policy would stop) and the largest one is a tiny refinement next to it. The adaptive
+variant (PBGI-D of Xie et al., made stateless) sets ``lam`` at each step to a fraction of
+the largest expected improvement per unit cost over a quasi-random sample of candidates, so
+some candidate always beats the incumbent; as the expected improvements shrink, ``lam``
+shrinks, the index tends to an upper confidence bound and the cost weighs less (it enters as
+``log c`` under a square root), i.e. the cost term anneals as the search converges.
+
 Here ``mu`` and ``sigma`` are in units of the spread of the model's mean over the observed
 points, and the cost is relative to their geometric mean cost, so ``lam`` is unitless: small
 ``lam`` explores (the index tends to an upper confidence bound), large ``lam`` exploits.
@@ -26,6 +35,12 @@ from botorch.acquisition.analytic import _log_ei_helper
 from botorch.models.model import Model
 from botorch.utils.probability.utils import log_ndtr
 from torch import Tensor
+
+#: Quasi-random candidates on which the adaptive cost weight is set.
+ADAPTIVE_SAMPLES = 1024
+
+#: The adaptive cost weight is this fraction of the best breakeven weight among them.
+ADAPTIVE_FRACTION = 0.5
 
 #: Bisection steps of the index equation (each halves a bracket of width < 60).
 BISECTION_STEPS = 64
@@ -94,6 +109,7 @@ class GittinsIndex(AcquisitionFunction):
         spread = float(mean.std()) if len(mean) > 1 else 0.0
         self.scale = spread if math.isfinite(spread) and spread > 1e-12 else 1.0
         self.log_cost_ref = float(log_cost.mean())
+        self.dim = X_baseline.shape[-1]
         self.set_X_pending(X_pending)
 
     def _mean_sigma(self, X: Tensor) -> tuple[Tensor, Tensor]:
@@ -117,6 +133,25 @@ class GittinsIndex(AcquisitionFunction):
         var = (cov[..., 0, 0] - reduce).clamp_min(1e-12)
         return self.sign * post.mean[..., 0, 0], var.sqrt()
 
+    def breakeven(self, X: Tensor) -> Tensor:
+        """The cost weight at which each candidate's index equals the incumbent.
+
+        ``g(x) > incumbent`` exactly when ``lam < EI(x) / c(x)`` (both unitless, the expected
+        improvement over the incumbent), so this is the candidates' expected improvement
+        per unit of relative cost.
+
+        Args:
+            X: A ``b x 1 x d`` tensor of unit-cube points.
+
+        Returns:
+            A ``b`` tensor of ``EI(x) / c(x)`` (unitless).
+        """
+        mean, sigma = self._mean_sigma(X)
+        log_cost = self.log_cost_model.posterior(X).mean[..., 0, 0]
+        sig = sigma / self.scale
+        u = (mean - self.best) / sigma
+        return (sig.log() + _log_ei_helper(u) - (log_cost - self.log_cost_ref)).exp()
+
     def forward(self, X: Tensor) -> Tensor:
         """Evaluate on candidates.
 
@@ -135,3 +170,31 @@ class GittinsIndex(AcquisitionFunction):
         sig = sigma / self.scale
         log_r = math.log(self.lam) + (log_cost - self.log_cost_ref) - sig.log()
         return mu - sig * solve_log_h(log_r)
+
+
+def adaptive_lambda(
+    acqf: GittinsIndex, lam_max: float, seed: int = 0, X_extra: Tensor | None = None
+) -> float:
+    """The stateless PBGI-D cost weight: ``min(lam_max, fraction * max breakeven weight)``.
+
+    Args:
+        acqf: The index; its ``lam`` is not used.
+        lam_max: The largest cost weight (used while some candidate is worth far more than
+            its cost).
+        seed: Seed of the scrambled Sobol candidates.
+        X_extra: A ``k x d`` tensor of further candidates (e.g. around the incumbent), or
+            ``None``.
+
+    Returns:
+        The cost weight (> 0).
+    """
+    d = acqf.dim
+    engine = torch.quasirandom.SobolEngine(d, scramble=True, seed=seed)
+    X = engine.draw(ADAPTIVE_SAMPLES, dtype=torch.double)
+    if X_extra is not None and X_extra.numel():
+        X = torch.cat([X, X_extra.to(X)])
+    with torch.no_grad():
+        best = float(acqf.breakeven(X.unsqueeze(-2)).max())
+    if not (math.isfinite(best) and best > 0):
+        return lam_max
+    return max(min(lam_max, ADAPTIVE_FRACTION * best), 1e-12)

@@ -10,7 +10,13 @@ from torch.distributions import Normal
 
 from scheduler.acquisition import build_acquisition
 from scheduler.agent import Agent
-from scheduler.gittins import GittinsIndex, solve_log_h
+from scheduler.gittins import (
+    ADAPTIVE_FRACTION,
+    ADAPTIVE_SAMPLES,
+    GittinsIndex,
+    adaptive_lambda,
+    solve_log_h,
+)
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.space import Parameter, SearchSpace
 from surrogates.gp import GPWorldModel
@@ -124,3 +130,36 @@ def test_minimisation_and_bad_lambda():
     assert 0.5 < lo.parameters["x"] < 1.0
     with pytest.raises(ValueError, match="cost weight"):
         GittinsIndex(model.outcome_model("y"), model.log_cost_model(), torch.zeros(1, 1), 0.0)
+
+
+def test_breakeven_weight_puts_the_index_on_the_incumbent():
+    exps, obs, model = _data(XS, YS, COSTS)
+    X_base = SPACE.encode([e.parameters for e in exps])
+    acqf = GittinsIndex(model.outcome_model("y"), model.log_cost_model(), X_base, 0.1)
+    x = torch.tensor([[[0.1]], [[0.27]], [[0.5]], [[0.9]]], dtype=torch.double)
+    with torch.no_grad():
+        lam = acqf.breakeven(x)
+        for i in range(len(x)):
+            acqf.lam = float(lam[i])
+            assert float(acqf(x[i : i + 1])) == pytest.approx(0.0, abs=1e-6)
+            acqf.lam = float(lam[i]) * 2  # dearer looking: below the incumbent
+            assert float(acqf(x[i : i + 1])) < 0
+
+
+def test_adaptive_weight_keeps_some_candidate_above_the_incumbent():
+    exps, obs, model = _data(XS, YS, COSTS)
+    X_base = SPACE.encode([e.parameters for e in exps])
+    acqf = GittinsIndex(model.outcome_model("y"), model.log_cost_model(), X_base, 0.1)
+    lam = adaptive_lambda(acqf, lam_max=1e3, seed=1)
+    grid = torch.quasirandom.SobolEngine(1, scramble=True, seed=1).draw(ADAPTIVE_SAMPLES)
+    with torch.no_grad():
+        best = acqf.breakeven(grid.double().unsqueeze(-2)).max()
+        assert lam == pytest.approx(ADAPTIVE_FRACTION * float(best), rel=1e-9)
+        acqf.lam = lam
+        assert float(acqf(grid.double().unsqueeze(-2)).max()) > 0
+    assert adaptive_lambda(acqf, lam_max=1e-9, seed=1) == 1e-9  # capped
+    # The agent's default is the adaptive weight.
+    agent = Agent(SPACE, "y", True, acquisition="gittins", num_restarts=2, raw_samples=32)
+    assert agent.gittins_lambda is None
+    [cand] = agent.propose(model, exps, obs, [], 1)
+    assert cand.acquisition_value is not None and cand.acquisition_value > 0

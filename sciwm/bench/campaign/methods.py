@@ -33,7 +33,7 @@ class Settings:
         raw_samples: Raw samples of the acquisition optimiser.
         acquisition: sciwm's acquisition (an :class:`scheduler.agent.Agent` name).
         cost_exponent: Weight of the cost term of sciwm's acquisition.
-        gittins_lambda: Cost weight of the ``"gittins"`` acquisition.
+        gittins_lambda: Cost weight of the ``"gittins"`` acquisition (``None``: adaptive).
         max_experiments: Safety stop of one model-based run.
         random_cap_factor: Random search's cap, as a multiple of the problem's cap.
         workers: Processes running seeds in parallel, one torch thread each (default: one
@@ -49,7 +49,7 @@ class Settings:
     raw_samples: int = 128
     acquisition: str = "ei_per_cost"
     cost_exponent: float = 1.0
-    gittins_lambda: float = 0.01
+    gittins_lambda: float | None = None
     max_experiments: int = 400
     random_cap_factor: float = 1000.0
     workers: int | None = None
