@@ -111,3 +111,26 @@ def test_checkpoint_round_trip(tiny: FlowEmulator, geometry: torch.Tensor, tmp_p
     with torch.no_grad():
         torch.testing.assert_close(models[1].velocity(xs, xc, c, s), tiny.velocity(xs, xc, c, s))
     torch.load(path, weights_only=True)  # tensors only
+
+
+def test_old_checkpoint_config_loads_without_edge_deltas(tiny: FlowEmulator) -> None:
+    """Checkpoints written before ``edge_deltas`` existed rebuild the network they trained."""
+    from surrogates.md.train import config_from_dict, config_to_dict
+
+    data = config_to_dict(tiny.config)
+    assert data["net"]["edge_deltas"] is True
+    del data["net"]["edge_deltas"]
+    old = config_from_dict(data)
+    assert old.net.edge_deltas is False
+    n_old = FlowEmulator(tiny.molecule, old).net.readout.lin_e.in_features
+    assert n_old == tiny.net.readout.lin_e.in_features - 2
+
+
+def test_ema_weights_differ_from_last_weights(molecule, geometry: torch.Tensor, tiny) -> None:
+    trajs = [synthetic_trajectory(geometry, 300.0)]
+    base = dict(steps=20, batch=4, lr=5e-3, taus_ps=(5.0,), flow=tiny.config)
+    last, _ = train_member(molecule, trajs, TrainConfig(**base, ema=0.0))
+    averaged, _ = train_member(molecule, trajs, TrainConfig(**base, ema=0.9))
+    w_last = torch.cat([p.flatten() for p in last.parameters()])
+    w_avg = torch.cat([p.flatten() for p in averaged.parameters()])
+    assert torch.isfinite(w_avg).all() and not torch.allclose(w_last, w_avg)
