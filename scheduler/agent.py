@@ -17,6 +17,7 @@ from botorch.optim import optimize_acqf
 from torch import Tensor
 
 from scheduler.acquisition import ACQUISITIONS, build_acquisition
+from scheduler.fidelity import choose_fidelity, project_to_target
 from scheduler.gate import Candidate
 from sciwm.errors import SpecError
 from sciwm.experiment import Experiment, Observation, Status
@@ -24,6 +25,10 @@ from sciwm.space import SearchSpace, Value
 from sciwm.world_model import WorldModel
 
 logger = logging.getLogger(__name__)
+
+#: Acquisitions that weigh cost, and so choose the fidelity of what they propose; the others
+#: propose at the target fidelity.
+COST_AWARE = ("ei_per_cost", "gittins")
 
 #: Two encoded points closer than this (max-abs, unit cube) count as the same experiment.
 DUPLICATE_TOL = 1e-9
@@ -37,6 +42,12 @@ class Agent:
     fast-forwarded past every experiment already proposed, so a resumed campaign continues
     it. Then it maximises the acquisition by sequential greedy batches, each chosen point
     joining the pending ones before the next is chosen.
+
+    With fidelity parameters (simulation length, epochs), the acquisition is evaluated at the
+    target (highest) fidelity, the incumbent taken from every result projected there; a
+    cost-aware acquisition then runs the chosen point at the fidelity that buys the most
+    information about its target-fidelity outcome per unit of predicted cost
+    (:func:`scheduler.fidelity.choose_fidelity`), a cost-blind one at the target fidelity.
 
     Args:
         space: The search space.
@@ -179,7 +190,10 @@ class Agent:
     ) -> tuple[Tensor, list[float | None]]:
         """Sequential greedy batch of ``n`` points (``n x d``) and their acquisition values."""
         space = self.space
-        X_baseline = space.encode([e.parameters for e in completed])
+        # the acquisition values the target fidelity: what low-fidelity results say about it
+        X_baseline = project_to_target(
+            space.encode([e.parameters for e in completed]), space.fidelity_indices
+        )
         X_pending = (
             space.encode(list(pending)) if pending else space.encode([]).reshape(0, space.dim)
         )
@@ -223,6 +237,7 @@ class Agent:
                     seed=seed,
                     gittins_lambda=self.gittins_lambda,
                 )
+                fidelity = self.space.fidelity_indices
                 X, vals = optimize_acqf(
                     acqf,
                     bounds=self.space.bounds(),
@@ -230,13 +245,16 @@ class Agent:
                     num_restarts=self.num_restarts,
                     raw_samples=self.raw_samples,
                     return_best_only=False,
+                    fixed_features={i: 1.0 for i in fidelity} or None,
                 )
                 order = torch.argsort(vals.reshape(-1), descending=True)
                 for j in order.tolist():
                     x = self.space.round_trip(X[j].reshape(1, -1).detach())
+                    with torch.no_grad():
+                        value = float(acqf(x.unsqueeze(0)).reshape(-1)[0])
+                    if fidelity and self.acquisition in COST_AWARE:
+                        x = choose_fidelity(model, self.objective, x[0], fidelity).x.unsqueeze(0)
                     if not _is_duplicate(x[0], X_seen):
-                        with torch.no_grad():
-                            value = float(acqf(x.unsqueeze(0)).reshape(-1)[0])
                         return x[0], value if math.isfinite(value) else None
             logger.warning(
                 "every optimum of the acquisition repeats an experiment already run or "

@@ -8,13 +8,16 @@ from typing import Any
 
 import pytest
 import torch
-from botorch.posteriors import TorchPosterior
+from botorch.posteriors import GPyTorchPosterior, TorchPosterior
+from gpytorch.distributions import MultivariateNormal
 from torch import Tensor
 
+from scheduler.agent import Agent
 from scheduler.fidelity import choose_fidelity, information_fraction, project_to_target
 from sciwm.experiment import Experiment, Observation, Status
+from sciwm.prediction import Estimate, Prediction
 from sciwm.space import Parameter, SearchSpace
-from sciwm.world_model import WorldModel
+from sciwm.world_model import TrainingSummary, WorldModel
 from surrogates.gp import GPWorldModel
 
 #: Length in [10, 1010] (linear), so the unit value s maps to L = 10 + 1000 s.
@@ -45,12 +48,17 @@ class SamplingNoiseModel(WorldModel):
         raise NotImplementedError
 
     def predict(self, parameters: Sequence[Mapping[str, Any]], level: float = 0.9) -> list:
-        raise NotImplementedError
+        cost = Estimate.lognormal(math.log(self.c0 + self.c1 * 100.0), 0.1, level)
+        return [Prediction({"y": Estimate.gaussian(0.0, math.sqrt(self.v), level)}, cost)] * len(
+            parameters
+        )
 
-    def posterior(self, X: Tensor, outcome: str) -> TorchPosterior:
-        shape = X.shape[:-1] + (1,)
-        std = torch.full(shape, math.sqrt(self.v), dtype=X.dtype)
-        return TorchPosterior(torch.distributions.Normal(torch.zeros(shape, dtype=X.dtype), std))
+    def posterior(self, X: Tensor, outcome: str) -> GPyTorchPosterior:
+        """Joint: the latent depends on temperature only, with the same variance everywhere."""
+        q = X.shape[-2]
+        cov = self.v * torch.ones(q, q, dtype=X.dtype) + 1e-9 * torch.eye(q, dtype=X.dtype)
+        mean = 0.1 * X[..., 0]
+        return GPyTorchPosterior(MultivariateNormal(mean, cov.expand(*X.shape[:-2], q, q)))
 
     def observation_std(self, X: Tensor, outcome: str) -> Tensor:
         return (self.a / _length(X)).sqrt().reshape(-1)
@@ -135,3 +143,36 @@ def test_gp_target_fidelity_where_low_fidelity_is_biased() -> None:
     assert float(choose_fidelity(model, "y", X_NEW, [1]).x[1]) == 1.0
     noise = model.observation_std(X_query, "y")
     assert noise.shape == (2,) and torch.all(noise >= 0) and torch.all(noise < 0.1)
+
+
+@pytest.mark.parametrize(("acquisition", "expected"), [("ei_per_cost", None), ("ei", 1010.0)])
+def test_agent_runs_cost_aware_proposals_at_a_chosen_fidelity(
+    acquisition: str, expected: float | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cost-aware: the length maximising information per cost (closed form, as above);
+    cost-blind: the target length."""
+    v, a, c0, c1 = 0.04, 2.0, 5.0, 0.01
+    model = SamplingNoiseModel(v, a, c0, c1)
+    model.summary = TrainingSummary(3, 3, ["y"], [])
+    exps = [
+        Experiment.create("f", i, {"temperature": t, "length": 100.0})
+        for i, t in enumerate((320.0, 450.0, 580.0))
+    ]
+    obs = [Observation(e.id, Status.COMPLETED, {"y": 0.0}, 6.0) for e in exps]
+    agent = Agent(
+        SPACE,
+        "y",
+        True,
+        acquisition=acquisition,
+        initial_experiments=3,
+        num_restarts=2,
+        raw_samples=32,
+    )
+    (candidate,) = agent.propose(model, exps, obs, [], 1)
+    if expected is None:
+        grid_lengths = 10.0 + 1000.0 * torch.linspace(0, 1, 17, dtype=torch.double)
+        score = v / ((v + a / grid_lengths) * (c0 + c1 * grid_lengths))
+        expected = float(grid_lengths[int(torch.argmax(score))])
+        assert expected < 1010.0
+    assert candidate.parameters["length"] == pytest.approx(expected)
+    assert not caplog.records  # no fallback to a random point
