@@ -52,6 +52,12 @@ search. None of 2 M uniform samples of Hartmann6 lies within its target.
 Random search costs nothing to simulate, so it runs with a cap ``random_cap_factor`` (1000)
 times larger than the model-based methods': its median is then measured rather than censored
 at the common cap, which can only favour it, and its rows carry the cap it ran with.
+
+Tuning: :class:`Settings` takes ``seed_offset`` (tune on seeds such as 1000.. and report the
+benchmark's 0..), ``methods`` (run a subset) and ``acquisition`` (sciwm's acquisition, e.g.
+``"gittins"``); ``sciwm bench campaign`` always runs the defaults. The modules: ``problems``
+(test functions, cost surface, targets), ``methods`` (the loops), ``report`` (summary
+statistics and table), ``runner`` (:func:`run`).
 """
 
 from __future__ import annotations
