@@ -5,7 +5,10 @@ train time of each learner at the data set's largest anchor. Every method sees t
 folds. Settings: ``no_curve`` (description only) and ``partial_curve`` (plus the observed
 curve at anchors up to 10% of the largest). Methods: ``sciwm`` (the LM predictor with the
 default encoder, MiniLM), ``sciwm_<encoder>`` (other encoders; ``sciwm_hashing`` has no
-language model), and the baselines of :mod:`surrogates.mlrun.baselines`.
+language model), and the baselines of :mod:`surrogates.mlrun.baselines`. The LM predictor
+is configured as the world model's LCDB prior: a within-data-set ranking loss next to the
+Gaussian NLL, and the same learner's results on the nearest training data sets stacked onto
+its inputs (:mod:`surrogates.mlrun.neighbours`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from surrogates.mlrun import baselines
 from surrogates.mlrun.data import final_targets, load_lcdb, partial_curves
 from surrogates.mlrun.encoders import CachedEncoder, load_encoder
 from surrogates.mlrun.heads import HeadConfig
+from surrogates.mlrun.mapping import PRETRAIN_RANK_WEIGHT as RANK_WEIGHT
 from surrogates.mlrun.predictor import RunPredictor, RunRecord
+from surrogates.mlrun.pretrain import NEIGHBOURS
 
 Z90 = NormalDist().inv_cdf(0.95)
 TARGETS = ("final_metric", "cost")
@@ -93,14 +98,14 @@ def run(
     """Run the suite, print its table and write the result file.
 
     Args:
-        quick: Fewer optimiser steps and only MiniLM and hashing encoders (a few minutes).
+        quick: Fewer optimiser steps (400, else 600) and only MiniLM and hashing encoders.
         seeds: Number of fold assignments (default 1).
         out: Result JSON file.
         progress: Print progress lines.
     """
     t_start = time.time()
     encoders = ["minilm", "hashing"] if quick else ["minilm", "smollm2", "hashing"]
-    config = HeadConfig(steps=600 if quick else 1000, n_members=5)
+    config = HeadConfig(steps=400 if quick else 600, n_members=5, rank_weight=RANK_WEIGHT)
     n_folds, n_seeds = 5, int(seeds or 1)
     data = load_lcdb(progress=progress)
     finals = final_targets(data)
@@ -161,7 +166,9 @@ def run(
             for name in encoders:
                 method = "sciwm" if name == "minilm" else f"sciwm_{name}"
                 for setting, cv in (("no_curve", None), ("partial_curve", curves)):
-                    pred = RunPredictor(cached[name], ["score", "log_time"], config)
+                    pred = RunPredictor(
+                        cached[name], ["score", "log_time"], config, neighbours=NEIGHBOURS
+                    )
                     ytr = torch.tensor(y[fit_rows.index], dtype=torch.float32)
                     ycal = torch.tensor(y[cal_rows.index], dtype=torch.float32)
                     pred.fit(

@@ -39,6 +39,13 @@ class HeadConfig:
         dropout: Dropout after hidden layers.
         bootstrap: Train members on bootstrap resamples (else on all rows, different seeds).
         seed: Seed of initialisation, resampling and batches.
+        rank_weight: Weight of the within-group pairwise ranking loss added to the NLL
+            (0: none); groups are e.g. data sets, so the heads learn the order of learners
+            on a data set, not only their level.
+        rank_scale: Score difference (standardised units) at which the logistic ranking
+            loss saturates.
+        group_rows: With the ranking loss, batches are made of whole groups: this many rows
+            drawn from each of ``batch_size / group_rows`` groups.
     """
 
     hidden: int = 128
@@ -52,6 +59,9 @@ class HeadConfig:
     dropout: float = 0.05
     bootstrap: bool = True
     seed: int = 0
+    rank_weight: float = 0.0
+    rank_scale: float = 0.1
+    group_rows: int = 16
 
     def to_dict(self) -> dict:
         """JSON form."""
@@ -139,6 +149,62 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def pairwise_rank_loss(y: Tensor, mean: Tensor, group: Tensor, scale: float) -> Tensor:
+    """Logistic loss on the order of predicted means of row pairs in the same group.
+
+    Args:
+        y: A ``k x b x t`` tensor of targets (NaN = missing).
+        mean: A ``k x b x t`` tensor of predicted means.
+        group: A ``k x b`` integer tensor of group ids.
+        scale: Temperature of the logistic loss (standardised target units).
+
+    Returns:
+        The mean of ``softplus(-sign(y_i - y_j) (mu_i - mu_j) / scale)`` over the pairs
+        ``i < j`` of a group whose targets differ (0 without such pairs).
+    """
+    same = (group.unsqueeze(-1) == group.unsqueeze(-2)).unsqueeze(-1)  # k x b x b x 1
+    dy = y.unsqueeze(-2) - y.unsqueeze(-3)  # k x b x b x t
+    dm = mean.unsqueeze(-2) - mean.unsqueeze(-3)
+    valid = same & (dy.abs() > 1e-6) & ~torch.isnan(dy)
+    upper = torch.ones(y.shape[1], y.shape[1], dtype=torch.bool, device=y.device).triu(1)
+    valid = valid & upper.unsqueeze(-1)
+    loss = nn.functional.softplus(-torch.sign(dy.nan_to_num(0.0)) * dm / scale)
+    return (loss * valid).sum() / valid.sum().clamp_min(1)
+
+
+def _group_table(rows: Tensor, group: Tensor) -> tuple[Tensor, Tensor]:
+    """Each member's in-bag rows by group, padded: ``k x G x s`` indices and ``k x G`` sizes."""
+    k = rows.shape[0]
+    ids = torch.unique(group, return_inverse=True)[1]
+    n_groups = int(ids.max()) + 1
+    per = [[[] for _ in range(n_groups)] for _ in range(k)]
+    for j in range(k):
+        for r, g in zip(rows[j].tolist(), ids[rows[j]].tolist(), strict=True):
+            per[j][g].append(r)
+    width = max(1, max(len(c) for m in per for c in m))
+    table = torch.zeros(k, n_groups, width, dtype=torch.long)
+    sizes = torch.zeros(k, n_groups, dtype=torch.long)
+    for j in range(k):
+        for g, members in enumerate(per[j]):
+            sizes[j, g] = len(members)
+            if members:
+                table[j, g, : len(members)] = torch.tensor(members)
+    return table, sizes
+
+
+def _grouped_batch(
+    table: Tensor, sizes: Tensor, n_groups: int, per_group: int, gen: torch.Generator
+) -> Tensor:
+    """``k x (n_groups per_group)`` row indices: random non-empty groups, rows drawn in each."""
+    k = table.shape[0]
+    weight = (sizes > 0).double()
+    g = torch.multinomial(weight, n_groups, replacement=True, generator=gen)  # k x G
+    size = torch.gather(sizes, 1, g).unsqueeze(-1)  # k x G x 1
+    pos = (torch.rand(k, n_groups, per_group, generator=gen) * size).long()
+    rows = torch.gather(table, 1, g.unsqueeze(-1).expand(-1, -1, table.shape[2]))
+    return torch.gather(rows, 2, pos).reshape(k, -1)
+
+
 def gaussian_nll(y: Tensor, mean: Tensor, var: Tensor) -> Tensor:
     """Mean Gaussian negative log-likelihood over the non-NaN entries of ``y`` (``n x t``)."""
     mask = ~torch.isnan(y)
@@ -191,13 +257,17 @@ class DeepEnsemble(nn.Module):
         self.register_buffer("y_std", torch.ones(n_targets))
         self.register_buffer("oob_mask", torch.zeros(0, config.n_members, dtype=torch.bool))
 
-    def fit(self, x: Inputs, y: Tensor, device: str = "cpu") -> list[float]:
+    def fit(
+        self, x: Inputs, y: Tensor, device: str = "cpu", group: Tensor | None = None
+    ) -> list[float]:
         """Train every member by Gaussian NLL with AdamW (all members in one batched pass).
 
         Args:
             x: ``n`` rows of inputs.
             y: A ``n x t`` tensor of targets (NaN = missing).
             device: Where to train.
+            group: ``n`` integer group ids (e.g. data set and size) for the ranking loss
+                (``config.rank_weight > 0``); ``None``: no ranking loss.
 
         Returns:
             Mean training loss (all members) over the first and over the last 10% of steps.
@@ -224,7 +294,7 @@ class DeepEnsemble(nn.Module):
             oob[rows[j], j] = False
         self.to(device)
         with cpu_threads(1 if device == "cpu" else None):
-            trace = self._train(xd, ys, rows, gen, device)
+            trace = self._train(xd, ys, rows, gen, device, group)
         self.heads.eval()
         self.oob_mask = oob
         self.to("cpu")
@@ -232,7 +302,13 @@ class DeepEnsemble(nn.Module):
         return [float(torch.stack(trace[:tenth]).mean()), float(torch.stack(trace[-tenth:]).mean())]
 
     def _train(
-        self, xd: Inputs, ys: Tensor, rows: Tensor, gen: torch.Generator, device: str
+        self,
+        xd: Inputs,
+        ys: Tensor,
+        rows: Tensor,
+        gen: torch.Generator,
+        device: str,
+        group: Tensor | None = None,
     ) -> list[Tensor]:
         cfg = self.config
         k, n = rows.shape
@@ -241,11 +317,26 @@ class DeepEnsemble(nn.Module):
         batch = min(cfg.batch_size, n)
         self.heads.train()
         trace = []
+        ranked = group is not None and cfg.rank_weight > 0
+        if ranked:
+            assert group is not None
+            table, sizes = _group_table(rows, group)
+            n_groups = max(1, batch // cfg.group_rows)
         for _ in range(cfg.steps):
-            pos = torch.randint(0, n, (k, batch), generator=gen)
-            pick = torch.gather(rows, 1, pos).to(device)  # k x batch
+            if ranked:
+                pick = _grouped_batch(table, sizes, n_groups, cfg.group_rows, gen).to(device)
+            else:
+                pos = torch.randint(0, n, (k, batch), generator=gen)
+                pick = torch.gather(rows, 1, pos).to(device)  # k x batch
             mean, var = self.heads(xd.text[pick], xd.numeric[pick], xd.curve[pick])
             loss = gaussian_nll(ys[pick], mean, var)
+            if ranked:
+                assert group is not None
+                m, t = cfg.group_rows, ys.shape[1]
+                g = group.to(device)[pick].reshape(-1, m)  # one block per drawn group
+                loss = loss + cfg.rank_weight * pairwise_rank_loss(
+                    ys[pick].reshape(-1, m, t), mean.reshape(-1, m, t), g, cfg.rank_scale
+                )
             opt.zero_grad()
             loss.backward()
             opt.step()

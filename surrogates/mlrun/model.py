@@ -23,14 +23,11 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from botorch.models import MixedSingleTaskGP, SingleTaskGP
-from botorch.models.transforms.outcome import Standardize
+from botorch.models import SingleTaskGP
 from botorch.posteriors import GPyTorchPosterior, Posterior
-from gpytorch.distributions import MultivariateNormal
 from torch import Tensor
 
 from sciwm.errors import WorldModelError
@@ -38,17 +35,14 @@ from sciwm.experiment import Experiment, Observation
 from sciwm.prediction import Estimate, Prediction
 from sciwm.space import SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
-from surrogates.gp_fit import fit_or_restore
-from surrogates.mlrun.data import RunData, load_slice
 from surrogates.mlrun.encoders import cached_encoder
-from surrogates.mlrun.heads import HeadConfig, Inputs, cpu_threads
-from surrogates.mlrun.predictor import RunPredictor, RunRecord, meta_vector
-from surrogates.mlrun.pretrain import pretrain_lcdb
+from surrogates.mlrun.heads import HeadConfig, Inputs
+from surrogates.mlrun.mapping import RunMapping
+from surrogates.mlrun.predictor import RunPredictor
+from surrogates.mlrun.residuals import ResidualGPs
 
 #: Bounds on log-cost predictions so that exp() stays finite (e^100 s is "never").
 MAX_LOG, MAX_LOG_STD = 100.0, 10.0
-#: Optimiser steps of LCDB pretraining (the benchmark's quick setting).
-PRETRAIN_STEPS = 600
 
 _SETTINGS = {
     "encoder": "minilm",
@@ -69,7 +63,7 @@ _SETTINGS = {
 }
 
 
-class MLRunWorldModel(WorldModel):
+class MLRunWorldModel(RunMapping, ResidualGPs, WorldModel):
     """LM-embedded descriptions of runs -> calibrated final metric and log cost.
 
     Settings (``[world_model.settings]``, all optional):
@@ -123,117 +117,6 @@ class MLRunWorldModel(WorldModel):
             self._init_lcdb()
         else:
             self._encoder = cached_encoder(str(cfg["encoder"]))
-
-    # -- set-up ----------------------------------------------------------------------------
-    def _init_lcdb(self) -> None:
-        cfg = self.cfg
-        if cfg["anchor_param"] is None and cfg["anchor"] is None:
-            raise WorldModelError(
-                "pretrain = 'lcdb' needs the training size: set world_model.settings."
-                "anchor_param (a parameter) or anchor (a fixed number of examples)"
-            )
-        if cfg["learner_param"] is None and cfg["learner"] is None:
-            raise WorldModelError(
-                "pretrain = 'lcdb' needs the learner: set learner_param or learner"
-            )
-        if cfg["dataset_param"] is None and cfg["dataset"] is None:
-            raise WorldModelError("pretrain = 'lcdb' needs the data set: dataset_param or dataset")
-        from surrogates.mlrun.data import dataset_table, load_lcdb
-
-        names = (
-            [str(c) for c in self.space[cfg["dataset_param"]].choices]
-            if cfg["dataset_param"]
-            else [str(cfg["dataset"])]
-        )
-        given = dataset_table(cfg["dataset_meta"] or {})
-        for row in given.to_dict("records"):
-            self._metas[row.pop("dataset")] = row
-        missing = [n for n in names if n not in self._metas]
-        if missing:
-            data = self._pretrain_data() or load_lcdb()
-            for n in missing:
-                try:
-                    self._metas[n] = data.meta(n)
-                except WorldModelError:
-                    raise WorldModelError(
-                        f"data set {n!r} is neither in LCDB nor in world_model.settings."
-                        "dataset_meta; give its meta-features (surrogates.mlrun.data."
-                        "meta_features computes them from X, y)"
-                    ) from None
-
-    def _pretrain_data(self) -> RunData | None:
-        path = self.cfg["pretrain_data"]
-        if path is None:
-            return None
-        if not Path(path).is_file():
-            raise WorldModelError(f"world_model.settings.pretrain_data: no file {path}")
-        return load_slice(Path(path))
-
-    def _ensure_predictor(self) -> RunPredictor:
-        if self._predictor is None:
-            steps = int(self.cfg["pretrain_steps"] or PRETRAIN_STEPS)
-            config = HeadConfig(steps=steps)
-            self._predictor, self._facts = pretrain_lcdb(
-                self.cfg["encoder"], config, progress=True, data=self._pretrain_data()
-            )
-        return self._predictor
-
-    # -- mapping parameters to runs ----------------------------------------------------------
-    def _record(self, params: Mapping[str, Any], extra: Sequence[float] = ()) -> RunRecord:
-        cfg = self.cfg
-        learner = str(params[cfg["learner_param"]]) if cfg["learner_param"] else cfg["learner"]
-        dataset = str(params[cfg["dataset_param"]]) if cfg["dataset_param"] else cfg["dataset"]
-        anchor = float(params[cfg["anchor_param"]]) if cfg["anchor_param"] else cfg["anchor"]
-        return RunRecord(
-            learner=str(learner or "training run"),
-            dataset=str(dataset or "campaign data"),
-            meta=self._metas.get(str(dataset), {}),
-            anchor=float(anchor or 1.0),
-            hyperparameters={k: params[k] for k in self.text_params},
-            extra=tuple(extra),
-        )
-
-    def _extra_unit(self, X: Tensor) -> Tensor:
-        """``n x k`` unit-cube coordinates of the numeric non-role parameters (``none`` mode)."""
-        if self.lcdb or not self.numeric_params:
-            return X[..., :0]
-        idx = [self.space.names.index(n) for n in self.numeric_params]
-        return X[..., idx]
-
-    def _log2_anchor(self, X: Tensor) -> Tensor | None:
-        """``n`` log2 training sizes computed from ``X`` (differentiable), if a parameter."""
-        name = self.cfg["anchor_param"]
-        if name is None:
-            return None
-        p = self.space[name]
-        u = X[..., self.space.names.index(name)].clamp(0, 1)
-        assert p.low is not None and p.high is not None
-        if p.log:
-            return (math.log(p.low) + u * (math.log(p.high) - math.log(p.low))) / math.log(2)
-        return torch.log2(p.low + u * (p.high - p.low))
-
-    def _inputs_from_X(self, X: Tensor) -> Inputs:
-        """Standardised inputs for ``n x d`` unit-cube points, differentiable in ``X``."""
-        pred = self._predictor
-        if pred is None:
-            raise WorldModelError("the world model has not been fitted yet; call fit() first")
-        params = self.space.decode(X.detach().clamp(0, 1))
-        extras = self._extra_unit(X)
-        records = [self._record(p) for p in params]
-        text = pred.text_features(records)
-        columns = []
-        la = self._log2_anchor(X)
-        columns.append(
-            la.unsqueeze(-1)
-            if la is not None
-            else torch.full((len(records), 1), math.log2(float(self.cfg["anchor"] or 1.0)))
-        )
-        if pred.use_meta:
-            columns.append(torch.tensor([meta_vector(r.meta) for r in records]))
-        columns.append(extras)
-        numeric = torch.cat([c.to(torch.float32) for c in columns], -1)
-        raw = Inputs(text, numeric, pred.curve_features(records))
-        return pred.standardise(raw)
 
     # -- learning ----------------------------------------------------------------------------
     def fit(self, experiments: Sequence[Experiment], observations: Sequence[Observation]) -> None:
@@ -295,39 +178,6 @@ class MLRunWorldModel(WorldModel):
         self._predictor = pred
         self._facts = {"n_runs": len(rows), "encoder": self._encoder.id}
 
-    def _fit_residuals(self, completed: list, costed: list) -> None:
-        """Residual GPs of the first outcome and of log cost, on the unit cube."""
-
-        self._gps = {}
-        sets = {0: [(e, o.outcomes.get(self.outcomes[0])) for e, o in completed]}
-        sets[1] = [(e, math.log(o.cost)) for e, o in costed]
-        for j, rows in sets.items():
-            rows = [(e, v) for e, v in rows if v is not None and math.isfinite(v)]
-            if len(rows) < self.cfg["min_points"]:
-                continue
-            X = self.space.encode([e.parameters for e, _ in rows])
-            with torch.no_grad():
-                mean, _ = self._predictor_moments(X)
-            r = torch.tensor([v for _, v in rows], dtype=torch.double) - mean[:, j].double()
-            self._gps[j] = self._residual_gp(X, r.unsqueeze(-1))
-
-    def _residual_gp(
-        self, X: Tensor, Y: Tensor, state: Mapping[str, Tensor] | None = None
-    ) -> SingleTaskGP:
-        """A GP on residuals; categorical parameters get a categorical kernel.
-
-        With ``MixedSingleTaskGP`` a residual learnt on one learner is not smeared onto the
-        learners next to it in the encoding order (they are not "near" each other).
-        """
-        cat = [i for i, p in enumerate(self.space.parameters) if p.kind == "categorical"]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if cat and len(cat) < self.space.dim:
-                model = MixedSingleTaskGP(X, Y, cat_dims=cat, outcome_transform=Standardize(m=1))
-            else:
-                model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
-        return fit_or_restore(model, state, int(self.cfg["seed"]), "the residual GP")
-
     # -- querying ----------------------------------------------------------------------------
     def _require(self) -> RunPredictor:
         if self._predictor is None or self.summary is None:
@@ -336,13 +186,6 @@ class MLRunWorldModel(WorldModel):
                 "pretrain = 'lcdb' model answers from LCDB alone)"
             )
         return self._predictor
-
-    def _predictor_moments(self, X: Tensor) -> tuple[Tensor, Tensor]:
-        """Calibrated ``(mean, std)`` of the predictor, ``n x t``, differentiable in ``X``."""
-        pred = self._predictor
-        assert pred is not None
-        with cpu_threads(1):  # tiny heads: one thread is ~10x faster than two busy ones
-            return pred.predict_standardised(self._inputs_from_X(X))
 
     def _target_index(self, outcome: str) -> int:
         if outcome not in self.outcomes:
@@ -358,43 +201,6 @@ class MLRunWorldModel(WorldModel):
 
     def _cost_index(self) -> int:
         return 1 if self.lcdb else len(self.outcomes)
-
-    def _posterior(self, X: Tensor, j: int, noise: bool = False) -> MultivariateNormal:
-        """Joint Gaussian of target ``j`` over the last-but-one dim of ``X`` (``b x q x d``)."""
-        self._require()
-        batch = X.shape[:-1]
-        flat = X.reshape(-1, X.shape[-1])
-        mean, std = self._predictor_moments(flat)
-        mean = mean[:, j].to(X.dtype).reshape(batch)
-        var = (std[:, j] ** 2).to(X.dtype).reshape(batch)
-        gp = self._gps.get(j)
-        if gp is not None:
-            post = gp.posterior(X.to(torch.double), observation_noise=noise)
-            mvn = post.distribution
-            cov = mvn.covariance_matrix.to(X.dtype)
-            # jitter: candidate batches hold near-duplicates (pending points, snapped sizes)
-            diag = cov.diagonal(dim1=-2, dim2=-1)
-            eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
-            cov = cov + eye * (1e-6 * diag.mean(-1, keepdim=True).unsqueeze(-1) + 1e-9)
-            # A category (e.g. a learner) no real run has tried keeps the pretrained model's
-            # uncertainty: a GP fitted on a handful of runs cannot know how it differs.
-            unseen = self._unseen_categories(X, gp.train_inputs[0]).to(X.dtype)
-            cov = cov + torch.diag_embed(var.clamp_min(0) * unseen)
-            return MultivariateNormal(mvn.mean.to(X.dtype) + mean, cov)
-        return MultivariateNormal(mean, torch.diag_embed(var.clamp_min(1e-12)))
-
-    def _unseen_categories(self, X: Tensor, train_X: Tensor) -> Tensor:
-        """``batch_shape x q`` flags: a categorical value of ``X`` absent from ``train_X``."""
-        out = torch.zeros(X.shape[:-1], dtype=torch.bool)
-        for i, p in enumerate(self.space.parameters):
-            if p.kind != "categorical":
-                continue
-            k = len(p.choices) - 1
-            seen = torch.zeros(k + 1, dtype=torch.bool)
-            seen[(train_X[..., i].clamp(0, 1) * k).round().long().flatten()] = True
-            idx = (X[..., i].detach().clamp(0, 1) * k).round().long()
-            out |= ~seen[idx]
-        return out
 
     def posterior(self, X: Tensor, outcome: str) -> Posterior:
         j = self._target_index(outcome)

@@ -30,6 +30,7 @@ from surrogates.mlrun.data import LOG_META, META_FEATURES
 from surrogates.mlrun.describe import segments
 from surrogates.mlrun.encoders import TextEncoder
 from surrogates.mlrun.heads import DeepEnsemble, HeadConfig, Inputs, cpu_threads
+from surrogates.mlrun.neighbours import NeighbourBank
 
 #: Standardised numeric features beyond the training range by more than this are
 #: "far from the data".
@@ -85,6 +86,8 @@ class RunPredictor:
             the data set enters through its meta-features): with few data sets, the data
             text acts as an identifier that the heads memorise.
         device: ``"cuda"`` or ``"cpu"`` (default: CUDA when present).
+        neighbours: Stack :class:`~surrogates.mlrun.neighbours.NeighbourBank` features of
+            this many nearest training data sets onto the numeric inputs (0: none).
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class RunPredictor:
         use_meta: bool = True,
         data_text: bool = False,
         device: str | None = None,
+        neighbours: int = 0,
     ) -> None:
         self.encoder = encoder
         self.targets = list(targets)
@@ -105,6 +109,8 @@ class RunPredictor:
         self.ensemble: DeepEnsemble | None = None
         self.calibrators: list[ConformalCalibrator] = []
         self.stats: dict[str, Tensor] = {}
+        self.neighbours = int(neighbours)
+        self.bank: NeighbourBank | None = None
 
     # -- features --------------------------------------------------------------------------
     def text_features(self, records: Sequence[RunRecord]) -> Tensor:
@@ -150,7 +156,30 @@ class RunPredictor:
                 row += meta_vector(r.meta)
             row += [float(v) for v in r.extra]
             rows.append(row)
-        return torch.tensor(rows, dtype=torch.float32).reshape(len(records), -1)
+        out = torch.tensor(rows, dtype=torch.float32).reshape(len(records), -1)
+        if self.neighbours and records:
+            out = torch.cat([out, self.neighbour_features(records)], 1)
+        return out
+
+    def neighbour_features(self, records: Sequence[RunRecord]) -> Tensor:
+        """``n x w`` raw :class:`~surrogates.mlrun.neighbours.NeighbourBank` features."""
+        if self.bank is None:
+            raise WorldModelError("neighbour features need a trained predictor")
+        return torch.from_numpy(self.bank.features(*self._bank_keys(records))).float()
+
+    def _bank_keys(self, records: Sequence[RunRecord]) -> tuple[list, list, np.ndarray]:
+        """Learner keys (short name and settings), data set names and positions
+        (meta-features, log2 size) of runs."""
+        keys = [
+            r.learner.rsplit(".", 1)[-1]
+            + f"|{sorted((k, str(v)) for k, v in r.hyperparameters.items())}"
+            for r in records
+        ]
+        pos = [
+            (meta_vector(r.meta) if self.use_meta and r.meta else []) + [math.log2(r.anchor)]
+            for r in records
+        ]
+        return keys, [r.dataset for r in records], np.asarray(pos, float)
 
     @staticmethod
     def curve_features(records: Sequence[RunRecord]) -> Tensor:
@@ -205,6 +234,12 @@ class RunPredictor:
         if len(records) == 0:
             raise WorldModelError("no runs to train on")
         y = torch.as_tensor(y, dtype=torch.float32).reshape(len(records), len(self.targets))
+        if self.neighbours:
+            keys, names, pos = self._bank_keys(records)
+            base = np.array([np.nan if r.curve is None else r.curve[1][-1] for r in records])
+            self.bank = NeighbourBank(
+                keys, names, pos, y.double().numpy(), self.neighbours, base.astype(float)
+            )
         raw = self.raw_inputs(records)
         self.stats = {
             "text_mean": raw.text.mean(0),
@@ -221,7 +256,11 @@ class RunPredictor:
         self.ensemble = DeepEnsemble(
             raw.text.shape[1], raw.numeric.shape[1], len(self.targets), self.config
         )
-        losses = self.ensemble.fit(x, y, self.device)
+        groups: dict[tuple[str, float], int] = {}
+        group = torch.tensor(
+            [groups.setdefault((r.dataset, r.anchor), len(groups)) for r in records]
+        )
+        losses = self.ensemble.fit(x, y, self.device, group)
         self.ensemble.eval()
         if calib_records is not None and calib_y is not None and len(calib_records):
             mean, var = self._predict_inputs(self.standardise(self.raw_inputs(calib_records)))
@@ -297,6 +336,8 @@ class RunPredictor:
         out.update({f"stats.{k}": v.clone() for k, v in self.stats.items()})
         for j, cal in enumerate(self.calibrators):
             out[f"calib.{j}.scores"] = cal.scores.clone()
+        if self.bank is not None:
+            out.update({f"bank.{k}": v for k, v in self.bank.state().items()})
         return out
 
     def load_state(self, tensors: Mapping[str, Tensor], text_dim: int, numeric_dim: int) -> None:
@@ -311,6 +352,9 @@ class RunPredictor:
         self.calibrators = [
             ConformalCalibrator(tensors[f"calib.{j}.scores"]) for j in range(len(self.targets))
         ]
+        bank = {k[5:]: v for k, v in tensors.items() if k.startswith("bank.")}
+        self.bank = NeighbourBank.from_state(bank) if bank else None
+        self.neighbours = self.bank.k if self.bank is not None else 0
 
 
 def _floor(std: Tensor) -> Tensor:

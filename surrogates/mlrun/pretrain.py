@@ -22,6 +22,8 @@ from surrogates.mlrun.heads import HeadConfig
 from surrogates.mlrun.predictor import RunPredictor, RunRecord
 
 TARGETS = ("score", "log_time")
+#: Nearest training data sets whose runs of the same learner are stacked onto the inputs.
+NEIGHBOURS = 5
 #: Predictors pretrained in this process on data other than LCDB (LCDB ones live on disk).
 _MEMO: dict[str, tuple[dict[str, torch.Tensor], dict]] = {}
 
@@ -81,13 +83,13 @@ def pretrain_lcdb(
     """
     config = config or HeadConfig()
     key = hashlib.sha1(
-        json.dumps([encoder, asdict(config), min_anchor, calib_fraction, "v2"]).encode()
+        json.dumps([encoder, asdict(config), min_anchor, calib_fraction, NEIGHBOURS, "v3"]).encode()
     ).hexdigest()[:12]
     folder = cache_dir() / "mlrun"
     state_file = folder / f"pretrained-{key}.pt"
     facts_file = folder / f"pretrained-{key}.json"
     enc = cached_encoder(encoder)
-    predictor = RunPredictor(enc, TARGETS, config)
+    predictor = RunPredictor(enc, TARGETS, config, neighbours=NEIGHBOURS)
     memo_key = None if data is None else f"{key}:{data.source}:{len(data.runs)}"
     if memo_key in _MEMO:
         state, facts = _MEMO[memo_key]

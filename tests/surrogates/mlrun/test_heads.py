@@ -42,3 +42,37 @@ def test_out_of_bag_rows_and_missing_targets() -> None:
     mean, var, has = ens.out_of_bag(x)
     assert has.float().mean() > 0.75  # out of some bag unless in all 4: 1 - 0.632**4 = 0.84
     assert bool(torch.isfinite(mean).all()) and bool((var > 0).all())
+
+
+def test_pairwise_rank_loss_closed_form() -> None:
+    from surrogates.mlrun.heads import pairwise_rank_loss
+
+    y = torch.tensor([[[1.0], [0.0], [5.0]]])  # 1 x 3 x 1
+    mean = torch.tensor([[[0.2], [0.0], [0.0]]])
+    group = torch.tensor([[0, 0, 1]])  # only rows 0 and 1 form a pair
+    loss = pairwise_rank_loss(y, mean, group, scale=0.1)
+    assert torch.isclose(loss, torch.nn.functional.softplus(torch.tensor(-2.0)))
+    flipped = pairwise_rank_loss(y, -mean, group, scale=0.1)
+    assert flipped > loss + 1.0
+
+
+def test_ranking_loss_learns_the_order_within_groups() -> None:
+    # Groups share a large random level; inside a group the order is set by x[:, 1].
+    g = torch.Generator().manual_seed(3)
+    n_groups, per = 40, 8
+    group = torch.arange(n_groups).repeat_interleave(per)
+    level = torch.randn(n_groups, generator=g)[group] * 3
+    x = torch.stack([level, torch.rand(len(group), generator=g)], 1)
+    y = (level + 0.3 * x[:, 1] + 0.05 * torch.randn(len(group), generator=g)).unsqueeze(-1)
+    inputs = Inputs(torch.zeros(len(group), 4), x, torch.zeros(len(group), N_CURVE_FEATURES))
+    cfg = HeadConfig(hidden=32, steps=300, n_members=2, batch_size=64, rank_weight=1.0)
+    ens = DeepEnsemble(4, 2, 1, cfg)
+    first, last = ens.fit(inputs, y, group=group)
+    assert last < first
+    with torch.no_grad():
+        mean, _ = ens(inputs)
+    m, t = mean.squeeze(-1).reshape(n_groups, per), y.squeeze(-1).reshape(n_groups, per)
+    dm = m.unsqueeze(-1) - m.unsqueeze(-2)
+    dt = t.unsqueeze(-1) - t.unsqueeze(-2)
+    agree = ((dm * dt) > 0).float().sum() / (dt != 0).float().sum()
+    assert agree > 0.8
