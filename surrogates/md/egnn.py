@@ -43,7 +43,7 @@ class NetConfig:
     layers: int = 3
     n_rbf: int = 10
     cutoff: float = 1.2
-    edge_deltas: bool = True
+    edge_deltas: bool = False
 
 
 def mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:

@@ -66,7 +66,7 @@ class FlowConfig:
 
     net: NetConfig = field(default_factory=NetConfig)
     sigma: float = 0.03
-    ode_steps: int = 6
+    ode_steps: int = 3
     condition_names: tuple[str, ...] = ("temperature",)
     condition_centre: tuple[float, ...] = (450.0,)
     condition_scale: tuple[float, ...] = (150.0,)

@@ -208,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=TrainConfig.batch)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
     parser.add_argument("--ema", type=float, default=TrainConfig.ema)
+    parser.add_argument("--ode-steps", type=int, default=FlowConfig.ode_steps)
+    parser.add_argument(
+        "--edge-deltas", action="store_true", help="edge features of pair-distance changes"
+    )
     parser.add_argument(
         "--member-time-limit", type=float, default=None, help="stop a member after this many s"
     )
@@ -222,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         batch=args.batch,
         lr=args.lr,
         ema=args.ema,
+        flow=FlowConfig(net=NetConfig(edge_deltas=args.edge_deltas), ode_steps=args.ode_steps),
     )
     trajs = data.select(role="train")
 
