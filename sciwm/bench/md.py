@@ -24,7 +24,8 @@ three basin populations); ``valid_fraction`` (frames the emulator emits — afte
 constraint step, as an MD engine's SHAKE — whose every bond is within 10 % of the force
 field's length and whose stereocentres are those of the start); ``valid_fraction_raw`` (the
 same test on the network's first raw sample of every jump, before resampling and
-projection); ``coverage90`` (fraction
+projection); ``rejected_fraction`` (jumps whose every resample failed that test after the
+constraint step, so the trajectory stayed in place); ``coverage90`` (fraction
 of the three populations whose 90 % interval contains the reference value; the emulator's
 interval scale is calibrated leave-one-temperature-out on the training temperatures);
 ``tau_ps``; ``time_compression`` (OpenMM wall time for the emulated simulated time, at the
@@ -216,6 +217,7 @@ def run(
                 cmp.update(
                     valid_fraction=float(roll.valid.float().mean()),
                     valid_fraction_raw=float(roll.raw_valid.float().mean()),
+                    rejected_fraction=float(roll.rejected.float().mean()),
                     wall_s=roll.wall_s,
                     std=np.sqrt(between + sampling),
                     n_frames=len(phi),
@@ -230,6 +232,7 @@ def run(
                     "basin_mae",
                     "valid_fraction",
                     "valid_fraction_raw",
+                    "rejected_fraction",
                     "wall_s",
                     "n_frames",
                 )
@@ -302,6 +305,7 @@ def run(
             for metric in (
                 "valid_fraction",
                 "valid_fraction_raw",
+                "rejected_fraction",
                 "tau_ps",
                 "time_compression",
                 "simulated_ps",

@@ -209,8 +209,8 @@ class Rollout:
             inverted), before any resampling or projection.
         valid: ``n_jumps x B`` the same test on the emitted frames (``positions[1:]``).
         wall_s: Seconds spent.
-        rejected: ``n_jumps x B`` whether the jump was rejected (every resample inverted a
-            stereocentre), so the trajectory stayed where it was.
+        rejected: ``n_jumps x B`` whether the jump was rejected (every resample failed the
+            validity test), so the trajectory stayed where it was.
     """
 
     positions: Tensor
@@ -249,8 +249,9 @@ def rollout(
             over a rollout; then bonds alone once more. The raw validity is recorded before,
             the validity of the emitted frames after.
         seed: Seed of the noise.
-        resamples: A sample that inverts a stereocentre (leaves the valid region) is drawn
-            again up to this many times; if it still does, the jump is rejected.
+        resamples: A sample that inverts a stereocentre (or, with ``project``, still has a
+            bond more than 10 % off after the projection) is drawn again up to this many
+            times; if it still fails, the jump is rejected and the trajectory stays in place.
         chunk: Most trajectories per network call (default: 8 on a CPU, where 5–10 small
             graphs per call are fastest per graph as larger edge batches fall out of cache;
             all on a GPU).
@@ -276,30 +277,38 @@ def rollout(
     d13 = (x[:, m0.angle_pairs[:, 0]] - x[:, m0.angle_pairs[:, 1]]).norm(dim=-1)
     targets = torch.cat([m0.r0.expand(b, -1), d13], dim=-1)
     hand0 = chirality(x, m0.sp3)
+
+    def acceptable(y: Tensor) -> Tensor:  # all bonds within 10 %, stereocentres kept
+        same = (chirality(y, m0.sp3) == hand0).all(-1)
+        return same & valid_frames(y, m0.bonds, m0.r0)
+
     for _ in range(n_jumps):
-        nxt = torch.empty_like(x)
+        nxt = x.clone()  # a jump rejected after every resample leaves the trajectory in place
         todo = torch.ones(b, dtype=torch.bool, device=device)
-        ok = torch.zeros(b, dtype=torch.bool, device=device)
-        for _attempt in range(resamples + 1):
+        raw = torch.empty_like(x)
+        for attempt in range(resamples + 1):
             for k, model in enumerate(members):
                 sel = ((owner.to(device) == k) & todo).nonzero(as_tuple=True)[0]
                 for part in sel.split(chunk):  # small graphs batches stay in cache
-                    nxt[part] = model.sample(x[part], conditions[part], tau[part], gen)
-            if not torch.all(torch.isfinite(nxt)):
+                    raw[part] = model.sample(x[part], conditions[part], tau[part], gen)
+            if not torch.all(torch.isfinite(raw)):
                 raise FloatingPointError("an emulator rollout produced non-finite coordinates")
-            todo = (chirality(nxt, m0.sp3) != hand0).any(-1)
-            if _attempt == 0:
-                ok = valid_frames(nxt, m0.bonds, m0.r0) & ~todo
+            if attempt == 0:
+                raw_valid.append(acceptable(raw).cpu())
+            idx = todo.nonzero(as_tuple=True)[0]
+            cand = raw[idx]
+            if project:  # bonds and angles together, then bonds alone (a tree: converges fast)
+                cand = project_bonds(project_bonds(cand, pairs, targets[idx]), m0.bonds, m0.r0)
+            good = (chirality(cand, m0.sp3) == hand0[idx]).all(-1)
+            if project:
+                good &= valid_frames(cand, m0.bonds, m0.r0)
+            nxt[idx[good]] = cand[good]
+            todo[idx[good]] = False
             if not todo.any():
                 break
-        raw_valid.append(ok.cpu())
         rejected.append(todo.cpu())
-        nxt[todo] = x[todo]
-        if project:  # bonds and angles together, then bonds alone (a tree: converges fast)
-            nxt = project_bonds(project_bonds(nxt, pairs, targets), m0.bonds, m0.r0)
         x = nxt
-        good = valid_frames(x, m0.bonds, m0.r0) & (chirality(x, m0.sp3) == hand0).all(-1)
-        valid.append(good.cpu())
+        valid.append(acceptable(x).cpu())
         frames.append(x.cpu())
     return Rollout(
         torch.stack(frames),

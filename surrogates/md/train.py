@@ -51,6 +51,7 @@ def train_member(
     member: int = 0,
     log: Callable[[str], None] | None = None,
     time_limit_s: float | None = None,
+    init: FlowEmulator | None = None,
 ) -> tuple[FlowEmulator, list[float]]:
     """Train one emulator.
 
@@ -61,6 +62,7 @@ def train_member(
         member: Ensemble index (changes the seed).
         log: Optional progress callback.
         time_limit_s: Stop early after this many seconds.
+        init: Start from this model's weights (same configuration) instead of at random.
 
     Returns:
         The trained model (in eval mode) and the loss of every step.
@@ -69,6 +71,8 @@ def train_member(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = FlowEmulator(molecule, config.flow)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-5)
 
     def schedule(step: int) -> float:
@@ -208,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=TrainConfig.batch)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
     parser.add_argument("--ema", type=float, default=TrainConfig.ema)
+    parser.add_argument("--init", default=None, help="continue from this checkpoint's members")
     parser.add_argument("--ode-steps", type=int, default=FlowConfig.ode_steps)
     parser.add_argument(
         "--edge-deltas", action="store_true", help="edge features of pair-distance changes"
@@ -229,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         flow=FlowConfig(net=NetConfig(edge_deltas=args.edge_deltas), ode_steps=args.ode_steps),
     )
     trajs = data.select(role="train")
+    init = load_checkpoint(args.init)[0] if args.init else None
+    if init is not None:
+        config = TrainConfig(**{**config.__dict__, "flow": init[0].config})
 
     def log(msg: str) -> None:
         print(time.strftime("%H:%M:%S"), msg, flush=True)
@@ -237,7 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for k in range(config.members):
         model, loss = train_member(
-            data.molecule, trajs, config, k, log, time_limit_s=args.member_time_limit
+            data.molecule,
+            trajs,
+            config,
+            k,
+            log,
+            time_limit_s=args.member_time_limit,
+            init=init[k] if init is not None else None,
         )
         models.append(model)
         losses.append(sum(loss[-200:]) / len(loss[-200:]))

@@ -138,3 +138,19 @@ def test_ema_weights_differ_from_last_weights(molecule, geometry: torch.Tensor, 
     w_last = torch.cat([p.flatten() for p in last.parameters()])
     w_avg = torch.cat([p.flatten() for p in averaged.parameters()])
     assert torch.isfinite(w_avg).all() and not torch.allclose(w_last, w_avg)
+
+
+def test_emitted_frames_are_valid_or_the_jump_is_rejected(
+    tiny: FlowEmulator, geometry: torch.Tensor
+) -> None:
+    """An untrained network's samples fail; the rollout then keeps the (valid) start frame."""
+    from surrogates.md.geometry import valid_frames
+
+    start = geometry.unsqueeze(0).repeat(4, 1, 1)
+    roll = rollout([tiny], start, torch.full((4, 1), 350.0), 10.0, 3, seed=2, resamples=1)
+    assert bool(roll.valid.all())
+    emitted = roll.positions[1:]
+    assert bool(valid_frames(emitted, tiny.bonds, tiny.r0).all())
+    stayed = roll.rejected
+    moved = (emitted - roll.positions[:-1]).abs().amax((-1, -2)) > 0
+    assert torch.equal(moved, ~stayed)  # a rejected jump leaves the frame unchanged
