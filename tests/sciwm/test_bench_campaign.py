@@ -116,3 +116,13 @@ def test_table_is_pivoted_by_problem_and_method():
     assert lines[0].split() == ["problem", "method", "x", "y"]
     assert lines[2].split() == ["a", "m1", "1", "-"]
     assert lines[3].split() == ["a", "m2", "2.5"]
+
+
+def test_sciwm_runs_with_the_agents_defaults():
+    from scheduler.agent import DEFAULT_COST_EXPONENT, Agent
+
+    s = Settings()
+    assert s.acquisition == "ei_per_cost"
+    assert s.cost_exponent == DEFAULT_COST_EXPONENT
+    assert Agent(PROBLEMS[0].space(), "f", False).cost_exponent == DEFAULT_COST_EXPONENT
+    assert s.seed_offset == 0 and s.methods == METHODS

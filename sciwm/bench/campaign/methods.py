@@ -32,7 +32,7 @@ class Settings:
         num_restarts: Restarts of the acquisition optimiser.
         raw_samples: Raw samples of the acquisition optimiser.
         acquisition: sciwm's acquisition (an :class:`scheduler.agent.Agent` name).
-        cost_exponent: Weight of the cost term of sciwm's acquisition.
+        cost_exponent: Weight of the cost term of sciwm's acquisition (the Agent's default).
         gittins_lambda: Cost weight of the ``"gittins"`` acquisition (``None``: adaptive).
         max_experiments: Safety stop of one model-based run.
         random_cap_factor: Random search's cap, as a multiple of the problem's cap.
@@ -48,7 +48,7 @@ class Settings:
     num_restarts: int = 4
     raw_samples: int = 128
     acquisition: str = "ei_per_cost"
-    cost_exponent: float = 1.0
+    cost_exponent: float = 0.5  # scheduler.agent.DEFAULT_COST_EXPONENT
     gittins_lambda: float | None = None
     max_experiments: int = 400
     random_cap_factor: float = 1000.0
