@@ -300,6 +300,14 @@ class MDEmulatorWorldModel(WorldModel):
             raise WorldModelError(f"unknown outcome {outcome!r}; the model has {self.outcomes}")
         return self._heads[outcome].posterior(X)
 
+    def observation_std(self, X: Tensor, outcome: str) -> Tensor | None:
+        """Sampling std of an emulated observable in one real run of ``X``'s length (``n``)."""
+        self._require()
+        if self._grid is None or outcome not in EMULATED:
+            return None
+        X = X.double()
+        return self._run_noise(X[..., self.t_dim], self._length(X), EMULATED.index(outcome))
+
     def log_cost_posterior(self, X: Tensor) -> Posterior:
         self._require()
         assert self._cost is not None
@@ -318,20 +326,13 @@ class MDEmulatorWorldModel(WorldModel):
         moments = {k: h.moments(X, observation_noise=False) for k, h in self._heads.items()}
         assert self._cost is not None
         cmean, cstd = self._cost.moments(X, observation_noise=True)
-        lengths = self._length(X)
+        noise = {k: self.observation_std(X, k) for k in moments}
         for i, params in enumerate(parameters):
             ests = {}
             for name, (m, s) in moments.items():
                 var = float(s[i]) ** 2
-                if self._grid is not None and name in EMULATED:
-                    var += (
-                        float(
-                            self._run_noise(
-                                X[i : i + 1, self.t_dim], lengths[i : i + 1], EMULATED.index(name)
-                            )[0]
-                        )
-                        ** 2
-                    )
+                if (run := noise[name]) is not None:  # a real run's own sampling noise
+                    var += float(run[i]) ** 2
                 ests[name] = Estimate.gaussian(float(m[i]), math.sqrt(var), level)
             t = float(params[self.t_name])
             flag = trained is not None and not (trained[0] <= t <= trained[1])

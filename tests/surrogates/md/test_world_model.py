@@ -57,6 +57,14 @@ def test_emulator_only_prediction_is_physical() -> None:
     assert short.outcomes["pop_beta"].std > preds[0].outcomes["pop_beta"].std
     # cost grows with the simulated length
     assert short.cost.mean < preds[0].cost.mean
+    # the run noise the agent weighs fidelities by: std ~ 1/sqrt(length), within its clamp
+    X = model.space.encode([{"temperature": 350.0, "length_ps": v} for v in (10.0, 40.0, 1000.0)])
+    noise = model.observation_std(X, "pop_beta")
+    assert noise is not None and noise.shape == (3,)
+    assert noise[0] >= noise[1] > noise[2] > 0
+    if all(0.01 < float(v) < 0.5 for v in noise[:2]):  # neither clamped: 4x length, std / 2
+        assert float(noise[0] / noise[1]) == pytest.approx(2.0, rel=1e-6)
+    assert model.observation_std(X, "energy_mean") is None
 
 
 def test_emulate_reports_rollout_and_validity() -> None:
