@@ -116,7 +116,14 @@ class WorldModelSpec(_Frozen):
 class SchedulerSpec(_Frozen):
     """``[scheduler]``: how experiments are proposed and dispatched."""
 
-    acquisition: Literal["ei_per_cost", "ei", "random"] = "ei_per_cost"
+    acquisition: Literal["ei_per_cost", "gittins", "ei", "random"] = "ei_per_cost"
+    cost_exponent: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=4.0,
+        description="Weight of the predicted log cost in 'ei_per_cost' (1: EI per unit cost; "
+        "default: the agent's, 0.5).",
+    )
     batch_size: int = Field(default=1, ge=1, le=64)
     parallelism: int = Field(default=1, ge=1, le=1024)
     initial_experiments: int = Field(default=5, ge=1)

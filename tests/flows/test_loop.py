@@ -96,3 +96,17 @@ def test_failures_are_recorded_with_their_error_and_cost(campaign_dir: Path) -> 
             assert "non-finite" in r.observation.error
     assert result.n_failed == len(failed)
     assert math.isfinite(result.spent)
+
+
+def test_scheduler_settings_reach_the_agent(campaign_dir: Path) -> None:
+    from scheduler.agent import DEFAULT_COST_EXPONENT
+
+    plain = write_campaign(campaign_dir, "plain")
+    assert build_loop(plain, campaign_dir).agent.cost_exponent == DEFAULT_COST_EXPONENT
+    tuned = write_campaign(campaign_dir, "tuned", acquisition="gittins")
+    text = tuned.read_text().replace(
+        'acquisition = "gittins"', 'acquisition = "gittins"\ncost_exponent = 1.0'
+    )
+    tuned.write_text(text)
+    agent = build_loop(tuned, campaign_dir).agent
+    assert agent.acquisition == "gittins" and agent.cost_exponent == 1.0

@@ -193,6 +193,20 @@ def test_spec_is_frozen(tmp_path: Path) -> None:
             id="batch-over-parallelism",
         ),
         pytest.param(
+            edited(
+                'acquisition = "ei_per_cost"', 'acquisition = "ei_per_cost"\ncost_exponent = -1'
+            ),
+            "scheduler.cost_exponent",
+            "greater than or equal to 0",
+            id="negative-cost-exponent",
+        ),
+        pytest.param(
+            edited('acquisition = "ei_per_cost"', 'acquisition = "ucb"'),
+            "scheduler.acquisition",
+            "'ei_per_cost', 'gittins', 'ei' or 'random'",
+            id="unknown-acquisition",
+        ),
+        pytest.param(
             edited('name = "layers"', 'name = "temperature"'),
             "parameters",
             "unique; repeated: ['temperature']",
