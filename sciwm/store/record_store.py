@@ -184,7 +184,7 @@ class RecordStore:
             if runs:
                 run = preferred_run(list(runs))
                 if not run.data.params and experiment.parameters:  # crashed before params
-                    self._log(run.info.run_id, params=params_of(experiment))
+                    log_batched(self._client, run.info.run_id, params=params_of(experiment))
                 return record_from_run(run)
             tags = {
                 _KIND: "experiment",
@@ -197,7 +197,12 @@ class RecordStore:
                 tags.update(chunked("sciwm.prediction", json.dumps(prediction.to_dict())))
             run = self._client.create_run(exp_id, tags=tags, run_name=experiment.id)
             run_id = run.info.run_id
-            self._log(run_id, params=params_of(experiment), metrics=prediction_metrics(prediction))
+            log_batched(
+                self._client,
+                run_id,
+                params=params_of(experiment),
+                metrics=prediction_metrics(prediction),
+            )
         return Record(experiment, Status.PROPOSED, run_id, prediction=prediction)
 
     def record_submitted(self, record: Record, handle: dict) -> Record:
@@ -207,7 +212,7 @@ class RecordStore:
         with self._guard(f"recording the submission of {record.experiment.id}"):
             tags = chunked("sciwm.handle", canonical_json(handle), reset=True)
             tags["sciwm.status"] = Status.RUNNING.value
-            self._log(record.run_id, tags=tags)
+            log_batched(self._client, record.run_id, tags=tags)
         return replace(record, status=Status.RUNNING, handle=dict(handle))
 
     def record_observation(self, record: Record, observation: Observation) -> Record:
@@ -253,7 +258,7 @@ class RecordStore:
                     self._client.log_artifact(record.run_id, str(path), "outputs")
                 if missing:
                     tags["sciwm.missing_artifacts"] = ", ".join(missing)[:ERROR_TAG_MAX]
-                self._log(record.run_id, metrics=metrics, tags=tags)
+                log_batched(self._client, record.run_id, metrics=metrics, tags=tags)
             end = observation.finished_at
             self._client.set_terminated(
                 record.run_id, _FINISHED_MLFLOW[status], None if end is None else int(end * 1000)
@@ -296,7 +301,7 @@ class RecordStore:
             with self._guard(f"logging the world model of campaign {campaign!r}"):
                 self._client.log_artifacts(run_id, tmp, path)
                 tags = {"sciwm.latest_step": str(step), "sciwm.latest_path": path}
-                self._log(run_id, tags=tags)
+                log_batched(self._client, run_id, tags=tags)
                 self._client.set_terminated(run_id, "FINISHED")
         return path
 
@@ -319,7 +324,12 @@ class RecordStore:
         """Log campaign-level curves (best so far, spent, ...) at ``step`` on its summary run."""
         run_id = self._aux_run(campaign, "summary", "campaign")
         with self._guard(f"logging metrics of campaign {campaign!r}"):
-            self._log(run_id, metrics={metric_key(k): v for k, v in metrics.items()}, step=step)
+            log_batched(
+                self._client,
+                run_id,
+                metrics={metric_key(k): v for k, v in metrics.items()},
+                step=step,
+            )
 
     # -- internals ----------------------------------------------------------------------
     @contextmanager
@@ -386,13 +396,3 @@ class RecordStore:
                     run = self._client.create_run(exp_id, tags={_KIND: kind}, run_name=run_name)
                     self._aux_runs[key] = run.info.run_id
         return self._aux_runs[key]
-
-    def _log(
-        self,
-        run_id: str,
-        params: Mapping[str, str] | None = None,
-        metrics: Mapping[str, float] | None = None,
-        tags: Mapping[str, str] | None = None,
-        step: int = 0,
-    ) -> None:
-        log_batched(self._client, run_id, params, metrics, tags, step)
