@@ -53,9 +53,7 @@ def connect(tracking_uri: str) -> MlflowClient:
         StoreError: Naming the URI, the cause and how to fix it.
     """
     try:
-        with _fail_fast_http():
-            client = MlflowClient(tracking_uri)
-            client.search_experiments(max_results=1)
+        client = _client_when_ready(tracking_uri)
     except Exception as exc:  # noqa: BLE001 - any failure means "unreachable"
         reason = short_reason(exc)
         if "://" not in tracking_uri or tracking_uri.startswith("file:"):
@@ -67,6 +65,31 @@ def connect(tracking_uri: str) -> MlflowClient:
             f"cannot reach the MLflow tracking store at {tracking_uri}: {reason}. {HINT}."
         ) from exc
     return client
+
+
+#: Errors of a SQLite store that another process is creating or writing at this moment.
+_SQLITE_BUSY = ("already exists", "database is locked")
+
+
+def _client_when_ready(tracking_uri: str, attempts: int = 8) -> MlflowClient:
+    """Open and query the store; wait out another process creating the same SQLite file.
+
+    Two processes opening a new SQLite store at once (a campaign starting while
+    ``sciwm campaign status`` looks at it) race to create its tables; the loser sees "table
+    ... already exists" or "database is locked" and succeeds once the winner is done.
+    """
+    for attempt in range(attempts):
+        try:
+            with _fail_fast_http():
+                client = MlflowClient(tracking_uri)
+                client.search_experiments(max_results=1)
+            return client
+        except Exception as exc:
+            busy = tracking_uri.startswith("sqlite:") and any(m in str(exc) for m in _SQLITE_BUSY)
+            if not busy or attempt == attempts - 1:
+                raise
+            time.sleep(0.25 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def sqlite_artifact_root(uri: str) -> Path | None:

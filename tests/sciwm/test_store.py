@@ -429,3 +429,32 @@ def test_campaign_summary() -> None:
     assert down["best_value"] == 2.0
     empty = campaign_summary([], maximize=True, objective="y")
     assert empty["best_value"] is None and empty["spent"] == 0.0
+
+
+def test_store_waits_out_another_process_creating_the_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes opening a new SQLite store race to create its tables; the loser retries."""
+    from sciwm.store import connection
+
+    calls = []
+    real = connection.MlflowClient
+
+    def racing_client(uri: str) -> MlflowClient:
+        calls.append(uri)
+        if len(calls) <= 2:
+            raise RuntimeError(
+                "(sqlite3.OperationalError) table _alembic_tmp_model_version_tags already exists"
+            )
+        return real(uri)
+
+    monkeypatch.setattr(connection, "MlflowClient", racing_client)
+    uri = f"sqlite:///{tmp_path}/race.db"
+    assert connection.connect(uri) is not None
+    assert len(calls) == 3
+
+    calls.clear()
+    monkeypatch.setattr(connection, "MlflowClient", lambda uri: racing_client(uri + "x"))
+    with pytest.raises(StoreError, match="cannot reach"):  # other errors are not retried
+        connection.connect("http://127.0.0.1:9/")
+    assert len(calls) == 1
