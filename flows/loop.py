@@ -276,7 +276,15 @@ class CampaignLoop:
             pending,
             n,
             level=self.spec.scheduler.interval_level,
+            slot_cost=self.slot_cost(),
         )
+
+    def slot_cost(self) -> float:
+        """Budget left per experiment the campaign may still start (its experiment cap)."""
+        n_total = len(self.state.finished) + len(self.state.running)
+        slots_left = max(1, self.spec.stopping.max_experiments - n_total)
+        left = self.gate.remaining(self.spent, self.running_reserved())
+        return max(0.0, left) / slots_left
 
     def gate_and_dispatch(self, candidates: list[Candidate], capacity: int) -> list[Decision]:
         """Run the gate; record and submit the candidates it lets through."""

@@ -125,6 +125,7 @@ class Agent:
         pending: Sequence[Mapping[str, Value]],
         n: int,
         level: float = 0.9,
+        slot_cost: float = 0.0,
     ) -> list[Candidate]:
         """Propose ``n`` experiments.
 
@@ -135,6 +136,8 @@ class Agent:
             pending: Parameters of experiments still running.
             n: How many to propose.
             level: Coverage of the intervals in the candidates' predictions.
+            slot_cost: Price of one experiment slot in cost units (the budget left per
+                experiment the campaign may still run), weighed into the fidelity choice.
 
         Returns:
             ``n`` candidates, best first, each with the model's prediction when there is a
@@ -161,7 +164,9 @@ class Agent:
             values = [None] * n
         else:
             assert model is not None
-            X, values = self._optimize(model, completed, experiments, pending, n, n_prior)
+            X, values = self._optimize(
+                model, completed, experiments, pending, n, n_prior, slot_cost
+            )
         params = self.space.decode(X)
         predictions = model.predict(params, level) if fitted and model is not None else [None] * n
         return [
@@ -193,6 +198,7 @@ class Agent:
         pending: Sequence[Mapping[str, Value]],
         n: int,
         n_prior: int,
+        slot_cost: float = 0.0,
     ) -> tuple[Tensor, list[float | None]]:
         """Sequential greedy batch of ``n`` points (``n x d``) and their acquisition values."""
         space = self.space
@@ -211,7 +217,12 @@ class Agent:
         for i in range(n):
             X_pend = torch.cat([X_pending, *[c.unsqueeze(0) for c in chosen]])
             x, value = self._optimize_one(
-                model, X_baseline, X_pend if len(X_pend) else None, X_seen, n_prior + i
+                model,
+                X_baseline,
+                X_pend if len(X_pend) else None,
+                X_seen,
+                n_prior + i,
+                slot_cost,
             )
             chosen.append(x)
             values.append(value)
@@ -225,6 +236,7 @@ class Agent:
         X_pending: Tensor | None,
         X_seen: Tensor,
         step: int,
+        slot_cost: float = 0.0,
     ) -> tuple[Tensor, float | None]:
         """Best non-duplicate point (``d``) of the acquisition, or a random one if that fails."""
         seed = self.seed * 1_000_003 + step
@@ -259,7 +271,10 @@ class Agent:
                     with torch.no_grad():
                         value = float(acqf(x.unsqueeze(0)).reshape(-1)[0])
                     if fidelity and self.acquisition in COST_AWARE:
-                        x = choose_fidelity(model, self.objective, x[0], fidelity).x.unsqueeze(0)
+                        choice = choose_fidelity(
+                            model, self.objective, x[0], fidelity, slot_cost=slot_cost
+                        )
+                        x = choice.x.unsqueeze(0)
                     if not _is_duplicate(x[0], X_seen):
                         return x[0], value if math.isfinite(value) else None
             logger.warning(

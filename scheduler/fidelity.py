@@ -19,6 +19,11 @@ informative: when the measurement noise it adds is small against what the model 
 know, or when its bias (a fidelity dimension the model has learned to matter) is small. Fixed
 costs per experiment (start-up, equilibration) make very short runs poor value, so the choice
 is not simply the cheapest fidelity.
+
+When the campaign will run out of experiments before it runs out of budget, an experiment's
+real price is also the slot it takes: ``slot_cost`` (the budget left per experiment left) is
+added to every fidelity's predicted cost, which moves the choice to longer, more informative
+runs exactly when cheap ones would leave budget unspent.
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ def choose_fidelity(
     x: Tensor,
     dims: Sequence[int],
     grid_size: int = GRID_SIZE,
+    slot_cost: float = 0.0,
 ) -> FidelityChoice:
     """The fidelity of ``x`` that buys the most target-fidelity information per unit cost.
 
@@ -102,6 +108,8 @@ def choose_fidelity(
         x: A ``d`` unit-cube point (its fidelity columns are ignored).
         dims: Fidelity columns; with several, they move together along the grid.
         grid_size: Fidelity values tried, evenly spaced over the unit interval.
+        slot_cost: Price of the experiment slot itself, in cost units, added to each
+            fidelity's predicted cost (0: the budget is the only limit).
 
     Returns:
         The choice; among equal scores the higher fidelity wins.
@@ -116,7 +124,7 @@ def choose_fidelity(
     rho = information_fraction(model, outcome, X_target, X_query)
     with torch.no_grad():
         log_cost = model.log_cost_posterior(X_query.unsqueeze(-2)).mean.reshape(-1)
-    score = rho.log() - log_cost
+    score = rho.log() - torch.log(log_cost.exp() + max(0.0, float(slot_cost)))
     best = grid_size - 1 - int(torch.argmax(score.flip(0)))  # ties go to the higher fidelity
     return FidelityChoice(X_query[best], float(rho[best]), float(log_cost[best].exp()))
 

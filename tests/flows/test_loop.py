@@ -110,3 +110,9 @@ def test_scheduler_settings_reach_the_agent(campaign_dir: Path) -> None:
     tuned.write_text(text)
     agent = build_loop(tuned, campaign_dir).agent
     assert agent.acquisition == "gittins" and agent.cost_exponent == 1.0
+
+
+def test_slot_cost_is_the_budget_left_per_experiment_left(campaign_dir: Path) -> None:
+    spec_path = write_campaign(campaign_dir, "slots", budget=30.0, max_experiments=6)
+    loop = build_loop(spec_path, campaign_dir)
+    assert loop.slot_cost() == pytest.approx(30.0 / 6)

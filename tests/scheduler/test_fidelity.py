@@ -89,21 +89,28 @@ def test_information_fraction_matches_closed_form() -> None:
     torch.testing.assert_close(rho, expected)
 
 
-@pytest.mark.parametrize(("c0", "c1"), [(5.0, 0.01), (0.5, 0.01), (20.0, 0.001)])
-def test_choice_maximises_information_per_cost(c0: float, c1: float) -> None:
-    """rho / cost = v / ((v + a/L)(c0 + c1 L)) peaks at L* = sqrt(a c0 / (v c1))."""
+@pytest.mark.parametrize(
+    ("c0", "c1", "slot"), [(5.0, 0.01, 0.0), (0.5, 0.01, 0.0), (20.0, 0.001, 0.0), (0.5, 0.01, 8.0)]
+)
+def test_choice_maximises_information_per_cost(c0: float, c1: float, slot: float) -> None:
+    """rho / (cost + slot) = v / ((v + a/L)(c0 + slot + c1 L)) peaks at
+    L* = sqrt(a (c0 + slot) / (v c1)): a priced slot moves the choice to longer runs."""
     v, a = 0.04, 2.0
     model = SamplingNoiseModel(v, a, c0, c1)
-    choice = choose_fidelity(model, "y", torch.tensor([0.5, 0.5], dtype=torch.double), [1])
+    x = torch.tensor([0.5, 0.5], dtype=torch.double)
+    choice = choose_fidelity(model, "y", x, [1], slot_cost=slot)
     grid_lengths = 10.0 + 1000.0 * torch.linspace(0, 1, 17, dtype=torch.double)
-    score = v / ((v + a / grid_lengths) * (c0 + c1 * grid_lengths))
+    score = v / ((v + a / grid_lengths) * (c0 + slot + c1 * grid_lengths))
     best = float(grid_lengths[int(torch.argmax(score))])
     assert float(_length(choice.x)) == pytest.approx(best)
     assert choice.x[0] == 0.5  # the other coordinates are kept
     assert choice.cost == pytest.approx(c0 + c1 * best, rel=1e-9)
     assert choice.information == pytest.approx(v / (v + a / best))
-    if c0 / c1 > 5000:  # a large start-up cost: long runs, never the cheapest
+    if (c0 + slot) / c1 > 5000:  # a large fixed or slot cost: long runs, never the cheapest
         assert best > 10.0
+    if slot:
+        free = choose_fidelity(model, "y", x, [1])
+        assert float(_length(choice.x)) > float(_length(free.x))
 
 
 def _gp_on(f, seed: int = 0) -> GPWorldModel:
