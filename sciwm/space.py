@@ -135,7 +135,9 @@ class Parameter:
         if self.kind == "categorical":
             return self.choices[int(round(u * (len(self.choices) - 1)))]
         assert self.low is not None and self.high is not None
-        if self.log:
+        if u in (0.0, 1.0):  # the bounds exactly (a log round trip would miss them by ulps)
+            value = self.low if u == 0.0 else self.high
+        elif self.log:
             lo, hi = math.log(self.low), math.log(self.high)
             value = math.exp(lo + u * (hi - lo))
         else:

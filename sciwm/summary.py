@@ -31,7 +31,10 @@ def fidelity_note(space: SearchSpace, parameters: Mapping[str, Any]) -> str | No
     below = [
         (p.name, parameters[p.name], p.high)
         for p in space.parameters
-        if p.fidelity and p.high is not None and float(parameters[p.name]) < p.high
+        if p.fidelity
+        and p.high is not None
+        and float(parameters[p.name]) < p.high
+        and not math.isclose(float(parameters[p.name]), p.high, rel_tol=1e-9)
     ]
     if not below:
         return None

@@ -183,6 +183,12 @@ def test_log_decode_closed_form() -> None:
     assert p.from_unit(1.0) <= 1.0 and p.from_unit(0.0) >= 1e-4  # clipped onto the bounds
 
 
+def test_unit_bounds_decode_to_the_exact_bounds() -> None:
+    p = Parameter("length_ps", "float", 20.0, 500.0, log=True, fidelity=True)
+    assert p.from_unit(1.0) == 500.0 and p.from_unit(0.0) == 20.0
+    assert p.from_unit(2.0) == 500.0  # clipped first
+
+
 def test_int_rounding_and_clipping() -> None:
     p = Parameter("n", "int", 1, 5)
     assert [p.from_unit(u) for u in (0.0, 0.1, 0.2, 0.3, 0.49, 0.51, 1.0)] == [1, 1, 2, 2, 3, 3, 5]
