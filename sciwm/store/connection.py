@@ -80,7 +80,7 @@ def _client_when_ready(tracking_uri: str, attempts: int = 8) -> MlflowClient:
     """
     for attempt in range(attempts):
         try:
-            with _fail_fast_http():
+            with _fail_fast_http(), _sqlite_init_lock(tracking_uri):
                 client = MlflowClient(tracking_uri)
                 client.search_experiments(max_results=1)
             return client
@@ -92,14 +92,42 @@ def _client_when_ready(tracking_uri: str, attempts: int = 8) -> MlflowClient:
     raise AssertionError("unreachable")
 
 
-def sqlite_artifact_root(uri: str) -> Path | None:
-    """``<dir of the db>/mlruns`` for a SQLite URI, else ``None``."""
+@contextmanager
+def _sqlite_init_lock(uri: str) -> Iterator[None]:
+    """Serialise sciwm processes opening the same SQLite store (its tables are created then).
+
+    MLflow creates or migrates a SQLite store's tables when a process first opens it; two
+    processes doing so at once can leave a half-made table behind. A lock file next to the
+    database (``mlflow.db.lock``) makes them take turns; other URIs need no lock.
+    """
+    path = sqlite_path(uri)
+    if path is None or not path.parent.is_dir():
+        yield
+        return
+    import fcntl
+
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, else ``None``."""
     if not uri.startswith("sqlite:///"):
         return None
     path = uri[len("sqlite:///") :].split("?", 1)[0]
     if not path or path == ":memory:":
         return None
-    return Path(path).resolve().parent / "mlruns"
+    return Path(path).resolve()
+
+
+def sqlite_artifact_root(uri: str) -> Path | None:
+    """``<dir of the db>/mlruns`` for a SQLite URI, else ``None``."""
+    path = sqlite_path(uri)
+    return None if path is None else path.parent / "mlruns"
 
 
 @contextmanager

@@ -458,3 +458,19 @@ def test_store_waits_out_another_process_creating_the_sqlite_file(
     with pytest.raises(StoreError, match="cannot reach"):  # other errors are not retried
         connection.connect("http://127.0.0.1:9/")
     assert len(calls) == 1
+
+
+def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Real processes racing to create the same store's tables (the lock makes them queue)."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path}/shared.db"
+    code = f"from sciwm.store import RecordStore; RecordStore({uri!r}).campaigns()"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    assert RecordStore(uri).campaigns() == []
