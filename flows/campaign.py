@@ -11,7 +11,8 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.loop import CampaignLoop, CampaignResult, ProgressFn
+from flows.loop import CampaignLoop
+from flows.loop_state import CampaignResult, ProgressFn
 from scheduler.gate import Decision
 from sciwm.spec import load_spec
 from sciwm.store import RecordStore, default_tracking_uri

@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from flows.loop_state import CampaignResult, LoopState, ProgressFn
 from lab_connectors.loading import load_connector
 from scheduler.agent import Agent
 from scheduler.gate import Candidate, Decision, DispatchGate
@@ -36,62 +35,6 @@ log = logging.getLogger("sciwm.campaign")
 
 #: Attempts (with back-off) before a connector call that raises stops the campaign.
 CONNECTOR_RETRIES = 3
-
-
-@dataclass
-class LoopState:
-    """What the loop knows, rebuilt from the store at start.
-
-    Attributes:
-        finished: Records of finished experiments, in order of sequence number.
-        running: Records of submitted experiments not yet finished, by experiment id.
-        next_seq: Sequence number of the next proposal.
-        refit_needed: Whether results arrived since the last fit.
-        fits: Number of world-model fits so far (the artifact step).
-        stop_reason: Why the loop stopped proposing (``None`` while it goes on).
-    """
-
-    finished: list[Record] = field(default_factory=list)
-    running: dict[str, Record] = field(default_factory=dict)
-    next_seq: int = 0
-    refit_needed: bool = True
-    fits: int = 0
-    stop_reason: str | None = None
-
-
-@dataclass(frozen=True)
-class CampaignResult:
-    """Summary of a campaign after :meth:`CampaignLoop.run`.
-
-    Attributes:
-        name: Campaign name.
-        stop_reason: Why it stopped.
-        n_experiments: Real experiments recorded (all statuses).
-        n_completed: Completed ones.
-        n_failed: Failed or cancelled ones.
-        spent: Real cost spent.
-        budget: Total budget.
-        best_value: Best objective value (``None`` if nothing completed).
-        best_parameters: Parameters of the best experiment.
-        tracking_uri: Where the records are.
-        best_note: What to know about the best value, e.g. that it was measured below the
-            target fidelity.
-    """
-
-    name: str
-    stop_reason: str
-    n_experiments: int
-    n_completed: int
-    n_failed: int
-    spent: float
-    budget: float
-    best_value: float | None
-    best_parameters: dict | None
-    tracking_uri: str
-    best_note: str | None = None
-
-
-ProgressFn = Callable[[LoopState, float], None]
 
 
 class CampaignLoop:
@@ -187,6 +130,11 @@ class CampaignLoop:
         """Real cost of finished experiments."""
         return sum(r.observation.cost or 0.0 for r in self.state.finished if r.observation)
 
+    @property
+    def n_started(self) -> int:
+        """Experiments recorded as finished or running."""
+        return len(self.state.finished) + len(self.state.running)
+
     def running_reserved(self) -> list[float]:
         """Budget reserved by each running experiment (its cost cap)."""
         return [
@@ -254,8 +202,7 @@ class CampaignLoop:
 
     def check_stop(self) -> str | None:
         """Why no further experiment should start, or ``None``."""
-        n_total = len(self.state.finished) + len(self.state.running)
-        reason = self.stopping.check(self.objective_values(), n_total)
+        reason = self.stopping.check(self.objective_values(), self.n_started)
         if reason:
             return reason
         remaining = self.gate.remaining(self.spent, self.running_reserved())
@@ -281,8 +228,7 @@ class CampaignLoop:
 
     def slot_cost(self) -> float:
         """Budget left per experiment the campaign may still start (its experiment cap)."""
-        n_total = len(self.state.finished) + len(self.state.running)
-        slots_left = max(1, self.spec.stopping.max_experiments - n_total)
+        slots_left = max(1, self.spec.stopping.max_experiments - self.n_started)
         left = self.gate.remaining(self.spent, self.running_reserved())
         return max(0.0, left) / slots_left
 
@@ -325,8 +271,11 @@ class CampaignLoop:
             self.spec.scheduler.parallelism - len(self.state.running),
             self._call(self.connector.capacity),
         )
-        n_total = len(self.state.finished) + len(self.state.running)
-        n = min(slots, self.spec.scheduler.batch_size, self.spec.stopping.max_experiments - n_total)
+        n = min(
+            slots,
+            self.spec.scheduler.batch_size,
+            self.spec.stopping.max_experiments - self.n_started,
+        )
         if n <= 0:
             return True
         self.fit()
@@ -374,7 +323,7 @@ class CampaignLoop:
         return CampaignResult(
             name=self.spec.name,
             stop_reason=self.state.stop_reason or "finished",
-            n_experiments=len(self.state.finished) + len(self.state.running),
+            n_experiments=self.n_started,
             n_completed=len(completed),
             n_failed=len(self.state.finished) - len(completed),
             spent=self.spent,

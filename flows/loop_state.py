@@ -1,0 +1,64 @@
+"""What the campaign loop knows while it runs, and what it reports when it ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sciwm.store import Record
+
+
+@dataclass
+class LoopState:
+    """What the loop knows, rebuilt from the store at start.
+
+    Attributes:
+        finished: Records of finished experiments, in order of sequence number.
+        running: Records of submitted experiments not yet finished, by experiment id.
+        next_seq: Sequence number of the next proposal.
+        refit_needed: Whether results arrived since the last fit.
+        fits: Number of world-model fits so far (the artifact step).
+        stop_reason: Why the loop stopped proposing (``None`` while it goes on).
+    """
+
+    finished: list[Record] = field(default_factory=list)
+    running: dict[str, Record] = field(default_factory=dict)
+    next_seq: int = 0
+    refit_needed: bool = True
+    fits: int = 0
+    stop_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    """Summary of a campaign after :meth:`CampaignLoop.run`.
+
+    Attributes:
+        name: Campaign name.
+        stop_reason: Why it stopped.
+        n_experiments: Real experiments recorded (all statuses).
+        n_completed: Completed ones.
+        n_failed: Failed or cancelled ones.
+        spent: Real cost spent.
+        budget: Total budget.
+        best_value: Best objective value (``None`` if nothing completed).
+        best_parameters: Parameters of the best experiment.
+        tracking_uri: Where the records are.
+        best_note: What to know about the best value, e.g. that it was measured below the
+            target fidelity.
+    """
+
+    name: str
+    stop_reason: str
+    n_experiments: int
+    n_completed: int
+    n_failed: int
+    spent: float
+    budget: float
+    best_value: float | None
+    best_parameters: dict | None
+    tracking_uri: str
+    best_note: str | None = None
+
+
+ProgressFn = Callable[[LoopState, float], None]
