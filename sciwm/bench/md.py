@@ -8,7 +8,11 @@ Protocol, at every temperature of the data set (training ones and the held-out o
 * **sciwm** — emulator rollouts (the ensemble; trajectories spread over its members) from
   16 configurations of the first reference run taken at evenly spaced times, each rolled
   forward as long as one reference run (10 ns; ``--quick``: 2 ns) in jumps of τ = 100 ps,
-  all 16 in one batch. ``sciwm_tau10``: the same with τ = 10 ps over a tenth of the time;
+  all 16 in one batch, each jump followed by the corrector (:mod:`surrogates.md.relax`:
+  0.3 ps of real Langevin dynamics from the network's sample, 2 fs steps like the
+  reference engine, its time counted in the emulator's). ``sciwm_no_relax``: the network's
+  frames alone (no corrector); ``sciwm_tau10``: with the corrector, τ = 10 ps over a tenth
+  of the time;
 * **openmm_same_cost** — real OpenMM runs from the same starts whose total wall time equals
   the emulator's (``sciwm``), on the fastest engine for this system (Reference platform in vacuum);
 * **property_head** — Bayesian quadratic regression in temperature of the basin
@@ -119,6 +123,7 @@ def run(
     seeds: int | None = None,
     out: Path | None = None,
     progress: bool = True,
+    relax_ps: float | None = None,
 ) -> dict[str, Any]:
     """Run the MD suite, print its table and write the result (see the module doc).
 
@@ -127,6 +132,8 @@ def run(
         seeds: Rollout noise seeds per temperature (default 1).
         out: Result JSON path (optional).
         progress: Print progress lines.
+        relax_ps: The corrector's simulated time per jump (default
+            :class:`surrogates.md.relax.RelaxConfig`'s).
 
     Returns:
         The result dict ``{"suite": "md", "rows": [...], "config": {...}, "env": {...}}``.
@@ -134,6 +141,7 @@ def run(
     from surrogates.md.data import load_dataset
     from surrogates.md.flow import rollout
     from surrogates.md.heads import BayesLinear, polynomial_features
+    from surrogates.md.relax import RelaxConfig, Relaxer
     from surrogates.md.train import load_checkpoint
     from surrogates.md.world_model import DEFAULT_CHECKPOINT
 
@@ -147,8 +155,11 @@ def run(
     design = data.meta["design"]
     l_ref_ps = float(design["length_ns"]) * 1000.0  # one reference run
     l_traj_ps = l_ref_ps / 5 if quick else l_ref_ps  # per emulated trajectory
-    taus = {"sciwm": 100.0, "sciwm_tau10": 10.0}
-    traj_ps = {"sciwm": l_traj_ps, "sciwm_tau10": l_traj_ps / 10}
+    taus = {"sciwm": 100.0, "sciwm_no_relax": 100.0, "sciwm_tau10": 10.0}
+    traj_ps = {"sciwm": l_traj_ps, "sciwm_no_relax": l_traj_ps, "sciwm_tau10": l_traj_ps / 10}
+    relax_cfg = RelaxConfig() if relax_ps is None else RelaxConfig(length_ps=relax_ps)
+    relaxer = Relaxer(config=relax_cfg, condition_names=models[0].config.condition_names)
+    correctors = {"sciwm": relaxer, "sciwm_no_relax": None, "sciwm_tau10": relaxer}
     temps = [(t, "train") for t in data.train_temperatures] + [
         (t, "heldout") for t in data.heldout_temperatures
     ]
@@ -199,6 +210,8 @@ def run(
                     tau,
                     n_jumps,
                     seed=seed,
+                    relax=correctors[method],
+                    ode_steps=relax_cfg.ode_steps if correctors[method] else None,
                 )
                 x = roll.positions[1:].reshape(-1, molecule.n_atoms, 3).numpy()
                 phi, psi = _angles(x, molecule)
@@ -218,6 +231,9 @@ def run(
                     valid_fraction=float(roll.valid.float().mean()),
                     valid_fraction_raw=float(roll.raw_valid.float().mean()),
                     rejected_fraction=float(roll.rejected.float().mean()),
+                    relaxed_fraction=(
+                        float(roll.relaxed.float().mean()) if roll.relaxed is not None else 0.0
+                    ),
                     wall_s=roll.wall_s,
                     std=np.sqrt(between + sampling),
                     n_frames=len(phi),
@@ -233,6 +249,7 @@ def run(
                     "valid_fraction",
                     "valid_fraction_raw",
                     "rejected_fraction",
+                    "relaxed_fraction",
                     "wall_s",
                     "n_frames",
                 )
@@ -297,7 +314,7 @@ def run(
         )
         res["s_per_ns"] = s_per_ps * 1000.0
         raw[(temperature, split)] = res
-        for method in ("sciwm", "sciwm_tau10", "openmm_same_cost", "reference_noise"):
+        for method in (*taus, "openmm_same_cost", "reference_noise"):
             r = res[method]
             for metric in ("jsd_phi", "jsd_psi", "jsd_phipsi", "basin_mae"):
                 rows.append({**base, "method": method, "metric": metric, "value": r[metric]})
@@ -306,6 +323,7 @@ def run(
                 "valid_fraction",
                 "valid_fraction_raw",
                 "rejected_fraction",
+                "relaxed_fraction",
                 "tau_ps",
                 "time_compression",
                 "simulated_ps",
@@ -366,6 +384,13 @@ def run(
         "openmm_s_per_ns": {f"{k[0]:g}": v["s_per_ns"] for k, v in raw.items()},
         "jsd": "nats; 50 bins per angle, 25x25 for (phi, psi)",
         "engine": "OpenMM Reference platform, amber14 vacuum, 2 fs, Langevin 1/ps",
+        "corrector": {
+            "methods": [m for m, c in correctors.items() if c is not None],
+            "length_ps": relax_cfg.length_ps,
+            "timestep_fs": relax_cfg.timestep_fs,
+            "friction_per_ps": relax_cfg.friction_per_ps,
+            "ode_steps": relax_cfg.ode_steps,
+        },
         "wall_s": time.perf_counter() - t_start,
     }
     result = make_result("md", rows, config, env_info())

@@ -10,7 +10,7 @@ saved world model rolls trajectories out without the checkpoint or the data set 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from torch import Tensor
 from sciwm.errors import WorldModelError
 from surrogates.md.flow import FlowEmulator, rollout
 from surrogates.md.observables import frame_observables
+from surrogates.md.relax import RelaxConfig, Relaxer
 
 #: Start configurations kept per training temperature (evenly spaced frames).
 POOL = 256
@@ -35,6 +36,7 @@ class Emulation:
         pool: Training temperature (K) to a ``POOL x n x 3`` tensor of start configurations.
         basins: ``(lo, hi)`` ψ bounds of the αR basin (degrees), as in the data set.
         openmm_s_per_ns: Mean OpenMM wall seconds per simulated ns of the data set's runs.
+        relaxers: The correctors built so far, by their config (an OpenMM context each).
     """
 
     models: list[FlowEmulator]
@@ -42,6 +44,7 @@ class Emulation:
     pool: dict[float, Tensor]
     basins: tuple[float, float]
     openmm_s_per_ns: float
+    relaxers: dict[RelaxConfig, Relaxer] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, data: str | Path | None) -> Emulation:
@@ -139,6 +142,7 @@ class Emulation:
         tau_ps: float,
         calibration: float,
         seed: int = 0,
+        relax: RelaxConfig | None = None,
     ) -> dict[str, Any]:
         """Roll trajectories out at one temperature and estimate the observables.
 
@@ -149,6 +153,8 @@ class Emulation:
             tau_ps: Jump length.
             calibration: Factor on the ensemble's standard deviations.
             seed: Noise seed.
+            relax: The corrector after every jump (:mod:`surrogates.md.relax`; ``None`` or
+                a zero length: the network's frames as they are).
 
         Returns:
             ``rollout`` (:class:`surrogates.md.flow.Rollout`), ``mean``/``std`` (observable
@@ -165,7 +171,22 @@ class Emulation:
         cond = torch.full((b, 1), float(temperature))
         t0 = time.perf_counter()
         try:
-            roll = rollout(self.models, start, cond, tau_ps, n_jumps, seed=seed)
+            if relax is not None and relax.n_steps > 0:
+                if relax not in self.relaxers:
+                    names = self.models[0].config.condition_names
+                    self.relaxers[relax] = Relaxer(config=relax, condition_names=names)
+                roll = rollout(
+                    self.models,
+                    start,
+                    cond,
+                    tau_ps,
+                    n_jumps,
+                    seed=seed,
+                    relax=self.relaxers[relax],
+                    ode_steps=relax.ode_steps,
+                )
+            else:
+                roll = rollout(self.models, start, cond, tau_ps, n_jumps, seed=seed)
         except FloatingPointError as exc:
             raise WorldModelError(f"emulator rollout at {temperature} K failed: {exc}") from None
         frames = frame_observables(roll.positions[1:], self.models[0].molecule, self.basins)

@@ -11,6 +11,7 @@ noise is isotropic, the distribution of samples rotates with the input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -174,11 +175,14 @@ class FlowEmulator(nn.Module):
         conditions: Tensor,
         tau_ps: Tensor,
         generator: torch.Generator | None = None,
+        steps: int | None = None,
     ) -> Tensor:
         """One jump: configurations ``τ`` later.
 
         Args:
             xc: ``B x n x 3``; conditions: ``B x C``; tau_ps: ``B``.
+            generator: Noise generator.
+            steps: Heun steps (default: the config's ``ode_steps``).
 
         Returns:
             ``B x n x 3``, centred.
@@ -186,7 +190,7 @@ class FlowEmulator(nn.Module):
         xc = centre(xc)
         cond = self.encode_conditions(conditions, tau_ps)
         x = self.noise(xc, generator)
-        steps = self.config.ode_steps
+        steps = steps or self.config.ode_steps
         h = 1.0 / steps
         for k in range(steps):
             s0 = torch.full((x.shape[0],), k * h, device=x.device)
@@ -211,6 +215,8 @@ class Rollout:
         wall_s: Seconds spent.
         rejected: ``n_jumps x B`` whether the jump was rejected (every resample failed the
             validity test), so the trajectory stayed where it was.
+        relaxed: ``n_jumps x B`` whether the corrector relaxed the frame (``None`` when the
+            rollout ran without one).
     """
 
     positions: Tensor
@@ -218,6 +224,7 @@ class Rollout:
     valid: Tensor
     wall_s: float
     rejected: Tensor
+    relaxed: Tensor | None = None
 
 
 @torch.no_grad()
@@ -231,6 +238,8 @@ def rollout(
     seed: int = 0,
     resamples: int = 3,
     chunk: int | None = None,
+    relax: Callable[[Tensor, Tensor, int, bool], tuple[Tensor, Tensor]] | None = None,
+    ode_steps: int | None = None,
 ) -> Rollout:
     """Roll many trajectories forward in jumps of ``τ``.
 
@@ -255,6 +264,11 @@ def rollout(
         chunk: Most trajectories per network call (default: 8 on a CPU, where 5–10 small
             graphs per call are fastest per graph as larger edge batches fall out of cache;
             all on a GPU).
+        relax: The corrector (:class:`surrogates.md.relax.Relaxer`): after every jump, a
+            short real simulation from each accepted frame, which is then emitted and
+            jumped from; its time is counted in ``wall_s``. Called as ``relax(x,
+            conditions, seed, restart)``, restarting its random stream at the first jump.
+        ode_steps: The network's Heun steps per jump (default: each model's config).
 
     Returns:
         A :class:`Rollout`.
@@ -271,7 +285,7 @@ def rollout(
     chunk = chunk or (8 if device.type == "cpu" else b)
     owner = torch.arange(b) % len(members)
     tau = torch.full((b,), float(tau_ps), device=device)
-    frames, raw_valid, valid, rejected = [x.cpu()], [], [], []
+    frames, raw_valid, valid, rejected, relaxed = [x.cpu()], [], [], [], []
     m0 = members[0]
     pairs = torch.cat([m0.bonds, m0.angle_pairs])
     d13 = (x[:, m0.angle_pairs[:, 0]] - x[:, m0.angle_pairs[:, 1]]).norm(dim=-1)
@@ -282,7 +296,7 @@ def rollout(
         same = (chirality(y, m0.sp3) == hand0).all(-1)
         return same & valid_frames(y, m0.bonds, m0.r0)
 
-    for _ in range(n_jumps):
+    for jump in range(n_jumps):
         nxt = x.clone()  # a jump rejected after every resample leaves the trajectory in place
         todo = torch.ones(b, dtype=torch.bool, device=device)
         raw = torch.empty_like(x)
@@ -290,7 +304,9 @@ def rollout(
             for k, model in enumerate(members):
                 sel = ((owner.to(device) == k) & todo).nonzero(as_tuple=True)[0]
                 for part in sel.split(chunk):  # small graphs batches stay in cache
-                    raw[part] = model.sample(x[part], conditions[part], tau[part], gen)
+                    raw[part] = model.sample(
+                        x[part], conditions[part], tau[part], gen, steps=ode_steps
+                    )
             if not torch.all(torch.isfinite(raw)):
                 raise FloatingPointError("an emulator rollout produced non-finite coordinates")
             if attempt == 0:
@@ -307,6 +323,11 @@ def rollout(
             if not todo.any():
                 break
         rejected.append(todo.cpu())
+        if relax is not None:
+            seed_k = int(torch.randint(2**30, (1,), generator=gen))
+            nxt, ok = relax(nxt, conditions, seed_k, jump == 0)
+            nxt = nxt.to(device=device, dtype=torch.float32)
+            relaxed.append(ok.cpu())
         x = nxt
         valid.append(acceptable(x).cpu())
         frames.append(x.cpu())
@@ -316,6 +337,7 @@ def rollout(
         torch.stack(valid),
         time.perf_counter() - t0,
         torch.stack(rejected),
+        torch.stack(relaxed) if relax is not None else None,
     )
 
 

@@ -21,8 +21,9 @@ trajectories). Settings (``[world_model.settings]``): ``checkpoint``, ``data``,
 ``temperature`` (parameter name, default ``"temperature"``), ``length`` (fidelity parameter
 name, default ``"length_ps"``; may be absent from the space), ``grid`` (temperatures, default 7),
 ``n_trajectories`` (per grid point, default 32), ``tau_ps`` (default 100), ``rollout_ps``
-(length of each emulated trajectory, default 1000), ``calibration`` (default: the checkpoint's),
-``seed``.
+(length of each emulated trajectory, default 1000), ``relax_ps`` (the corrector's real
+simulation after every jump, :mod:`surrogates.md.relax`; default 0.3, 0 turns it off),
+``calibration`` (default: the checkpoint's), ``seed``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by
 from surrogates.md.emulation import Emulation
 from surrogates.md.heads import BayesLinear, openmm_cost_head, polynomial_features
 from surrogates.md.observables import EMULATED
+from surrogates.md.relax import RelaxConfig
 
 #: The committed emulator checkpoint.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "alanine_vacuum.pt"
@@ -57,6 +59,7 @@ _SETTINGS = (
     "n_trajectories",
     "tau_ps",
     "rollout_ps",
+    "relax_ps",
     "calibration",
     "seed",
 )
@@ -101,6 +104,7 @@ class MDEmulatorWorldModel(WorldModel):
         self.tau_ps = float(settings.get("tau_ps", 100.0))
         self.rollout_ps = float(settings.get("rollout_ps", 1000.0))
         self.seed = int(settings.get("seed", 0))
+        self.relax = RelaxConfig(length_ps=float(settings.get("relax_ps", RelaxConfig.length_ps)))
         self._calibration = settings.get("calibration")
         if self.grid_n < 0 or self.n_traj < 2 or self.tau_ps <= 0 or self.rollout_ps < self.tau_ps:
             raise WorldModelError(
@@ -163,6 +167,7 @@ class MDEmulatorWorldModel(WorldModel):
             float(tau_ps or self.tau_ps),
             self.calibration,
             self.seed if seed is None else seed,
+            self.relax,
         )
 
     def _emulate_grid(self) -> dict[str, Tensor]:
