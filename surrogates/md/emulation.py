@@ -19,11 +19,13 @@ from torch import Tensor
 
 from sciwm.errors import WorldModelError
 from surrogates.md.flow import FlowEmulator, rollout
-from surrogates.md.observables import frame_observables
+from surrogates.md.observables import EMULATED, frame_observables
 from surrogates.md.relax import RelaxConfig, Relaxer
 
 #: Start configurations kept per training temperature (evenly spaced frames).
 POOL = 256
+#: Run lengths (ps) at which the real runs' sampling noise is tabulated.
+NOISE_LENGTHS = (10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
 
 
 @dataclass
@@ -37,6 +39,11 @@ class Emulation:
         basins: ``(lo, hi)`` ψ bounds of the αR basin (degrees), as in the data set.
         openmm_s_per_ns: Mean OpenMM wall seconds per simulated ns of the data set's runs.
         relaxers: The correctors built so far, by their config (an OpenMM context each).
+        run_noise: ``T x L x K``: standard deviation of each observable of
+            :data:`~surrogates.md.observables.EMULATED` (``K``) over real runs of each length
+            of ``noise_lengths`` (``L``) at each training temperature (``T``, sorted), from
+            block means of the data set's training runs; ``None`` if unknown.
+        noise_lengths: The lengths (ps) of ``run_noise``.
     """
 
     models: list[FlowEmulator]
@@ -45,6 +52,8 @@ class Emulation:
     basins: tuple[float, float]
     openmm_s_per_ns: float
     relaxers: dict[RelaxConfig, Relaxer] = field(default_factory=dict, repr=False)
+    run_noise: Tensor | None = None
+    noise_lengths: tuple[float, ...] = NOISE_LENGTHS
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, data: str | Path | None) -> Emulation:
@@ -65,7 +74,15 @@ class Emulation:
                 pool[traj.temperature] = traj.positions[idx].clone()
         rates = [t.openmm_s_per_ns for t in dataset.trajectories]
         basins = tuple(float(v) for v in dataset.meta["basins"]["alpha_r_psi"])
-        return cls(models, meta, pool, basins, sum(rates) / len(rates))  # type: ignore[arg-type]
+        noise = _block_noise(dataset, models[0].molecule, basins)  # type: ignore[arg-type]
+        return cls(
+            models,
+            meta,
+            pool,
+            basins,
+            sum(rates) / len(rates),
+            run_noise=noise,  # type: ignore[arg-type]
+        )
 
     # -- persistence --------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -76,6 +93,8 @@ class Emulation:
         temps = sorted(self.pool)
         for i, t in enumerate(temps):
             tensors[f"emulator.pool{i}"] = self.pool[t]
+        if self.run_noise is not None:
+            tensors["emulator.run_noise"] = self.run_noise
         extra = {
             "meta": {
                 **self.meta,
@@ -86,6 +105,7 @@ class Emulation:
             "pool_temperatures": temps,
             "basins": list(self.basins),
             "openmm_s_per_ns": self.openmm_s_per_ns,
+            "noise_lengths": list(self.noise_lengths),
         }
         return tensors, extra
 
@@ -115,7 +135,9 @@ class Emulation:
                 f"saved md_emulator state has no usable emulator ({type(exc).__name__}: {exc}); "
                 "save it again"
             ) from None
-        return cls(models, dict(extra["meta"]), pool, basins, rate)
+        lengths = tuple(float(v) for v in extra.get("noise_lengths", NOISE_LENGTHS))
+        noise = tensors.get("emulator.run_noise")  # absent in states saved before it existed
+        return cls(models, dict(extra["meta"]), pool, basins, rate, {}, noise, lengths)
 
     # -- rollouts -----------------------------------------------------------------------
     @property
@@ -126,6 +148,38 @@ class Emulation:
         """Move the networks to ``device`` (in place); returns ``self``."""
         self.models = [m.to(device) for m in self.models]
         return self
+
+    def run_noise_std(self, temperature: Tensor, length_ps: Tensor, k: int) -> Tensor | None:
+        """Sampling std of observable ``k`` in one real run, from the tabulated real runs.
+
+        Interpolated linearly in temperature (flat outside the training temperatures) and in
+        log length (std ∝ 1/sqrt(length) beyond the table).
+
+        Args:
+            temperature: ``n`` Kelvin.
+            length_ps: ``n`` run lengths.
+            k: Index into :data:`~surrogates.md.observables.EMULATED`.
+
+        Returns:
+            ``n`` standard deviations, or ``None`` without a table.
+        """
+        if self.run_noise is None:
+            return None
+        import numpy as np
+
+        temps = np.array(self.train_temperatures)
+        lengths = np.log(np.array(self.noise_lengths))
+        table = self.run_noise[:, :, k].double().numpy()  # T x L
+        t = temperature.detach().double().cpu().numpy().reshape(-1)
+        ell = np.log(np.clip(length_ps.detach().double().cpu().numpy().reshape(-1), 1e-3, None))
+        at_t = np.stack([np.interp(t, temps, table[:, j]) for j in range(len(lengths))], -1)
+        clipped = np.clip(ell, lengths[0], lengths[-1])
+        log_at_t = np.log(np.maximum(at_t, 1e-6))
+        log_s = np.array(
+            [np.interp(c, lengths, row) for c, row in zip(clipped, log_at_t, strict=True)]
+        )
+        log_s = log_s - 0.5 * (ell - clipped)  # 1/sqrt(length) outside the table
+        return torch.from_numpy(np.exp(log_s)).reshape(temperature.shape)
 
     def starts(self, temperature: float, n: int, seed: int = 0) -> Tensor:
         """``n x atoms x 3`` start configurations: pooled frames at the nearest temperature."""
@@ -212,4 +266,25 @@ class Emulation:
         }
 
 
-__all__ = ["Emulation", "POOL"]
+def _block_noise(dataset: Any, molecule: Any, basins: tuple[float, float]) -> Tensor:
+    """``T x L x K`` std of block means of the training runs' observables (see the class)."""
+    by_t: dict[float, list[tuple[Tensor, float]]] = {}
+    for traj in dataset.select(role="train"):
+        obs = frame_observables(traj.positions, molecule, basins)
+        values = torch.stack([obs[n] for n in EMULATED], -1)  # frames x K
+        by_t.setdefault(traj.temperature, []).append((values, traj.frame_ps))
+    out = torch.zeros(len(by_t), len(NOISE_LENGTHS), len(EMULATED), dtype=torch.float64)
+    for i, t in enumerate(sorted(by_t)):
+        for j, length in enumerate(NOISE_LENGTHS):
+            means = []
+            for values, frame_ps in by_t[t]:
+                b = max(1, int(round(length / frame_ps)))
+                m = values.shape[0] // b
+                if m >= 2:
+                    means.append(values[: m * b].reshape(m, b, -1).mean(1))
+            if means:
+                out[i, j] = torch.cat(means).std(0)
+    return out
+
+
+__all__ = ["NOISE_LENGTHS", "Emulation", "POOL"]

@@ -191,7 +191,13 @@ class MDEmulatorWorldModel(WorldModel):
 
     # -- learning -------------------------------------------------------------------------
     def _run_noise(self, u_t: Tensor, length: Tensor, k: int) -> Tensor:
-        """Sampling std of observable ``k`` in one real run of ``length`` ps at ``u_t``."""
+        """Sampling std of observable ``k`` in one real run of ``length`` ps at ``u_t``: from
+        the data set's real runs (block means) when the emulation has them, else from the
+        spread of the emulated trajectories."""
+        temperature = _unit_to_value(u_t.double(), self.space[self.t_name])
+        real = self._load().run_noise_std(temperature, length.double(), k)
+        if real is not None:
+            return real.clamp(0.005, 0.5)
         assert self._grid is not None
         g = self._grid
         if g["u"].numel() == 1:
