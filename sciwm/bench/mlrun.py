@@ -8,7 +8,11 @@ default encoder, MiniLM), ``sciwm_<encoder>`` (other encoders; ``sciwm_hashing``
 language model), and the baselines of :mod:`surrogates.mlrun.baselines`. The LM predictor
 is configured as the world model's LCDB prior: a within-data-set ranking loss next to the
 Gaussian NLL, and the same learner's results on the nearest training data sets stacked onto
-its inputs (:mod:`surrogates.mlrun.neighbours`).
+its inputs (:mod:`surrogates.mlrun.neighbours`). It is trained on the training data sets'
+rows at the largest anchor and at the :data:`AUGMENT_DEPTH` anchors below it (each with the
+curve prefix it had at 10% of its own anchor, :mod:`surrogates.mlrun.augment`), and gets ten
+more OpenML meta-features of each data set as extra numbers
+(:mod:`surrogates.mlrun.openml_meta`).
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ import torch
 
 from sciwm.bench.common import env_info, print_table, write_result
 from surrogates.mlrun import baselines
+from surrogates.mlrun.augment import prefix_curves, smaller_anchor_targets
 from surrogates.mlrun.data import final_targets, load_lcdb, partial_curves
 from surrogates.mlrun.encoders import CachedEncoder, load_encoder
 from surrogates.mlrun.heads import HeadConfig
 from surrogates.mlrun.mapping import PRETRAIN_RANK_WEIGHT as RANK_WEIGHT
+from surrogates.mlrun.openml_meta import EXTRA_META, extra_meta_vectors
 from surrogates.mlrun.predictor import RunPredictor, RunRecord
 from surrogates.mlrun.pretrain import NEIGHBOURS
 
@@ -39,6 +45,8 @@ METRICS = ("pairwise_accuracy", "pairwise_clear", "spearman", "mae", "nll", "cov
 #: ``pairwise_clear`` only counts pairs whose true values differ by more than this (a point
 #: of accuracy): ~20% of LCDB's within-data-set pairs are closer, and their order is noise.
 CLEAR_GAP = 0.01
+#: The LM predictor also trains on this many anchors below each training data set's largest.
+AUGMENT_DEPTH = 4
 
 
 def _pairwise(y: np.ndarray, p: np.ndarray, min_gap: float = 0.0) -> float:
@@ -88,13 +96,25 @@ def metrics(
     }
 
 
-def _records(frame: pd.DataFrame, metas: dict, curves: dict | None) -> list[RunRecord]:
+def _records(
+    frame: pd.DataFrame,
+    metas: dict,
+    curves: dict | None,
+    extra: dict[str, tuple[float, ...]] | None = None,
+    by_anchor: bool = False,
+) -> list[RunRecord]:
+    """Records of ``frame``'s rows; ``curves`` keyed by ``(dataset, learner)``, or by
+    ``(dataset, learner, anchor)`` with ``by_anchor``; ``extra``: numbers per data set."""
     out = []
     for r in frame.itertuples():
-        c = None if curves is None else curves.get((r.dataset, r.learner))
+        key = (r.dataset, r.learner, float(r.anchor)) if by_anchor else (r.dataset, r.learner)
+        c = None if curves is None else curves.get(key)
         if c is not None and len(c[0]) == 0:
             c = None
-        out.append(RunRecord(r.learner, r.dataset, metas[r.dataset], float(r.anchor), curve=c))
+        more = () if extra is None else extra[r.dataset]
+        out.append(
+            RunRecord(r.learner, r.dataset, metas[r.dataset], float(r.anchor), extra=more, curve=c)
+        )
     return out
 
 
@@ -120,6 +140,11 @@ def run(
     curves = partial_curves(data, 0.1)
     metas = {n: data.meta(n) for n in finals["dataset"].unique()}
     y = np.c_[finals["score"].to_numpy(float), np.log(finals["train_time"].to_numpy(float))]
+    ids = dict(zip(data.datasets["dataset"], data.datasets["openmlid"], strict=True))
+    extra = extra_meta_vectors({n: int(ids[n]) for n in metas})
+    aug = smaller_anchor_targets(data.runs, metas, AUGMENT_DEPTH)
+    aug_curves = prefix_curves(data.runs, aug, 0.1)
+    y_aug = np.c_[aug["score"].to_numpy(float), np.log(aug["train_time"].to_numpy(float))]
     emb_rate: dict[str, float] = {}
     cached: dict[str, CachedEncoder] = {}
     for name in encoders:
@@ -169,18 +194,20 @@ def run(
             cal = set(rng.choice(train_names, len(train_names) // 5, replace=False))
             fit_rows = train[~train["dataset"].isin(cal)]
             cal_rows = train[train["dataset"].isin(cal)]
+            more = aug["dataset"].isin(set(fit_rows["dataset"])).to_numpy()
             for name in encoders:
                 method = "sciwm" if name == "minilm" else f"sciwm_{name}"
                 for setting, cv in (("no_curve", None), ("partial_curve", curves)):
                     pred = RunPredictor(
                         cached[name], ["score", "log_time"], config, neighbours=NEIGHBOURS
                     )
-                    ytr = torch.tensor(y[fit_rows.index], dtype=torch.float32)
+                    ytr = torch.tensor(np.r_[y[fit_rows.index], y_aug[more]], dtype=torch.float32)
                     ycal = torch.tensor(y[cal_rows.index], dtype=torch.float32)
-                    pred.fit(
-                        _records(fit_rows, metas, cv), ytr, _records(cal_rows, metas, cv), ycal
-                    )
-                    recs = _records(test, metas, cv)
+                    acv = None if cv is None else aug_curves
+                    recs = _records(fit_rows, metas, cv, extra)
+                    recs += _records(aug[more], metas, acv, extra, by_anchor=True)
+                    pred.fit(recs, ytr, _records(cal_rows, metas, cv, extra), ycal)
+                    recs = _records(test, metas, cv, extra)
                     t0 = time.perf_counter()
                     mean, std, _ = pred.predict(recs)
                     dt = time.perf_counter() - t0
@@ -233,6 +260,9 @@ def run(
         "n_datasets": len(metas),
         "n_runs": len(finals),
         "curve_fraction": 0.1,
+        "augment_depth": AUGMENT_DEPTH,
+        "n_augmented_runs": len(aug),
+        "extra_meta": list(EXTRA_META),
         "seconds": round(time.time() - t_start, 1),
     }
     result = (
