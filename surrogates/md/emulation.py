@@ -188,6 +188,15 @@ class Emulation:
         gen = torch.Generator().manual_seed(seed)
         return frames[torch.randint(frames.shape[0], (n,), generator=gen)]
 
+    def _relaxer(self, relax: RelaxConfig | None) -> Relaxer | None:
+        """The corrector for ``relax`` (built once per config), ``None`` when it is off."""
+        if relax is None or relax.n_steps == 0:
+            return None
+        if relax not in self.relaxers:
+            names = self.models[0].config.condition_names
+            self.relaxers[relax] = Relaxer(config=relax, condition_names=names)
+        return self.relaxers[relax]
+
     def emulate(
         self,
         temperature: float,
@@ -225,22 +234,17 @@ class Emulation:
         cond = torch.full((b, 1), float(temperature))
         t0 = time.perf_counter()
         try:
-            if relax is not None and relax.n_steps > 0:
-                if relax not in self.relaxers:
-                    names = self.models[0].config.condition_names
-                    self.relaxers[relax] = Relaxer(config=relax, condition_names=names)
-                roll = rollout(
-                    self.models,
-                    start,
-                    cond,
-                    tau_ps,
-                    n_jumps,
-                    seed=seed,
-                    relax=self.relaxers[relax],
-                    ode_steps=relax.ode_steps,
-                )
-            else:
-                roll = rollout(self.models, start, cond, tau_ps, n_jumps, seed=seed)
+            relaxer = self._relaxer(relax)
+            roll = rollout(
+                self.models,
+                start,
+                cond,
+                tau_ps,
+                n_jumps,
+                seed=seed,
+                relax=relaxer,
+                ode_steps=relaxer.config.ode_steps if relaxer else None,
+            )
         except FloatingPointError as exc:
             raise WorldModelError(f"emulator rollout at {temperature} K failed: {exc}") from None
         frames = frame_observables(roll.positions[1:], self.models[0].molecule, self.basins)

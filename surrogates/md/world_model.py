@@ -11,7 +11,8 @@ Three parts, each cheap to query:
 * the **property head** — a Bayesian polynomial regression in temperature per observable,
   conditioned on those pseudo-observations *and* on every real observation of the campaign;
   :meth:`posterior` and :meth:`predict` read it, so acquisition functions run in microseconds;
-  a real run of finite length adds its own sampling noise (estimated from the rollouts);
+  a real run of finite length adds its own sampling noise (measured on the data set's real
+  runs, :meth:`surrogates.md.emulation.Emulation.run_noise_std`);
 * the **cost head** — Bayesian linear regression of log wall time on log simulation length,
   with a prior from a fixed start-up overhead plus the OpenMM throughput measured when the
   data set was made.
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,23 +46,9 @@ from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by
 from surrogates.md.emulation import Emulation
 from surrogates.md.heads import BayesLinear, openmm_cost_head, polynomial_features
 from surrogates.md.observables import EMULATED
-from surrogates.md.relax import RelaxConfig
+from surrogates.md.settings import DEFAULT_CHECKPOINT, MDEmulatorSettings
 
-#: The committed emulator checkpoint.
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "alanine_vacuum.pt"
-_SETTINGS = (
-    "checkpoint",
-    "data",
-    "temperature",
-    "length",
-    "grid",
-    "n_trajectories",
-    "tau_ps",
-    "rollout_ps",
-    "relax_ps",
-    "calibration",
-    "seed",
-)
+__all__ = ["DEFAULT_CHECKPOINT", "MDEmulatorSettings", "MDEmulatorWorldModel"]
 
 
 def _unit_to_value(u: Tensor, p: Parameter) -> Tensor:
@@ -78,15 +64,10 @@ class MDEmulatorWorldModel(WorldModel):
     name: ClassVar[str] = "md_emulator"
 
     def __init__(self, space: SearchSpace, outcomes: Sequence[str], **settings: Any) -> None:
-        unknown = sorted(set(settings) - set(_SETTINGS))
-        if unknown:
-            raise WorldModelError(
-                f"unknown setting(s) {unknown} for the 'md_emulator' world model; it takes "
-                f"{list(_SETTINGS)}"
-            )
+        cfg = MDEmulatorSettings.parse(settings)
         super().__init__(space, outcomes, **settings)
-        self.t_name = str(settings.get("temperature", "temperature"))
-        self.l_name = str(settings.get("length", "length_ps"))
+        self.cfg = cfg
+        self.t_name, self.l_name = cfg.temperature, cfg.length
         if self.t_name not in space.names or space[self.t_name].kind == "categorical":
             raise WorldModelError(
                 f"the md_emulator world model needs a numeric parameter {self.t_name!r} "
@@ -97,20 +78,6 @@ class MDEmulatorWorldModel(WorldModel):
         self.l_dim = space.names.index(self.l_name) if self.l_name in space.names else None
         if self.l_dim is not None and space[self.l_name].kind == "categorical":
             raise WorldModelError(f"the length parameter {self.l_name!r} must be numeric")
-        self.checkpoint = Path(settings.get("checkpoint", DEFAULT_CHECKPOINT))
-        self.data_path = settings.get("data")
-        self.grid_n = int(settings.get("grid", 7))
-        self.n_traj = int(settings.get("n_trajectories", 32))
-        self.tau_ps = float(settings.get("tau_ps", 100.0))
-        self.rollout_ps = float(settings.get("rollout_ps", 1000.0))
-        self.seed = int(settings.get("seed", 0))
-        self.relax = RelaxConfig(length_ps=float(settings.get("relax_ps", RelaxConfig.length_ps)))
-        self._calibration = settings.get("calibration")
-        if self.grid_n < 0 or self.n_traj < 2 or self.tau_ps <= 0 or self.rollout_ps < self.tau_ps:
-            raise WorldModelError(
-                "md_emulator settings need grid >= 0, n_trajectories >= 2, tau_ps > 0 and "
-                "rollout_ps >= tau_ps"
-            )
         self._emu: Emulation | None = None
         self._grid: dict[str, Tensor] | None = None
         self._heads: dict[str, BayesLinear] = {}
@@ -121,14 +88,14 @@ class MDEmulatorWorldModel(WorldModel):
     def _load(self) -> Emulation:
         if self._emu is None:
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-            self._emu = Emulation.from_checkpoint(self.checkpoint, self.data_path).to(device)
+            self._emu = Emulation.from_checkpoint(self.cfg.checkpoint, self.cfg.data).to(device)
         return self._emu
 
     @property
     def calibration(self) -> float:
         """Factor on the emulator's standard deviations (calibrated on held-out real runs)."""
-        if self._calibration is not None:
-            return float(self._calibration)
+        if self.cfg.calibration is not None:
+            return float(self.cfg.calibration)
         return float(self._load().meta.get("calibration", 1.0))
 
     def starts(self, temperature: float, n: int, seed: int = 0) -> Tensor:
@@ -159,26 +126,28 @@ class MDEmulatorWorldModel(WorldModel):
         """
         emu = self._load()
         if start is None:
-            start = emu.starts(temperature, int(n_trajectories or self.n_traj), self.seed)
+            start = emu.starts(
+                temperature, int(n_trajectories or self.cfg.n_trajectories), self.cfg.seed
+            )
         return emu.emulate(
             temperature,
             start,
-            float(length_ps or self.rollout_ps),
-            float(tau_ps or self.tau_ps),
+            float(length_ps or self.cfg.rollout_ps),
+            float(tau_ps or self.cfg.tau_ps),
             self.calibration,
-            self.seed if seed is None else seed,
-            self.relax,
+            self.cfg.seed if seed is None else seed,
+            self.cfg.relax,
         )
 
     def _emulate_grid(self) -> dict[str, Tensor]:
         p = self.space[self.t_name]
-        temps = torch.linspace(0.0, 1.0, max(self.grid_n, 1), dtype=torch.double)
-        if self.grid_n == 1:
+        temps = torch.linspace(0.0, 1.0, max(self.cfg.grid, 1), dtype=torch.double)
+        if self.cfg.grid == 1:
             temps = torch.tensor([0.5], dtype=torch.double)
         values = _unit_to_value(temps, p)
         mean, std, traj = [], [], []
         for k, t in enumerate(values.tolist()):
-            est = self.emulate(t, seed=self.seed + k)
+            est = self.emulate(t, seed=self.cfg.seed + k)
             mean.append([est["mean"][n] for n in EMULATED])
             std.append([est["std"][n] for n in EMULATED])
             traj.append([est["traj_std"][n] for n in EMULATED])
@@ -206,12 +175,12 @@ class MDEmulatorWorldModel(WorldModel):
             s = torch.from_numpy(
                 np.interp(u_t.numpy(), g["u"].numpy(), g["traj_std"][:, k].numpy())
             )
-        ratio = (self.rollout_ps / length.clamp_min(1.0)).sqrt()
+        ratio = (self.cfg.rollout_ps / length.clamp_min(1.0)).sqrt()
         return (s * ratio).clamp(0.01, 0.5)
 
     def _length(self, X: Tensor) -> Tensor:
         if self.l_dim is None:
-            return torch.full(X.shape[:-1], self.rollout_ps, dtype=torch.double)
+            return torch.full(X.shape[:-1], self.cfg.rollout_ps, dtype=torch.double)
         return _unit_to_value(X[..., self.l_dim].double(), self.space[self.l_name])
 
     def _cost_features(self, X: Tensor) -> Tensor:
@@ -225,7 +194,7 @@ class MDEmulatorWorldModel(WorldModel):
         completed, costed = split_by_status(experiments, observations)
         temps = self._load().train_temperatures
         self._train_range = (min(temps), max(temps))
-        if self._grid is None and self.grid_n > 0:
+        if self._grid is None and self.cfg.grid > 0:
             self._grid = self._emulate_grid()
         heads: dict[str, BayesLinear] = {}
         used: set[str] = set()
@@ -279,11 +248,11 @@ class MDEmulatorWorldModel(WorldModel):
             outcomes=list(self.outcomes),
             experiment_ids=[e.id for e in experiments if e.id in used],
             extra={
-                "emulator_checkpoint": str(self.checkpoint),
-                "grid_temperatures": self.grid_n,
-                "n_trajectories": self.n_traj,
-                "tau_ps": self.tau_ps,
-                "rollout_ps": self.rollout_ps,
+                "emulator_checkpoint": str(self.cfg.checkpoint),
+                "grid_temperatures": self.cfg.grid,
+                "n_trajectories": self.cfg.n_trajectories,
+                "tau_ps": self.cfg.tau_ps,
+                "rollout_ps": self.cfg.rollout_ps,
             },
         )
 
