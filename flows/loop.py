@@ -76,6 +76,7 @@ class CampaignLoop:
             seed=spec.campaign.seed,
             num_restarts=sched.num_restarts,
             raw_samples=sched.raw_samples,
+            restart_after=sched.restart_after,
             **({} if sched.cost_exponent is None else {"cost_exponent": sched.cost_exponent}),
         )
         default_reservation = sched.initial_reservation or spec.budget.total / (

@@ -19,7 +19,8 @@ from torch import Tensor
 from scheduler.acquisition import ACQUISITIONS, build_acquisition
 from scheduler.fidelity import choose_fidelity, project_to_target
 from scheduler.gate import Candidate
-from sciwm.errors import SpecError
+from scheduler.restart import epoch_start
+from sciwm.errors import SpecError, WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.space import SearchSpace, Value
 from sciwm.world_model import WorldModel
@@ -34,6 +35,11 @@ COST_AWARE = ("ei_per_cost", "gittins")
 #: full weight gets caught more often in cheap local optima (Hartmann6 in the campaign bench,
 #: measured on tuning seeds 1004-1007: 0.5 reached the target for less on 3 of 4 seeds).
 DEFAULT_COST_EXPONENT = 0.5
+
+#: Default stall length that restarts the search (``restart_after``): on the campaign bench's
+#: Hartmann6 tuning seeds 1000-1015 it raised the share of runs reaching the target from 8 to
+#: 13 of 16 and left Branin's 100 tuning seeds unchanged (median 28.6 either way).
+DEFAULT_RESTART_AFTER = 10
 
 #: Two encoded points closer than this (max-abs, unit cube) count as the same experiment.
 DUPLICATE_TOL = 1e-9
@@ -69,6 +75,10 @@ class Agent:
             default :data:`DEFAULT_COST_EXPONENT`).
         gittins_lambda: Unitless cost weight of ``"gittins"`` (smaller explores more);
             ``None`` (default) sets it at each step (stateless PBGI-D).
+        restart_after: Completed experiments without a real improvement after which the
+            search restarts from a fresh Sobol design, with a world model fitted on the new
+            epoch's results only (see :mod:`scheduler.restart`); 0: never (default
+            :data:`DEFAULT_RESTART_AFTER`).
 
     Raises:
         SpecError: If a setting is out of range.
@@ -87,6 +97,7 @@ class Agent:
         raw_samples: int = 256,
         cost_exponent: float = DEFAULT_COST_EXPONENT,
         gittins_lambda: float | None = None,
+        restart_after: int = DEFAULT_RESTART_AFTER,
     ) -> None:
         if acquisition not in ACQUISITIONS:
             raise SpecError(
@@ -105,6 +116,8 @@ class Agent:
             math.isfinite(gittins_lambda) and gittins_lambda > 0
         ):
             raise SpecError(f"gittins_lambda must be a number > 0, got {gittins_lambda!r}")
+        if restart_after < 0:
+            raise SpecError(f"restart_after must be >= 0 (0: never), got {restart_after}")
         self.space = space
         self.objective = objective
         self.maximize = maximize
@@ -115,6 +128,7 @@ class Agent:
         self.raw_samples = int(raw_samples)
         self.cost_exponent = float(cost_exponent)
         self.gittins_lambda = None if gittins_lambda is None else float(gittins_lambda)
+        self.restart_after = int(restart_after)
 
     # -- public -------------------------------------------------------------------------
     def propose(
@@ -147,8 +161,20 @@ class Agent:
             return []
         if len(experiments) != len(observations):
             raise ValueError("experiments and observations must be aligned (same length)")
-        fitted = model is not None and model.is_fitted
         n_prior = len(experiments) + len(pending)
+        seen = experiments  # every experiment, for the duplicate check
+        full = model  # fitted on everything: it predicts each candidate for the record
+        start = self._epoch_start(observations) if self.acquisition != "random" else 0
+        if start == len(experiments):
+            logger.info(
+                "no real improvement in the last %d results: restarting the search from a "
+                "fresh design (every result stays recorded)",
+                self.restart_after,
+            )
+        if start:  # a restarted search: its own design, then a model of its own results
+            experiments, observations = experiments[start:], observations[start:]
+            model = self._epoch_model(model, experiments, observations)
+        fitted = model is not None and model.is_fitted
         completed = [
             e
             for e, o in zip(experiments, observations, strict=True)
@@ -164,15 +190,43 @@ class Agent:
             values = [None] * n
         else:
             assert model is not None
-            X, values = self._optimize(
-                model, completed, experiments, pending, n, n_prior, slot_cost
-            )
+            X, values = self._optimize(model, completed, seen, pending, n, n_prior, slot_cost)
         params = self.space.decode(X)
-        predictions = model.predict(params, level) if fitted and model is not None else [None] * n
+        predictor = full if full is not None and full.is_fitted else None
+        predictions = predictor.predict(params, level) if predictor else [None] * n
         return [
             Candidate(parameters=p, prediction=pr, acquisition_value=v)
             for p, pr, v in zip(params, predictions, values, strict=True)
         ]
+
+    # -- restarts -----------------------------------------------------------------------
+    def _epoch_start(self, observations: Sequence[Observation]) -> int:
+        """First experiment of the current epoch (0 without restarts)."""
+        if not self.restart_after:
+            return 0
+        sign = -1.0 if self.maximize else 1.0
+        values: list[float | None] = []
+        for o in observations:
+            v = o.outcomes.get(self.objective) if o.status is Status.COMPLETED else None
+            values.append(None if v is None else sign * float(v))
+        return epoch_start(values, self.initial_experiments, self.restart_after)
+
+    def _epoch_model(
+        self,
+        model: WorldModel | None,
+        experiments: Sequence[Experiment],
+        observations: Sequence[Observation],
+    ) -> WorldModel | None:
+        """A fresh copy of ``model`` fitted on one epoch's results (``None`` if it cannot be)."""
+        if model is None or len(experiments) < self.initial_experiments:
+            return None
+        fresh = type(model)(model.space, model.outcomes, **model.settings)
+        try:
+            fresh.fit(experiments, observations)
+        except WorldModelError as exc:
+            logger.warning("refitting the world model on the new epoch failed: %s", exc)
+            return None
+        return fresh
 
     # -- designs ------------------------------------------------------------------------
     def _sobol(self, n_prior: int, n: int) -> Tensor:

@@ -34,6 +34,7 @@ class Settings:
         acquisition: sciwm's acquisition (an :class:`scheduler.agent.Agent` name).
         cost_exponent: Weight of the cost term of sciwm's acquisition (the Agent's default).
         gittins_lambda: Cost weight of the ``"gittins"`` acquisition (``None``: adaptive).
+        restart_after: sciwm's restart after a stall (the Agent's ``restart_after``).
         max_experiments: Safety stop of one model-based run.
         random_cap_factor: Random search's cap, as a multiple of the problem's cap.
         workers: Processes running seeds in parallel, one torch thread each (default: one
@@ -50,6 +51,7 @@ class Settings:
     acquisition: str = "ei_per_cost"
     cost_exponent: float = 0.5  # scheduler.agent.DEFAULT_COST_EXPONENT
     gittins_lambda: float | None = None
+    restart_after: int = 10  # scheduler.agent.DEFAULT_RESTART_AFTER
     max_experiments: int = 400
     random_cap_factor: float = 1000.0
     workers: int | None = None
@@ -137,6 +139,7 @@ def run_sciwm(
         raw_samples=s.raw_samples,
         cost_exponent=s.cost_exponent,
         gittins_lambda=s.gittins_lambda,
+        restart_after=s.restart_after,
     )
     gate = DispatchGate(cap)
     track = Tracker(cap, problem.target())
