@@ -4,7 +4,8 @@ Every method runs the same simulated lab, side by side in one run with the same 
 
 - ``sciwm``: the real sciwm parts in-process: :class:`surrogates.gp.GPWorldModel` refitted on
   every result, :class:`scheduler.agent.Agent` with the ``ei_per_cost`` acquisition (log
-  qLogNEI minus predicted log cost), and :class:`scheduler.gate.DispatchGate` holding the
+  qLogNEI minus predicted log cost; the search restarts after 10 results without a real
+  improvement, see :mod:`scheduler.restart`), and :class:`scheduler.gate.DispatchGate` holding the
   run's budget cap (an experiment that would overrun its reservation is stopped at it, as a
   connector would, and its result is lost).
 - ``gp_cost_blind``: a plain botorch loop: the same scrambled Sobol initial design (same
