@@ -67,6 +67,15 @@ class CampaignLoop:
         cls = resolve("sciwm.world_models", spec.world_model.type, WorldModelError)
         self.model: WorldModel = cls(self.space, spec.outcome_names, **spec.world_model.settings)
         sched = spec.scheduler
+        # settings left out of the campaign file take the agent's defaults
+        optional = {
+            k: v
+            for k, v in (
+                ("cost_exponent", sched.cost_exponent),
+                ("restart_after", sched.restart_after),
+            )
+            if v is not None
+        }
         self.agent = Agent(
             self.space,
             spec.objective.name,
@@ -76,8 +85,7 @@ class CampaignLoop:
             seed=spec.campaign.seed,
             num_restarts=sched.num_restarts,
             raw_samples=sched.raw_samples,
-            restart_after=sched.restart_after,
-            **({} if sched.cost_exponent is None else {"cost_exponent": sched.cost_exponent}),
+            **optional,
         )
         default_reservation = sched.initial_reservation or spec.budget.total / (
             2 * sched.parallelism

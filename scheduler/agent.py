@@ -165,7 +165,7 @@ class Agent:
         seen = experiments  # every experiment, for the duplicate check
         full = model  # fitted on everything: it predicts each candidate for the record
         start = self._epoch_start(observations) if self.acquisition != "random" else 0
-        if start == len(experiments):
+        if start and start == len(experiments):  # the epoch ended with the last result
             logger.info(
                 "no real improvement in the last %d results: restarting the search from a "
                 "fresh design (every result stays recorded)",

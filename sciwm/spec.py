@@ -143,11 +143,12 @@ class SchedulerSpec(_Frozen):
     )
     num_restarts: int = Field(default=8, ge=1)
     raw_samples: int = Field(default=256, ge=8)
-    restart_after: int = Field(
-        default=10,
+    restart_after: int | None = Field(
+        default=None,
         ge=0,
         description="Completed experiments without a real improvement (1% of the observed "
-        "range) after which the search restarts from a fresh design; 0: never.",
+        "range) after which the search restarts from a fresh design; 0: never (default: the "
+        "agent's, 10).",
     )
 
     @model_validator(mode="after")

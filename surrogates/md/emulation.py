@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -165,8 +166,6 @@ class Emulation:
         """
         if self.run_noise is None:
             return None
-        import numpy as np
-
         temps = np.array(self.train_temperatures)
         lengths = np.log(np.array(self.noise_lengths))
         table = self.run_noise[:, :, k].double().numpy()  # T x L
