@@ -20,6 +20,7 @@ from sciwm.errors import SciwmError, WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.prediction import Prediction
 from sciwm.space import SearchSpace, space_from_dict, space_to_dict
+from sciwm.world_model_settings import WorldModelSettings
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,26 @@ class WorldModel(ABC):
     (a campaign that minimises negates nothing here; the agent does that).
 
     Subclasses are built as ``cls(space, outcomes, **settings)`` where ``settings`` come from
-    the campaign file's ``[world_model.settings]`` table.
+    the campaign file's ``[world_model.settings]`` table; ``settings_type`` (a frozen
+    :class:`~sciwm.world_model_settings.WorldModelSettings` dataclass) reads and checks them,
+    and :meth:`check_settings` runs that check when the campaign file is loaded.
     """
 
     #: Short name used in campaign files (``[world_model] type = "..."``).
     name: ClassVar[str] = "abstract"
+    #: The typed settings of ``[world_model.settings]``.
+    settings_type: ClassVar[type[WorldModelSettings]] = WorldModelSettings
+
+    @classmethod
+    def check_settings(
+        cls, settings: Mapping[str, Any] | None, space: SearchSpace | None = None
+    ) -> WorldModelSettings:
+        """Read and check ``[world_model.settings]`` without building the model.
+
+        Raises:
+            WorldModelError: Naming the setting that is wrong and what it should be.
+        """
+        return cls.settings_type.from_mapping(settings, space)
 
     def __init__(self, space: SearchSpace, outcomes: Sequence[str], **settings: Any) -> None:
         if not outcomes:
@@ -81,6 +97,17 @@ class WorldModel(ABC):
             observations: What came back; completed ones train the outcome models, every one
                 with a measured cost trains the cost model.
         """
+
+    def can_fit(
+        self, experiments: Sequence[Experiment], observations: Sequence[Observation]
+    ) -> bool:
+        """Whether :meth:`fit` on these results gives a model that can predict.
+
+        The loop asks this instead of counting results, so a world model that predicts before
+        any real result (pretrained, or physics-based) steers from the first proposal. The
+        default needs two completed results.
+        """
+        return sum(o.status is Status.COMPLETED for o in observations) >= 2
 
     @property
     def is_fitted(self) -> bool:
