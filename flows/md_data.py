@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from lab_connectors._md_worker import RunConfig, simulate
-from lab_connectors.md_observables import ALPHA_R_PSI, BASINS
-from lab_connectors.md_systems import SystemSpec, system_meta
+from sciwm.md.engine import RunConfig, simulate
+from sciwm.md.observables import ALPHA_R_PSI, BASINS
+from sciwm.md.systems import SystemSpec, system_meta
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
 Each experiment runs one Langevin simulation in a detached worker process (the machinery of
 :class:`lab_connectors.local.LocalConnector`: idempotent submit, re-attach after a crash,
-time limits, dead workers and exceptions as ``FAILED`` observations). The worker saves the
-trajectory to ``<workdir>/<experiment id>/trajectory.npz`` and reports the observables of
-:mod:`lab_connectors.md_observables` as outcomes and the simulation's wall time as cost.
+time limits, dead workers and exceptions as ``FAILED`` observations). The worker runs the
+domain's engine (:func:`sciwm.md.engine.simulate`) on the domain's system
+(:mod:`sciwm.md.systems`), saves the trajectory to ``<workdir>/<experiment id>/trajectory.npz``
+and reports the observables of :mod:`sciwm.md.observables` as outcomes and its wall time as
+cost.
 
 Experiment parameters (the campaign's search space) that the worker understands:
 
@@ -15,8 +17,19 @@ Experiment parameters (the campaign's search space) that the worker understands:
 Settings (``[connector.settings]``): ``pdb`` (default: the embedded alanine dipeptide),
 ``forcefield`` (default ``["amber14-all.xml"]``), ``solvent`` (``"vacuum"``, ``"obc2"``,
 ``"gbn2"``), ``platform`` (``"auto"``: Reference in vacuum, CPU otherwise; ``"CUDA"`` where
-present), ``frame_ps``, ``equilibrate_ps``, ``observables`` (names registered with
-:func:`lab_connectors.md_observables.register_observable`), ``timeout_s``, ``parallelism``.
+present), ``frame_ps``, ``equilibrate_ps``, ``observables``, ``timeout_s``, ``parallelism``.
+
+``observables`` adds the user's own outcomes: import paths of functions
+``fn(positions, energy, info) -> float`` (see :data:`sciwm.md.observables.Observable`), each
+reported under its function's name, or a table of outcome name to import path::
+
+    [connector.settings]
+    observables = ["mylab.md_obs:end_to_end_nm"]
+    # or: observables = { e2e = "mylab.md_obs:end_to_end_nm" }
+
+The worker process imports them (it has the campaign's ``sys.path`` and working directory);
+the connector imports them once when it is built, so a bad path fails before the first
+experiment.
 """
 
 from __future__ import annotations
@@ -30,8 +43,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lab_connectors.local import LocalConnector
-from lab_connectors.md_systems import SystemSpec, build_system
 from sciwm.errors import ConnectorError
+from sciwm.md.engine import platform_names
+from sciwm.md.observables import load_observable, observable_refs
+from sciwm.md.systems import SystemSpec, build_system
 
 #: Environment variable that carries the system and run settings to the worker.
 CONFIG_ENV = "SCIWM_MD_CONFIG"
@@ -52,7 +67,8 @@ class OpenMMConnector(LocalConnector):
         frame_ps: Interval between saved frames, ps.
         equilibrate_ps: Discarded equilibration before the recorded run, ps.
         threads: Threads of the CPU platform (one is fastest for small molecules).
-        observables: Extra registered observables to report.
+        observables: The user's observables: import paths ``"package.module:function"``
+            (each reported under the function's name) or a table of name to import path.
         timeout_s: Wall-time limit per simulation, s.
         parallelism: Simulations run side by side.
 
@@ -73,7 +89,7 @@ class OpenMMConnector(LocalConnector):
         frame_ps: float = 1.0,
         equilibrate_ps: float = 5.0,
         threads: int = 1,
-        observables: list[str] | None = None,
+        observables: list[str] | dict[str, str] | None = None,
         timeout_s: float = 3600.0,
         parallelism: int = 1,
         **unknown: Any,
@@ -98,13 +114,16 @@ class OpenMMConnector(LocalConnector):
         if frame_ps <= 0:
             raise ConnectorError("openmm connector setting frame_ps must be > 0")
         _check_platform(platform)
+        refs = observable_refs(observables)
+        for ref in refs.values():
+            load_observable(ref)  # fail now on a path the worker could not import either
         self.system_spec = spec
         run = {
             "frame_ps": float(frame_ps),
             "equilibrate_ps": float(equilibrate_ps),
             "platform": platform,
             "threads": int(threads),
-            "observables": list(observables or []),
+            "observables": refs,
         }
         payload = json.dumps({"system": spec.to_dict(), "run": run})
         super().__init__(
@@ -122,11 +141,7 @@ class OpenMMConnector(LocalConnector):
 def _check_platform(name: str) -> None:
     if name == "auto":
         return
-    import openmm
-
-    known = [
-        openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())
-    ]
+    known = platform_names()
     if name not in known:
         raise ConnectorError(
             f"OpenMM platform {name!r} is not available here; available: {known} (or 'auto')"
@@ -172,12 +187,13 @@ def run_md_experiment(
     Raises:
         ValueError: If the conditions are unphysical or a parameter is unknown.
         SimulationFailed: If the simulation blows up (non-finite energy).
+        ConnectorError: If a user observable cannot be imported or returns no number.
     """
     import time
 
     t_enter = time.perf_counter()
-    from lab_connectors._md_worker import RunConfig, simulate
-    from lab_connectors.md_observables import compute_observables
+    from sciwm.md.engine import RunConfig, simulate
+    from sciwm.md.observables import compute_observables
 
     if others:
         raise ValueError(
@@ -186,10 +202,7 @@ def run_md_experiment(
         )
     t, length = check_conditions(temperature, length_ps)
     payload = json.loads(os.environ.get(CONFIG_ENV, "{}"))
-    system = payload.get("system", {})
-    spec = SystemSpec(
-        **{**system, "forcefield": tuple(system.get("forcefield", ("amber14-all.xml",)))}
-    )
+    spec = SystemSpec.from_dict(payload.get("system", {}))
     run = payload.get("run", {})
     exp_id = os.environ.get("SCIWM_EXPERIMENT_ID", "md")
     if seed is None:

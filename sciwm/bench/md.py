@@ -65,13 +65,13 @@ METRICS = (
 
 
 def _angles(x: np.ndarray, molecule: Any) -> tuple[np.ndarray, np.ndarray]:
-    from lab_connectors.md_observables import dihedral
+    from sciwm.md.observables import dihedral
 
     return dihedral(x, molecule.phi), dihedral(x, molecule.psi)
 
 
 def _compare(phi: np.ndarray, psi: np.ndarray, ref: tuple[np.ndarray, np.ndarray]) -> dict:
-    from lab_connectors.md_observables import basin_populations, histogram, histogram2d, jsd
+    from sciwm.md.observables import basin_populations, histogram, histogram2d, jsd
 
     pops = basin_populations(phi, psi)
     rpops = basin_populations(*ref)
@@ -85,7 +85,7 @@ def _compare(phi: np.ndarray, psi: np.ndarray, ref: tuple[np.ndarray, np.ndarray
 
 
 def _block_pops(phi: np.ndarray, psi: np.ndarray, blocks: int = 10) -> np.ndarray:
-    from lab_connectors.md_observables import basin_populations
+    from sciwm.md.observables import basin_populations
 
     out = []
     for a, b in zip(np.array_split(phi, blocks), np.array_split(psi, blocks), strict=True):
@@ -98,8 +98,8 @@ def _openmm_runs(
     starts: np.ndarray, temperature: float, length_ps: float, seed: int
 ) -> tuple[np.ndarray, float, int]:
     """Short real runs from each start; returns frames, wall seconds and steps."""
-    from lab_connectors._md_worker import RunConfig, simulate
-    from lab_connectors.md_systems import SystemSpec
+    from sciwm.md.engine import RunConfig, simulate
+    from sciwm.md.systems import SystemSpec
 
     frame_ps = min(1.0, length_ps)
     frames, wall, steps = [], 0.0, 0

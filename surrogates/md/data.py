@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from sciwm.errors import WorldModelError
-from surrogates.md.flow import Molecule
+from sciwm.md.molecule import Molecule
 
 #: The committed data set.
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "data" / "md" / "alanine_vacuum.npz"
@@ -72,17 +72,6 @@ class MDDataset:
         return [float(t) for t in self.meta["design"]["heldout_temperatures"]]
 
 
-def molecule_from_meta(system: dict[str, Any]) -> Molecule:
-    """Build the :class:`Molecule` from the ``system`` block of the data set's meta."""
-    return Molecule(
-        kinds=tuple(int(k) for k in system["kinds"]),
-        bonds=tuple((int(i), int(j)) for i, j in system["bonds"]),
-        r0=tuple(float(r) for r in system["r0"]),
-        phi=tuple(system["phi"]),  # type: ignore[arg-type]
-        psi=tuple(system["psi"]),  # type: ignore[arg-type]
-    )
-
-
 def load_dataset(path: str | Path | None = None) -> MDDataset:
     """Read the data set.
 
@@ -108,11 +97,12 @@ def load_dataset(path: str | Path | None = None) -> MDDataset:
                 )
                 for t in meta["trajectories"]
             ]
+        molecule = Molecule.from_meta(meta["system"])
     except (KeyError, ValueError, OSError) as exc:
         raise WorldModelError(
             f"{path} is not an MD data set made by flows.md_data: {exc}"
         ) from None
-    return MDDataset(molecule_from_meta(meta["system"]), trajs, meta)
+    return MDDataset(molecule, trajs, meta)
 
 
 def sample_pairs(

@@ -19,8 +19,9 @@ import torch
 from torch import Tensor
 
 from sciwm.errors import WorldModelError
+from sciwm.md.observables import PER_FRAME
+from sciwm.md.torch_ops import frame_observables
 from surrogates.md.flow import FlowEmulator, rollout
-from surrogates.md.observables import EMULATED, frame_observables
 from surrogates.md.relax import RelaxConfig, Relaxer
 
 #: Start configurations kept per training temperature (evenly spaced frames).
@@ -41,7 +42,7 @@ class Emulation:
         openmm_s_per_ns: Mean OpenMM wall seconds per simulated ns of the data set's runs.
         relaxers: The correctors built so far, by their config (an OpenMM context each).
         run_noise: ``T x L x K``: standard deviation of each observable of
-            :data:`~surrogates.md.observables.EMULATED` (``K``) over real runs of each length
+            :data:`~sciwm.md.observables.PER_FRAME` (``K``) over real runs of each length
             of ``noise_lengths`` (``L``) at each training temperature (``T``, sorted), from
             block means of the data set's training runs; ``None`` if unknown.
         noise_lengths: The lengths (ps) of ``run_noise``.
@@ -159,7 +160,7 @@ class Emulation:
         Args:
             temperature: ``n`` Kelvin.
             length_ps: ``n`` run lengths.
-            k: Index into :data:`~surrogates.md.observables.EMULATED`.
+            k: Index into :data:`~sciwm.md.observables.PER_FRAME`.
 
         Returns:
             ``n`` standard deviations, or ``None`` without a table.
@@ -274,9 +275,9 @@ def _block_noise(dataset: Any, molecule: Any, basins: tuple[float, float]) -> Te
     by_t: dict[float, list[tuple[Tensor, float]]] = {}
     for traj in dataset.select(role="train"):
         obs = frame_observables(traj.positions, molecule, basins)
-        values = torch.stack([obs[n] for n in EMULATED], -1)  # frames x K
+        values = torch.stack([obs[n] for n in PER_FRAME], -1)  # frames x K
         by_t.setdefault(traj.temperature, []).append((values, traj.frame_ps))
-    out = torch.zeros(len(by_t), len(NOISE_LENGTHS), len(EMULATED), dtype=torch.float64)
+    out = torch.zeros(len(by_t), len(NOISE_LENGTHS), len(PER_FRAME), dtype=torch.float64)
     for i, t in enumerate(sorted(by_t)):
         for j, length in enumerate(NOISE_LENGTHS):
             means = []

@@ -17,39 +17,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from sciwm.md.molecule import Molecule
+from sciwm.md.torch_ops import valid_frames
 from surrogates.md.egnn import NetConfig, VelocityNet
-from surrogates.md.geometry import (
-    centre,
-    chirality,
-    kabsch_align,
-    project_bonds,
-    sp3_centres,
-    valid_frames,
-)
+from surrogates.md.geometry import centre, chirality, kabsch_align, project_bonds, sp3_centres
 from surrogates.md.graph import batch_edges, full_graph, topological_distance
-
-
-@dataclass(frozen=True)
-class Molecule:
-    """The fixed chemistry of the emulated system.
-
-    Attributes:
-        kinds: Atom kind (element index) per atom.
-        bonds: ``(i, j)`` pairs.
-        r0: Force-field length of each bond, nm.
-        phi: Atom indices of the backbone φ dihedral.
-        psi: Atom indices of the backbone ψ dihedral.
-    """
-
-    kinds: tuple[int, ...]
-    bonds: tuple[tuple[int, int], ...]
-    r0: tuple[float, ...]
-    phi: tuple[int, int, int, int]
-    psi: tuple[int, int, int, int]
-
-    @property
-    def n_atoms(self) -> int:
-        return len(self.kinds)
 
 
 @dataclass(frozen=True)
@@ -346,4 +318,4 @@ def n_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["FlowConfig", "FlowEmulator", "Molecule", "Rollout", "rollout", "n_parameters"]
+__all__ = ["FlowConfig", "FlowEmulator", "Rollout", "rollout", "n_parameters"]

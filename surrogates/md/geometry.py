@@ -1,12 +1,13 @@
-"""Geometry on batched coordinates in torch: centring, Kabsch alignment, dihedrals, bonds.
+"""The emulator's geometry on batched coordinates in torch: centring, Kabsch alignment, the
+bond projection (its constraint step), chirality.
 
 Every function takes coordinates as a ``... x n_atoms x 3`` tensor (nm) and is written so that
-its outputs transform as they should under rotations and translations of the input.
+its outputs transform as they should under rotations and translations of the input. The
+observables of configurations (dihedrals, basins, bond validity) are the domain's, in
+:mod:`sciwm.md.torch_ops`.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor
@@ -43,53 +44,6 @@ def kabsch_align(mobile: Tensor, target: Tensor) -> Tensor:
     diag[..., -1] = d
     r = u @ torch.diag_embed(diag) @ vt
     return a @ r + tc
-
-
-def dihedral(x: Tensor, idx: tuple[int, int, int, int]) -> Tensor:
-    """Dihedral angle of four atoms.
-
-    Args:
-        x: A ``... x n x 3`` tensor.
-        idx: Atom indices ``(a, b, c, d)``.
-
-    Returns:
-        A ``...`` tensor of angles in degrees in (-180, 180].
-    """
-    p0, p1, p2, p3 = (x[..., i, :] for i in idx)
-    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
-    b1 = b1 / b1.norm(dim=-1, keepdim=True)
-    v = b0 - (b0 * b1).sum(-1, keepdim=True) * b1
-    w = b2 - (b2 * b1).sum(-1, keepdim=True) * b1
-    xx = (v * w).sum(-1)
-    yy = (torch.cross(b1, v, dim=-1) * w).sum(-1)
-    return torch.atan2(yy, xx) * (180.0 / math.pi)
-
-
-def bond_lengths(x: Tensor, bonds: Tensor) -> Tensor:
-    """Lengths of bonds.
-
-    Args:
-        x: A ``... x n x 3`` tensor.
-        bonds: A ``n_bonds x 2`` long tensor.
-
-    Returns:
-        A ``... x n_bonds`` tensor.
-    """
-    return (x[..., bonds[:, 0], :] - x[..., bonds[:, 1], :]).norm(dim=-1)
-
-
-def valid_frames(x: Tensor, bonds: Tensor, r0: Tensor, tol: float = 0.10) -> Tensor:
-    """Whether every bond is within ``tol`` (relative) of its force-field length.
-
-    Args:
-        x: A ``... x n x 3`` tensor.
-        bonds: A ``n_bonds x 2`` long tensor.
-        r0: A ``n_bonds`` tensor of reference lengths.
-
-    Returns:
-        A boolean ``...`` tensor.
-    """
-    return ((bond_lengths(x, bonds) - r0).abs() <= tol * r0).all(dim=-1)
 
 
 def project_bonds(

@@ -12,7 +12,9 @@ physical correction step (cf. Timewarp's Metropolis step with the real energy): 
 in every wall time and time-compression figure.
 
 :class:`Relaxer` keeps one OpenMM context for the system (the engine configuration of the data
-set: same force field, timestep, friction and constraints) and relaxes a batch frame by frame.
+set: same force field, timestep, friction and constraints, built by :mod:`sciwm.md.systems` and
+run on the platform :func:`sciwm.md.engine.choose_platform` picks) and relaxes a batch frame by
+frame.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class Relaxer:
     """Relaxes batches of configurations with short real Langevin runs.
 
     Args:
-        spec: The molecular system (``lab_connectors.md_systems.SystemSpec``; default: the
+        spec: The molecular system (:class:`sciwm.md.systems.SystemSpec`; default: the
             embedded alanine dipeptide in vacuum, the emulator's training system). Its atom
             order must be the emulator's.
         config: Corrector settings.
@@ -106,8 +108,8 @@ class Relaxer:
         import openmm
         from openmm import unit
 
-        from lab_connectors._md_worker import _platform
-        from lab_connectors.md_systems import SystemSpec, build_system
+        from sciwm.md.engine import choose_platform
+        from sciwm.md.systems import SystemSpec, build_system
 
         spec = self._spec or SystemSpec()
         _, system, _ = build_system(spec)
@@ -117,7 +119,7 @@ class Relaxer:
             cfg.friction_per_ps / unit.picosecond,
             cfg.timestep_fs * unit.femtosecond,
         )
-        platform, props = _platform(cfg.platform, spec, 1)
+        platform, props = choose_platform(cfg.platform, spec, 1)
         self._context = openmm.Context(system, self._integrator, platform, props)
         self._n_atoms = system.getNumParticles()
 

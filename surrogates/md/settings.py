@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, ClassVar
 
 from sciwm.errors import WorldModelError
+from sciwm.world_model_settings import WorldModelSettings
 from surrogates.md.relax import RelaxConfig
+
+if TYPE_CHECKING:
+    from sciwm.space import SearchSpace
 
 #: The committed emulator checkpoint.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "alanine_vacuum.pt"
-#: Campaign-file name of each setting that is not spelt as its field.
-_CAMPAIGN_NAME = {"relax": "relax_ps"}
 
 
 @dataclass(frozen=True)
-class MDEmulatorSettings:
+class MDEmulatorSettings(WorldModelSettings):
     """``[world_model.settings]`` of ``md_emulator`` (see its module doc for each).
 
     Attributes:
@@ -29,10 +31,14 @@ class MDEmulatorSettings:
         n_trajectories: Trajectories per grid temperature.
         tau_ps: Jump length.
         rollout_ps: Simulated time per emulated trajectory.
-        relax: The corrector after every jump (campaign setting ``relax_ps``).
+        relax: Simulated time of the corrector after every jump, ps (campaign setting
+            ``relax_ps``; ``0`` turns it off).
         calibration: Factor on the emulator's std (``None``: the checkpoint's).
         seed: Noise seed.
     """
+
+    model_name: ClassVar[str] = "md_emulator"
+    aliases: ClassVar[dict[str, str]] = {"relax": "relax_ps"}
 
     checkpoint: Path = DEFAULT_CHECKPOINT
     data: str | None = None
@@ -42,48 +48,48 @@ class MDEmulatorSettings:
     n_trajectories: int = 32
     tau_ps: float = 100.0
     rollout_ps: float = 1000.0
-    relax: RelaxConfig = field(default_factory=RelaxConfig)
+    relax: float = RelaxConfig.length_ps
     calibration: float | None = None
     seed: int = 0
 
-    @classmethod
-    def names(cls) -> list[str]:
-        """The campaign-file names of the settings."""
-        return [_CAMPAIGN_NAME.get(f.name, f.name) for f in fields(cls)]
+    @property
+    def relax_config(self) -> RelaxConfig:
+        """The corrector's settings (its length from ``relax_ps``, the rest its defaults)."""
+        return RelaxConfig(length_ps=self.relax)
 
-    @classmethod
-    def parse(cls, settings: Mapping[str, Any]) -> MDEmulatorSettings:
-        """Read campaign-file settings.
+    def check(self, space: SearchSpace | None) -> None:
+        """Ranges, and the temperature (and length) parameters against the search space.
 
         Raises:
-            WorldModelError: On an unknown setting or a value out of range.
+            WorldModelError: Naming the setting that is out of range or the missing parameter.
         """
-        unknown = sorted(set(settings) - set(cls.names()))
-        if unknown:
+        if self.grid < 0 or self.n_trajectories < 2 or self.tau_ps <= 0:
             raise WorldModelError(
-                f"unknown setting(s) {unknown} for the 'md_emulator' world model; it takes "
-                f"{cls.names()}"
+                "md_emulator settings need grid >= 0, n_trajectories >= 2 and tau_ps > 0; got "
+                f"grid={self.grid}, n_trajectories={self.n_trajectories}, tau_ps={self.tau_ps}"
             )
-        d = cls()
-        out = cls(
-            checkpoint=Path(settings.get("checkpoint", d.checkpoint)),
-            data=settings.get("data"),
-            temperature=str(settings.get("temperature", d.temperature)),
-            length=str(settings.get("length", d.length)),
-            grid=int(settings.get("grid", d.grid)),
-            n_trajectories=int(settings.get("n_trajectories", d.n_trajectories)),
-            tau_ps=float(settings.get("tau_ps", d.tau_ps)),
-            rollout_ps=float(settings.get("rollout_ps", d.rollout_ps)),
-            relax=RelaxConfig(length_ps=float(settings.get("relax_ps", d.relax.length_ps))),
-            calibration=settings.get("calibration"),
-            seed=int(settings.get("seed", d.seed)),
-        )
-        if out.grid < 0 or out.n_trajectories < 2 or out.tau_ps <= 0 or out.rollout_ps < out.tau_ps:
+        if self.rollout_ps < self.tau_ps:
             raise WorldModelError(
-                "md_emulator settings need grid >= 0, n_trajectories >= 2, tau_ps > 0 and "
-                "rollout_ps >= tau_ps"
+                f"md_emulator setting rollout_ps={self.rollout_ps} is shorter than one jump "
+                f"(tau_ps={self.tau_ps}); give rollout_ps >= tau_ps"
             )
-        return out
+        if not (math.isfinite(self.relax) and self.relax >= 0):
+            raise WorldModelError(
+                f"md_emulator setting relax_ps={self.relax} must be >= 0 ps (0 turns the "
+                "corrector off)"
+            )
+        if self.calibration is not None and not self.calibration > 0:
+            raise WorldModelError(f"md_emulator setting calibration={self.calibration} must be > 0")
+        if space is None:
+            return
+        if self.temperature not in space.names or space[self.temperature].kind == "categorical":
+            raise WorldModelError(
+                f"the md_emulator world model needs a numeric parameter {self.temperature!r} "
+                f"(temperature in K) in the search space; the space has {space.names}. Name it "
+                "with the 'temperature' setting."
+            )
+        if self.length in space.names and space[self.length].kind == "categorical":
+            raise WorldModelError(f"the length parameter {self.length!r} must be numeric")
 
 
 __all__ = ["DEFAULT_CHECKPOINT", "MDEmulatorSettings"]

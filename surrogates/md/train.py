@@ -13,9 +13,10 @@ from typing import Any
 import torch
 
 from sciwm.errors import WorldModelError
+from sciwm.md.molecule import Molecule
 from surrogates.md.data import Trajectory, sample_pairs
 from surrogates.md.egnn import NetConfig
-from surrogates.md.flow import FlowConfig, FlowEmulator, Molecule
+from surrogates.md.flow import FlowConfig, FlowEmulator
 
 
 @dataclass(frozen=True)
@@ -163,10 +164,8 @@ def save_checkpoint(path: str | Path, models: list[FlowEmulator], info: dict[str
 
 def build_ensemble(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> list[FlowEmulator]:
     """Rebuild an ensemble from :func:`ensemble_state` tensors and checkpoint facts."""
-    from surrogates.md.data import molecule_from_meta
-
     config = config_from_dict(meta["flow"])
-    molecule = molecule_from_meta(meta["molecule"])
+    molecule = Molecule.from_meta(meta["molecule"])
     models = []
     for k in range(int(meta["members"])):
         m = FlowEmulator(molecule, config)

@@ -40,12 +40,12 @@ from torch import Tensor
 
 from sciwm.errors import WorldModelError
 from sciwm.experiment import Experiment, Observation
+from sciwm.md.observables import PER_FRAME
 from sciwm.prediction import Estimate, Prediction
 from sciwm.space import Parameter, SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
 from surrogates.md.emulation import Emulation
 from surrogates.md.heads import BayesLinear, openmm_cost_head, polynomial_features
-from surrogates.md.observables import EMULATED
 from surrogates.md.settings import DEFAULT_CHECKPOINT, MDEmulatorSettings
 
 __all__ = ["DEFAULT_CHECKPOINT", "MDEmulatorSettings", "MDEmulatorWorldModel"]
@@ -62,22 +62,16 @@ class MDEmulatorWorldModel(WorldModel):
     """World model of MD experiments backed by the GNN emulator (see module doc)."""
 
     name: ClassVar[str] = "md_emulator"
+    settings_type: ClassVar[type[MDEmulatorSettings]] = MDEmulatorSettings
+    cfg: MDEmulatorSettings
 
     def __init__(self, space: SearchSpace, outcomes: Sequence[str], **settings: Any) -> None:
-        cfg = MDEmulatorSettings.parse(settings)
+        cfg = self.settings_type.from_mapping(settings, space)
         super().__init__(space, outcomes, **settings)
         self.cfg = cfg
         self.t_name, self.l_name = cfg.temperature, cfg.length
-        if self.t_name not in space.names or space[self.t_name].kind == "categorical":
-            raise WorldModelError(
-                f"the md_emulator world model needs a numeric parameter {self.t_name!r} "
-                f"(temperature in K) in the search space; the space has {space.names}. Name it "
-                "with the 'temperature' setting."
-            )
         self.t_dim = space.names.index(self.t_name)
         self.l_dim = space.names.index(self.l_name) if self.l_name in space.names else None
-        if self.l_dim is not None and space[self.l_name].kind == "categorical":
-            raise WorldModelError(f"the length parameter {self.l_name!r} must be numeric")
         self._emu: Emulation | None = None
         self._grid: dict[str, Tensor] | None = None
         self._heads: dict[str, BayesLinear] = {}
@@ -90,6 +84,11 @@ class MDEmulatorWorldModel(WorldModel):
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
             self._emu = Emulation.from_checkpoint(self.cfg.checkpoint, self.cfg.data).to(device)
         return self._emu
+
+    @property
+    def emulation(self) -> Emulation:
+        """The emulator ensemble (loaded from the checkpoint on first use)."""
+        return self._load()
 
     @property
     def calibration(self) -> float:
@@ -136,7 +135,7 @@ class MDEmulatorWorldModel(WorldModel):
             float(tau_ps or self.cfg.tau_ps),
             self.calibration,
             self.cfg.seed if seed is None else seed,
-            self.cfg.relax,
+            self.cfg.relax_config,
         )
 
     def _emulate_grid(self) -> dict[str, Tensor]:
@@ -148,9 +147,9 @@ class MDEmulatorWorldModel(WorldModel):
         mean, std, traj = [], [], []
         for k, t in enumerate(values.tolist()):
             est = self.emulate(t, seed=self.cfg.seed + k)
-            mean.append([est["mean"][n] for n in EMULATED])
-            std.append([est["std"][n] for n in EMULATED])
-            traj.append([est["traj_std"][n] for n in EMULATED])
+            mean.append([est["mean"][n] for n in PER_FRAME])
+            std.append([est["std"][n] for n in PER_FRAME])
+            traj.append([est["traj_std"][n] for n in PER_FRAME])
         return {
             "u": temps,
             "mean": torch.tensor(mean, dtype=torch.double),
@@ -189,6 +188,21 @@ class MDEmulatorWorldModel(WorldModel):
             return ones.unsqueeze(-1)
         return torch.stack([ones, torch.log(self._length(X) / 1000.0)], dim=-1)
 
+    def can_fit(
+        self, experiments: Sequence[Experiment], observations: Sequence[Observation]
+    ) -> bool:
+        """Whether :meth:`fit` can give every outcome a head: with no real result when the
+        emulator computes them all (its grid), else once two completed experiments measured
+        each outcome it cannot compute."""
+        completed, _ = split_by_status(experiments, observations)
+        for outcome in self.outcomes:
+            if outcome in PER_FRAME and self.cfg.grid > 0:
+                continue
+            measured = [o for _, o in completed if math.isfinite(o.outcomes.get(outcome, math.nan))]
+            if len(measured) < 2:
+                return False
+        return True
+
     def fit(self, experiments: Sequence[Experiment], observations: Sequence[Observation]) -> None:
         """Emulate the grid (once), then condition the heads on it and on real results."""
         completed, costed = split_by_status(experiments, observations)
@@ -202,16 +216,16 @@ class MDEmulatorWorldModel(WorldModel):
             rows = [
                 (e, o) for e, o in completed if math.isfinite(o.outcomes.get(outcome, math.nan))
             ]
-            emulable = outcome in EMULATED and self._grid is not None
+            emulable = outcome in PER_FRAME and self._grid is not None
             if not emulable and len(rows) < 2:
                 raise WorldModelError(
-                    f"outcome {outcome!r} is not one the emulator computes ({list(EMULATED)}) "
+                    f"outcome {outcome!r} is not one the emulator computes ({list(PER_FRAME)}) "
                     f"and only {len(rows)} real experiments measured it; need 2"
                 )
             xs, ys, noise = [], [], []
             if emulable:
                 assert self._grid is not None
-                k = EMULATED.index(outcome)
+                k = PER_FRAME.index(outcome)
                 xg = torch.full((self._grid["u"].numel(), self.space.dim), 0.5, dtype=torch.double)
                 xg[:, self.t_dim] = self._grid["u"]
                 xs.append(xg)
@@ -283,10 +297,10 @@ class MDEmulatorWorldModel(WorldModel):
     def observation_std(self, X: Tensor, outcome: str) -> Tensor | None:
         """Sampling std of an emulated observable in one real run of ``X``'s length (``n``)."""
         self._require()
-        if self._grid is None or outcome not in EMULATED:
+        if self._grid is None or outcome not in PER_FRAME:
             return None
         X = X.double()
-        return self._run_noise(X[..., self.t_dim], self._length(X), EMULATED.index(outcome))
+        return self._run_noise(X[..., self.t_dim], self._length(X), PER_FRAME.index(outcome))
 
     def log_cost_posterior(self, X: Tensor) -> Posterior:
         self._require()

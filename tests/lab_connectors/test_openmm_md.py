@@ -1,8 +1,11 @@
-"""The OpenMM connector: the conformance suite, real short simulations, and bad input."""
+"""The OpenMM connector: the conformance suite, real short simulations, user observables by
+import path, and bad input."""
 
 from __future__ import annotations
 
 import json
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +13,13 @@ import pytest
 
 pytest.importorskip("openmm")
 
-from lab_connectors._md_worker import RunConfig, SimulationFailed, simulate  # noqa: E402
-from lab_connectors.md_observables import BASINS, builtin_names  # noqa: E402
-from lab_connectors.md_systems import SystemSpec, build_system  # noqa: E402
 from lab_connectors.openmm_md import OpenMMConnector  # noqa: E402
 from sciwm.connector import Connector  # noqa: E402
 from sciwm.errors import ConnectorError  # noqa: E402
 from sciwm.experiment import Experiment, Status  # noqa: E402
-from tests.conformance import ConnectorConformance, wait_finished  # noqa: E402
+from sciwm.md.observables import BASINS, builtin_names, dihedral  # noqa: E402
+from sciwm.md.systems import SystemSpec, build_system  # noqa: E402
+from sciwm.testing.connector_suite import ConnectorConformance, wait_finished  # noqa: E402
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -51,20 +53,6 @@ class TestOpenMMConformance(ConnectorConformance):
         return exp(2, length_ps=200_000.0)
 
 
-def test_short_simulation_is_real_and_consistent() -> None:
-    """A few ps of alanine dipeptide: finite energies, bonds near the force field's lengths."""
-    out = simulate(SystemSpec(), RunConfig(temperature=300.0, length_ps=4.0, equilibrate_ps=1.0))
-    pos = out["positions"]
-    assert pos.shape == (4, 22, 3) and np.all(np.isfinite(out["energy"]))
-    assert out["n_steps"] == 2000 and out["platform"] == "Reference"
-    # C-H bonds are constrained: every one at its amber14 length (0.109 nm) to 1e-4 nm.
-    d = np.linalg.norm(pos[:, 0] - pos[:, 1], axis=-1)  # HH31-CH3 of ACE
-    np.testing.assert_allclose(d, 0.109, atol=2e-4)
-    # Same seed, same trajectory (Reference platform is deterministic).
-    again = simulate(SystemSpec(), RunConfig(temperature=300.0, length_ps=4.0, equilibrate_ps=1.0))
-    np.testing.assert_allclose(again["positions"], pos, atol=1e-6)
-
-
 def test_observables_and_trajectory_saved(tmp_path: Path) -> None:
     conn = OpenMMConnector(tmp_path, equilibrate_ps=0.5)
     handle = conn.submit(exp(5, length_ps=3.0, seed=1))
@@ -77,20 +65,73 @@ def test_observables_and_trajectory_saved(tmp_path: Path) -> None:
         assert traj["positions"].shape == (3, 22, 3)
 
 
+USER_OBSERVABLES = """
+import numpy as np
+
+from sciwm.md.observables import dihedral
+
+
+def phi_mean_deg(positions, energy, info):
+    return float(np.mean(dihedral(positions, info["phi"][0])))
+
+
+def frames(positions, energy, info):
+    return float(positions.shape[0])
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A user's observables module on the campaign's path (the workers inherit it)."""
+    (tmp_path / "lab_user_md_obs.py").write_text(textwrap.dedent(USER_OBSERVABLES))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "lab_user_md_obs"
+    sys.modules.pop("lab_user_md_obs", None)
+
+
+def test_user_observables_reach_the_worker(tmp_path: Path, user_module: str) -> None:
+    """Observables named by import path are computed in the detached worker and reported."""
+    conn = OpenMMConnector(
+        tmp_path / "w",
+        equilibrate_ps=0.5,
+        observables={"phi_deg": f"{user_module}:phi_mean_deg", "n": f"{user_module}:frames"},
+    )
+    handle = conn.submit(exp(7, length_ps=3.0, seed=2))
+    assert wait_finished(conn, handle, 60) is Status.COMPLETED
+    obs = conn.fetch(handle)
+    assert set(obs.outcomes) == {*builtin_names(), "phi_deg", "n"}
+    assert obs.outcomes["n"] == 3.0
+    with np.load(obs.metadata["trajectory"]) as traj:
+        phi = dihedral(traj["positions"], (4, 6, 8, 14))
+    assert obs.outcomes["phi_deg"] == pytest.approx(float(np.mean(phi)), abs=1e-3)
+    listed = OpenMMConnector(tmp_path / "w2", observables=[f"{user_module}:frames"])
+    assert json.loads(listed.env["SCIWM_MD_CONFIG"])["run"]["observables"] == {
+        "frames": f"{user_module}:frames"
+    }
+
+
+@pytest.mark.parametrize(
+    ("observables", "message"),
+    [
+        (["no_such_pkg_xyz.obs:f"], "cannot import module 'no_such_pkg_xyz.obs'"),
+        (["json:no_such_function"], "has no attribute"),
+        (["phi_mean_deg"], "not an import path"),
+        ({"pop_beta": "json:dumps"}, "already taken"),
+    ],
+)
+def test_bad_observable_paths_fail_when_built(
+    tmp_path: Path, observables: object, message: str
+) -> None:
+    with pytest.raises(ConnectorError, match=message):
+        OpenMMConnector(tmp_path, observables=observables)
+
+
 def test_blow_up_is_a_failed_observation(tmp_path: Path) -> None:
     """A 20 fs step without constraints blows up: FAILED, with the reason."""
     conn = OpenMMConnector(tmp_path, equilibrate_ps=0.0)
     handle = conn.submit(exp(6, timestep_fs=20.0, length_ps=20.0, temperature=900.0))
     assert wait_finished(conn, handle, 60) is Status.FAILED
     assert "blew up" in (conn.fetch(handle).error or "")
-
-
-def test_simulate_raises_on_blow_up() -> None:
-    with pytest.raises(SimulationFailed, match="blew up"):
-        simulate(
-            SystemSpec(constraints="none"),
-            RunConfig(temperature=900.0, timestep_fs=20.0, length_ps=20.0, equilibrate_ps=0.0),
-        )
 
 
 def test_unparameterisable_pdb_names_the_residue(tmp_path: Path) -> None:

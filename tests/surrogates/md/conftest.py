@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sciwm.md.molecule import Molecule
 from surrogates.md.egnn import NetConfig
-from surrogates.md.flow import FlowConfig, FlowEmulator, Molecule
+from surrogates.md.flow import FlowConfig, FlowEmulator
 
 # ACE-ALA-NME: element kinds (H=0, C=1, N=2, O=3), bonds and amber14 lengths (nm).
 KINDS = (0, 1, 0, 0, 1, 3, 2, 0, 1, 0, 1, 0, 0, 0, 1, 3, 2, 0, 1, 0, 0, 0)

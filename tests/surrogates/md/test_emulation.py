@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from sciwm.errors import WorldModelError
+from sciwm.md.torch_ops import valid_frames
 from surrogates.md.emulation import Emulation
 from surrogates.md.flow import FlowEmulator
-from surrogates.md.geometry import chirality, valid_frames
+from surrogates.md.geometry import chirality
 
 pytestmark = pytest.mark.timeout(60)
 

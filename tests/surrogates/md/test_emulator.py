@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from sciwm.md.torch_ops import bond_lengths
 from surrogates.md.data import Trajectory
 from surrogates.md.flow import FlowEmulator, rollout
-from surrogates.md.geometry import bond_lengths, centre
+from surrogates.md.geometry import centre
 from surrogates.md.train import TrainConfig, load_checkpoint, save_checkpoint, train_member
 from tests.surrogates.md.conftest import random_rotation
 
@@ -144,7 +145,7 @@ def test_emitted_frames_are_valid_or_the_jump_is_rejected(
     tiny: FlowEmulator, geometry: torch.Tensor
 ) -> None:
     """An untrained network's samples fail; the rollout then keeps the (valid) start frame."""
-    from surrogates.md.geometry import valid_frames
+    from sciwm.md.torch_ops import valid_frames
 
     start = geometry.unsqueeze(0).repeat(4, 1, 1)
     roll = rollout([tiny], start, torch.full((4, 1), 350.0), 10.0, 3, seed=2, resamples=1)

@@ -1,45 +1,17 @@
-"""Geometry and observables against hand-computed cases."""
+"""The emulator's geometry and graphs against hand-computed cases."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-import pytest
 import torch
 
-from lab_connectors import md_observables as mo
-from surrogates.md.geometry import (
-    bond_lengths,
-    dihedral,
-    kabsch_align,
-    project_bonds,
-    valid_frames,
-)
+from sciwm.md import observables as mo
+from sciwm.md.torch_ops import bond_lengths, dihedral, valid_frames
+from surrogates.md.geometry import kabsch_align, project_bonds
 from surrogates.md.graph import full_graph, radius_graph, topological_distance
-from surrogates.md.observables import frame_observables
+from tests.sciwm.md.test_observables import four_points
 from tests.surrogates.md.conftest import random_rotation
-
-
-def four_points(theta_deg: float) -> np.ndarray:
-    """a, b, c, d with b-c along y and the dihedral a-b-c-d equal to ``theta``."""
-    t = math.radians(theta_deg)
-    return np.array(
-        [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [math.cos(t), 1.0, -math.sin(t)]]
-    )
-
-
-@pytest.mark.parametrize("theta", [0.0, 60.0, -60.0, 120.0, -179.0, 180.0, 90.0])
-def test_dihedral_hand_cases(theta: float) -> None:
-    # With b->c along +y and a along +x, d rotated by theta about +y (right-handed, IUPAC sign).
-    x = four_points(theta)
-    got_np = float(mo.dihedral(x, (0, 1, 2, 3)))
-    got_t = float(dihedral(torch.tensor(x), (0, 1, 2, 3)))
-    expected = theta if theta != -180.0 else 180.0
-    assert math.isclose(abs(got_np), abs(expected), abs_tol=1e-6)
-    assert math.isclose(got_np, got_t, abs_tol=1e-6)
-    if 0 < abs(theta) < 180:
-        assert math.copysign(1, got_np) == math.copysign(1, theta)
 
 
 def test_dihedral_invariant_under_rigid_motion() -> None:
@@ -49,42 +21,6 @@ def test_dihedral_invariant_under_rigid_motion() -> None:
     # a mirror image flips the sign
     mirror = x * torch.tensor([1.0, 1.0, -1.0], dtype=x.dtype)
     assert math.isclose(float(dihedral(mirror, (0, 1, 2, 3))), -73.0, abs_tol=1e-6)
-
-
-def test_jsd_closed_forms() -> None:
-    p = np.array([1.0, 0.0])
-    q = np.array([0.5, 0.5])
-    m = np.array([0.75, 0.25])
-    expected = 0.5 * math.log(1 / 0.75) + 0.5 * (0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(2))
-    assert math.isclose(mo.jsd(p, q), expected, rel_tol=1e-12)
-    assert math.isclose(mo.jsd(p, q), mo.jsd(q, p), rel_tol=1e-12)
-    assert mo.jsd(q, q) == 0.0
-    assert math.isclose(mo.jsd([1, 0], [0, 1]), math.log(2), rel_tol=1e-12)
-    assert m.sum() == 1.0
-    with pytest.raises(ValueError, match="shape"):
-        mo.jsd([1, 0], [1, 0, 0])
-
-
-def test_histograms_and_basins() -> None:
-    phi = np.array([-80.0, -70.0, -60.0, 60.0])
-    psi = np.array([70.0, -40.0, 150.0, 40.0])
-    assert mo.basin_labels(phi, psi).tolist() == [0, 1, 0, 2]
-    pops = mo.basin_populations(phi, psi)
-    assert pops == {"beta": 0.5, "alpha_r": 0.25, "alpha_l": 0.25}
-    h = mo.histogram(np.array([-179.0, 179.0, 0.5]), bins=4)
-    assert h.tolist() == [1 / 3, 0.0, 1 / 3, 1 / 3]
-    assert mo.histogram2d(phi, psi, bins=2).sum() == pytest.approx(1.0)
-
-
-def test_torch_basins_match_numpy(geometry: torch.Tensor, molecule) -> None:
-    gen = torch.Generator().manual_seed(0)
-    x = geometry + 0.03 * torch.randn(50, 22, 3, generator=gen)
-    frames = frame_observables(x, molecule, mo.ALPHA_R_PSI)
-    phi = mo.dihedral(x.numpy(), molecule.phi)
-    psi = mo.dihedral(x.numpy(), molecule.psi)
-    pops = mo.basin_populations(phi, psi)
-    for name in mo.BASINS:
-        assert float(frames[f"pop_{name}"].mean()) == pytest.approx(pops[name])
 
 
 def test_kabsch_recovers_rigid_motion(geometry: torch.Tensor) -> None:

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from sciwm.errors import WorldModelError
-from surrogates.md.flow import FlowEmulator, Molecule, rollout
-from surrogates.md.geometry import dihedral, valid_frames
+from sciwm.md.molecule import Molecule
+from sciwm.md.torch_ops import dihedral, valid_frames
+from surrogates.md.flow import FlowEmulator, rollout
 from surrogates.md.relax import RelaxConfig, Relaxer
 
 pytestmark = pytest.mark.timeout(60)
@@ -18,7 +19,7 @@ def _energy(x: torch.Tensor) -> list[float]:
     import openmm
     from openmm import unit
 
-    from lab_connectors.md_systems import SystemSpec, build_system
+    from sciwm.md.systems import SystemSpec, build_system
 
     _, system, _ = build_system(SystemSpec())
     ctx = openmm.Context(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sciwm.errors import WorldModelError
 from sciwm.space import Parameter, SearchSpace
+from sciwm.testing.world_model_suite import WorldModelConformance, make_data
 from surrogates.md.world_model import DEFAULT_CHECKPOINT, MDEmulatorWorldModel
-from tests.world_model_conformance import WorldModelConformance, make_data
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -96,6 +98,45 @@ def test_bad_settings_and_spaces() -> None:
         MDEmulatorWorldModel(md_space(), ["pop_beta"], checkpoint="/nonexistent.pt").fit([], [])
 
 
+def test_settings_are_typed_and_checked() -> None:
+    """The settings read into MDEmulatorSettings (campaign name relax_ps for the corrector)."""
+    import tomllib
+
+    from surrogates.md.settings import MDEmulatorSettings
+
+    assert MDEmulatorWorldModel.settings_type is MDEmulatorSettings
+    shipped = Path(__file__).resolve().parents[3] / "sciwm" / "examples" / "md_campaign.toml"
+    raw = tomllib.loads(shipped.read_text())["world_model"]["settings"]
+    cfg = MDEmulatorWorldModel.check_settings(raw, md_space())
+    assert (cfg.grid, cfg.n_trajectories, cfg.rollout_ps) == (5, 16, 500.0)
+    cfg = MDEmulatorWorldModel.check_settings({"relax_ps": 0, "calibration": 2}, md_space())
+    assert cfg.relax == 0.0 and cfg.relax_config.n_steps == 0 and cfg.calibration == 2.0
+    assert cfg.to_dict()["relax_ps"] == 0.0 and "relax" not in cfg.to_dict()
+    model = MDEmulatorWorldModel(md_space(), ["pop_beta"], relax_ps=0.1)
+    assert model.cfg.relax_config.length_ps == 0.1
+    for bad, message in [
+        ({"grid": "five"}, "whole number"),
+        ({"relax_ps": -1.0}, "relax_ps"),
+        ({"tau_ps": 100.0, "rollout_ps": 50.0}, "rollout_ps"),
+        ({"n_trajectories": 1}, "n_trajectories"),
+        ({"temperature": "T"}, "numeric parameter 'T'"),
+    ]:
+        with pytest.raises(WorldModelError, match=message):
+            MDEmulatorWorldModel.check_settings(bad, md_space())
+
+
+def test_can_fit_before_any_real_result() -> None:
+    """The emulator predicts every per-frame observable with no real result; an outcome it
+    cannot compute waits for two measurements."""
+    assert MDEmulatorWorldModel(md_space(), ["pop_alpha_r", "psi_mean_cos"]).can_fit([], [])
+    assert not MDEmulatorWorldModel(md_space(), ["pop_alpha_r"], grid=0).can_fit([], [])
+    model = MDEmulatorWorldModel(md_space(), ["pop_alpha_r", "energy_mean"], **FAST)
+    assert not model.can_fit([], [])
+    exps, obs = make_data(md_space(), ["pop_alpha_r", "energy_mean"], 2, 0)
+    assert not model.can_fit(exps[:1], obs[:1])
+    assert model.can_fit(exps, obs)
+
+
 def test_saved_model_carries_the_emulator(tmp_path) -> None:
     """A saved model rolls out without its checkpoint file, exactly as before saving."""
     import shutil
@@ -131,15 +172,15 @@ def test_run_noise_matches_independent_real_runs(temperature: float) -> None:
     comes from block means of the training runs; independent reference runs agree with it."""
     import torch
 
+    from sciwm.md.torch_ops import frame_observables
     from surrogates.md.data import load_dataset
-    from surrogates.md.observables import frame_observables
 
     model = MDEmulatorWorldModel(md_space(), ["pop_alpha_r"], **FAST)
     model.fit([], [])
     space = md_space()
     data = load_dataset()
     basins = tuple(float(v) for v in data.meta["basins"]["alpha_r_psi"])
-    molecule = model._load().models[0].molecule
+    molecule = model.emulation.models[0].molecule
     for length in (100.0, 500.0):
         x = space.encode([{"temperature": temperature, "length_ps": length}]).double()
         predicted = float(model.observation_std(x, "pop_alpha_r")[0])

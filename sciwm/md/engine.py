@@ -1,9 +1,11 @@
-"""The OpenMM simulation itself: one Langevin run of a system at given conditions.
+"""The MD engine: one OpenMM Langevin run of a system at given conditions.
 
-``simulate`` is a plain function, used by the connector's worker process
-(:func:`lab_connectors.openmm_md.run_md_experiment`) and by the data flow
-(:mod:`flows.md_data`), so the training data and the campaign's real experiments come from the
-same engine code.
+:func:`simulate` is a plain function, used by the OpenMM connector's worker process
+(:func:`lab_connectors.openmm_md.run_md_experiment`), the data flow (:mod:`flows.md_data`) and
+the benchmark, so the training data, the campaign's real experiments and the benchmark's
+reference runs come from the same engine code. :func:`choose_platform` is the one place that
+maps a platform name (or ``"auto"``) to an OpenMM platform; the emulator's corrector
+(:mod:`surrogates.md.relax`) uses it too. OpenMM is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lab_connectors.md_systems import SystemSpec, build_system
+from sciwm.md.systems import SystemSpec, build_system
 
 
 class SimulationFailed(RuntimeError):
@@ -49,7 +51,27 @@ class RunConfig:
     threads: int = 1
 
 
-def _platform(name: str, spec: SystemSpec, threads: int) -> tuple[Any, dict[str, str]]:
+def platform_names() -> list[str]:
+    """Names of the OpenMM platforms available on this machine (e.g. Reference, CPU, CUDA)."""
+    import openmm
+
+    return [
+        openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())
+    ]
+
+
+def choose_platform(name: str, spec: SystemSpec, threads: int = 1) -> tuple[Any, dict[str, str]]:
+    """The OpenMM platform to run ``spec`` on, and its properties.
+
+    Args:
+        name: A platform name, or ``"auto"``: Reference in vacuum (fastest for a small
+            molecule without long-range forces), CPU otherwise.
+        spec: The system (its solvent decides ``"auto"``).
+        threads: Threads of the CPU platform.
+
+    Returns:
+        ``(platform, properties)`` for ``openmm.Context``.
+    """
     import openmm
 
     if name == "auto":
@@ -76,7 +98,7 @@ def simulate(
     Returns:
         ``positions`` (``n_frames x n_atoms x 3`` float32, nm), ``energy`` (``n_frames``,
         kJ/mol), ``final_positions``/``final_velocities`` (``n_atoms x 3``), ``wall_s``,
-        ``n_steps``, ``platform``.
+        ``n_steps``, ``platform`` (its name), ``topology`` (the OpenMM topology).
 
     Raises:
         SimulationFailed: If energy or coordinates become non-finite.
@@ -91,7 +113,7 @@ def simulate(
         config.timestep_fs * unit.femtosecond,
     )
     integrator.setRandomNumberSeed(int(config.seed) % 2**31 + 1)
-    platform, props = _platform(config.platform, spec, config.threads)
+    platform, props = choose_platform(config.platform, spec, config.threads)
     context = openmm.Context(system, integrator, platform, props)
     t0 = time.perf_counter()
     if start is None:

@@ -1,9 +1,12 @@
-"""Molecular systems for the OpenMM connector: the embedded alanine dipeptide and user PDBs.
+"""Molecular systems: the embedded alanine dipeptide and user PDBs, parameterised by OpenMM.
 
 A :class:`SystemSpec` names what to simulate (a PDB, force-field files, the solvent model);
 :func:`build_system` turns it into an OpenMM topology, system and positions, and turns every
 way a user can get it wrong (unknown residue, missing file, bad solvent) into a
-:class:`sciwm.errors.ConnectorError` that names the problem.
+:class:`sciwm.errors.ConnectorError` that names the problem (the spec comes from the
+``[connector.settings]`` of an ``openmm`` campaign). :func:`system_meta` is the chemistry an
+emulator learns (atom kinds, bonds and their force-field lengths, the backbone dihedrals).
+OpenMM is imported inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -93,13 +96,24 @@ class SystemSpec:
         return cls(pdb=pdb, forcefield=tuple(ff), solvent=solvent, constraints=constraints)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (the worker process rebuilds the spec from it)."""
+        """JSON-able form; :meth:`from_dict` is its inverse."""
         return {
             "pdb": self.pdb,
             "forcefield": list(self.forcefield),
             "solvent": self.solvent,
             "constraints": self.constraints,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SystemSpec:
+        """Inverse of :meth:`to_dict` (no checks: the dict came from a checked spec)."""
+        ff = data.get("forcefield", cls.forcefield)
+        return cls(
+            pdb=data.get("pdb"),
+            forcefield=(ff,) if isinstance(ff, str) else tuple(ff),
+            solvent=str(data.get("solvent", "vacuum")),
+            constraints=str(data.get("constraints", "HBonds")),
+        )
 
 
 def build_system(spec: SystemSpec) -> tuple[Any, Any, Any]:
