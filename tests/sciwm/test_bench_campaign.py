@@ -1,16 +1,24 @@
-"""The campaign benchmark: a tiny smoke run and the summary statistics."""
+"""The campaign benchmark: a tiny run through the product's loop, and the summary statistics."""
 
 from __future__ import annotations
 
 import json
 import math
+import tomllib
 
 import pytest
 import torch
 
 from sciwm.bench import campaign
 from sciwm.bench.campaign import METHODS, PROBLEMS, RunResult, Settings, cost_of, summarize
+from sciwm.bench.campaign.product import TimedStore, campaign_file, run_product
 from sciwm.bench.common import format_table
+from sciwm.experiment import Status
+from sciwm.spec import SchedulerSpec, parse_spec
+from sciwm.testing.problems import problem_named
+
+#: Small optimiser settings that keep the product's runs fast in tests.
+FAST = {"num_restarts": 2, "raw_samples": 16, "initial_experiments": 2}
 
 
 def test_cost_surface_spans_ten_times_and_is_log_linear():
@@ -69,6 +77,38 @@ def test_summary_medians_quartiles_and_censoring():
     assert checks == {"below_gp_cost_blind": 0, "5x_below_random": 0}
 
 
+def test_product_run_goes_through_the_loop_and_the_store(tmp_path):
+    branin = problem_named("branin")
+    store = TimedStore(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    s = Settings(scheduler=FAST)
+    r = run_product(branin, 3, 12.0, s, method="sciwm", store=store, root=tmp_path / "labs")
+    name = "branin-sciwm-3"
+    records = store.records(name)
+    assert len(records) == r.experiments >= 2
+    assert all(rec.status.finished and rec.observation is not None for rec in records)
+    costs = [rec.observation.cost for rec in records]
+    assert r.spent == pytest.approx(sum(costs)) and r.spent <= 12.0
+    for rec in records:  # the lab's numbers: the problem's value and cost surface
+        if rec.observation.status is Status.COMPLETED:
+            value, cost = branin.evaluate(rec.experiment.parameters)
+            assert rec.observation.outcomes["f"] == pytest.approx(value)
+            assert rec.observation.cost == pytest.approx(cost)
+    assert store.campaign_spec(name).connector.type == "sciwm.testing.simulated_lab:SimulatedLab"
+    assert 0 < r.store_s < r.wall_s and 0 <= r.fit_s < r.wall_s and 0 < r.propose_s < r.wall_s
+
+
+def test_campaign_file_keeps_the_shipped_scheduler_defaults():
+    hartmann = problem_named("hartmann6")
+    spec = parse_spec(tomllib.loads(campaign_file(hartmann, 7, 200.0)))
+    assert spec.scheduler == SchedulerSpec(poll_interval_s=spec.scheduler.poll_interval_s)
+    assert spec.connector.settings == {"problem": "hartmann6"}
+    assert spec.world_model.type == "gp" and spec.campaign.seed == 7
+    assert spec.budget.total == 200.0 and spec.stopping.target == hartmann.target()
+    assert [p.name for p in spec.parameters] == [f"x{i}" for i in range(1, 7)]
+    ei = parse_spec(tomllib.loads(campaign_file(hartmann, 7, 200.0, method="sciwm_ei")))
+    assert ei.scheduler.acquisition == "ei" and ei.name == "hartmann6-sciwm_ei-7"
+
+
 def test_smoke_run_writes_tidy_rows(tmp_path, capsys):
     out = tmp_path / "bench.json"
     result = campaign.run(
@@ -76,8 +116,9 @@ def test_smoke_run_writes_tidy_rows(tmp_path, capsys):
         seeds=1,
         out=out,
         progress=False,
-        caps={"branin": 12.0, "hartmann6": 10.0},
-        settings=Settings(workers=1, num_restarts=2, raw_samples=16, initial_experiments=2),
+        problems=["branin"],
+        caps={"branin": 12.0},
+        settings=Settings(workers=1, scheduler=FAST),
     )
     assert json.loads(out.read_text()) == result
     assert set(result) == {"suite", "rows", "config", "env"}
@@ -87,23 +128,29 @@ def test_smoke_run_writes_tidy_rows(tmp_path, capsys):
     rows = result["rows"]
     for row in rows:
         assert {"problem", "method", "metric", "value"} <= set(row)
-    problems = {p.name for p in PROBLEMS}
-    keyed = {(r["problem"], r["method"], r["metric"]) for r in rows}
-    for p in problems:
-        for m in METHODS:
-            assert (p, m, "cost_to_target") in keyed
-            assert (p, m, "reached_fraction") in keyed
-            assert (p, m, "cost_to_target_q25") in keyed
-        for m in METHODS[1:]:
-            assert (p, m, "ratio_to_sciwm") in keyed
+    keyed = {(r["method"], r["metric"]): r for r in rows if r["problem"] == "branin"}
+    for m in METHODS:
+        assert (m, "cost_to_target") in keyed
+        assert (m, "reached_fraction") in keyed
+        assert (m, "cost_to_target_q25") in keyed
+        assert keyed[(m, "loop_s_per_experiment")]["value"] > 0
+    for m in METHODS[1:]:
+        assert (m, "ratio_to_sciwm") in keyed
+    for m in ("sciwm", "sciwm_ei"):  # the product's runs time their store and their fits
+        store = keyed[(m, "store_s_per_experiment")]
+        loop = keyed[(m, "loop_s_per_experiment")]
+        assert 0 < store["value"] < loop["value"]
+        assert store["experiments"] == loop["experiments"]
+        assert keyed[(m, "fit_s_per_experiment")]["value"] < loop["value"]
+    assert ("random", "store_s_per_experiment") not in keyed
     runs = [r for r in rows if r["metric"] == "cost_to_target_run"]
-    assert len(runs) == len(problems) * len(METHODS)
+    assert len(runs) == len(METHODS)
     for r in runs:
         assert r["value"] is None or r["value"] <= r["cap"]
-        if r["method"] == "sciwm":  # the gate never lets it overspend
+        if r["method"] in ("sciwm", "sciwm_ei"):  # the gate never lets it overspend
             assert r["spent"] <= r["cap"]
     printed = capsys.readouterr().out
-    assert "cost_to_target" in printed and "hartmann6" in printed
+    assert "cost_to_target" in printed and "store_s_per_experiment" in printed
 
 
 def test_table_is_pivoted_by_problem_and_method():
@@ -118,11 +165,15 @@ def test_table_is_pivoted_by_problem_and_method():
     assert lines[3].split() == ["a", "m2", "2.5"]
 
 
-def test_sciwm_runs_with_the_agents_defaults():
-    from scheduler.agent import DEFAULT_COST_EXPONENT, Agent
+def test_gp_cost_blind_runs_with_the_products_effort(tmp_path):
+    from sciwm.bench.campaign.baselines import product_effort
+    from sciwm.bench.campaign.product import TimedLoop
 
-    s = Settings()
-    assert s.acquisition == "ei_per_cost"
-    assert s.cost_exponent == DEFAULT_COST_EXPONENT
-    assert Agent(PROBLEMS[0].space(), "f", False).cost_exponent == DEFAULT_COST_EXPONENT
-    assert s.seed_offset == 0 and s.methods == METHODS
+    store = TimedStore(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for seed, scheduler in enumerate(({}, FAST)):
+        text = campaign_file(problem_named("branin"), seed, 10.0, scheduler=scheduler)
+        spec = parse_spec(tomllib.loads(text))
+        agent = TimedLoop(spec, text, store, tmp_path / spec.name).agent
+        effort = product_effort(Settings(scheduler=scheduler))
+        assert effort == (agent.initial_experiments, agent.num_restarts, agent.raw_samples)
+    assert product_effort(Settings(scheduler=FAST)) == (2, 2, 16)

@@ -1,32 +1,27 @@
 """Campaign benchmark: real cost spent to reach the optimum, sciwm vs cost-blind BO vs random.
 
-Every method runs the same simulated lab, side by side in one run with the same seeds:
+Every method works on the same synthetic problems (:mod:`sciwm.testing.problems`), side by
+side in one run with the same seeds:
 
-- ``sciwm``: the real sciwm parts in-process: :class:`surrogates.gp.GPWorldModel` refitted on
-  every result, :class:`scheduler.agent.Agent` with the ``ei_per_cost`` acquisition (log
-  qLogNEI minus predicted log cost; the search restarts after 10 results without a real
-  improvement, see :mod:`scheduler.restart`), and :class:`scheduler.gate.DispatchGate` holding the
-  run's budget cap (an experiment that would overrun its reservation is stopped at it, as a
-  connector would, and its result is lost).
-- ``gp_cost_blind``: a plain botorch loop: the same scrambled Sobol initial design (same
-  seed, same size), the same GP (``SingleTaskGP``, Matern-5/2 ARD, ``Standardize``, fitted
-  with ``fit_gpytorch_mll``), ``qLogNoisyExpectedImprovement`` maximised by ``optimize_acqf``
-  with the same restarts and raw samples. It ignores cost.
+- ``sciwm``: the product. For each problem and seed the benchmark writes a campaign file
+  (:func:`~sciwm.bench.campaign.product.campaign_file`) for the simulated lab
+  (:class:`sciwm.testing.simulated_lab.SimulatedLab`) with the ``gp`` world model and the
+  shipped ``[scheduler]`` defaults, and runs it through the loop behind ``sciwm campaign
+  run`` (:class:`flows.loop.CampaignLoop`): world model -> agent (``ei_per_cost``, restarts
+  of a stalled search) -> dispatch gate -> connector -> a SQLite MLflow record store. An
+  experiment that would overrun its reservation is stopped there by the lab and its result
+  is lost, as with a real connector.
+- ``sciwm_ei``: the same campaign with ``acquisition = "ei"`` (the cost term off): it
+  separates the effect of the cost term from everything else the product adds.
+- ``gp_cost_blind``: a plain botorch loop that ignores cost (qLogNEI on a ``SingleTaskGP``),
+  with the product's initial design size and optimiser effort; see
+  :mod:`~sciwm.bench.campaign.baselines`.
 - ``random``: uniform random search.
-- ``sciwm_ei``: sciwm's own loop with the cost term switched off (acquisition ``"ei"``): it
-  separates the effect of the cost term from everything else that differs between sciwm and
-  the plain botorch loop (optimiser seeds, duplicate checks, the posterior adapter), i.e. it
-  shows how far two cost-blind implementations of the same method differ by chance.
 
-Problems are botorch test functions (minimised), with a cost per experiment that varies
-smoothly over the space. With ``u`` the point in the unit cube (``u_1`` the first coordinate,
-``u_d`` the last)::
-
-    cost(u) = 10 ** ((u_1 + u_d) / 2)        # in [1, 10]: log-linear, spans exactly 10x
-
-The cheapest corner is ``u_1 = u_d = 0``, the dearest ``u_1 = u_d = 1``; the median cost over
-the space is ``10 ** 0.5 = 3.16`` and the mean about 3.5. Where the optima lie relative to
-cost (nothing was chosen to make them cheap):
+Problems are botorch test functions (minimised), with the simulated cost per experiment
+``cost(u) = 10 ** ((u_1 + u_d) / 2)`` (``u`` the point in the unit cube: 1 to 10, median
+3.16, mean about 3.5). Where the optima lie relative to cost (nothing was chosen to make
+them cheap):
 
 - ``branin`` (2-D, x1 in [-5, 10], x2 in [0, 15]): the three global minima (value 0.3979) cost
   2.96 at (-pi, 12.275), 2.22 at (pi, 2.275) and 3.66 at (9.425, 2.475), all near the median.
@@ -34,10 +29,9 @@ cost (nothing was chosen to make them cheap):
   costs 2.69 (near the median); the second-best local minimum (-3.2032), a trap for BO, costs
   1.66, i.e. the trap is cheaper than the optimum.
 
-``cost_to_target`` is the real cost spent (initial design included) up to and including the
+``cost_to_target`` is the cost spent (initial design included) up to and including the
 first experiment whose value lies within 1% of the function's value range of the optimum:
-``f(x) <= f* + 0.01 * (f_max - f*)``, with ``f_max`` the largest value over the domain
-(found numerically; constants below). A run that does not get there within the cap is
+``f(x) <= f* + 0.01 * (f_max - f*)``. A run that does not get there within the cap is
 "not reached": its cost counts as infinite for the median and the quartiles, so a median
 over seeds is reported only when at least half the seeds reached the target; otherwise the
 value is ``null`` and the row says ``censored``. ``ratio_to_sciwm`` is a baseline's median
@@ -54,28 +48,27 @@ Random search costs nothing to simulate, so it runs with a cap ``random_cap_fact
 times larger than the model-based methods': its median is then measured rather than censored
 at the common cap, which can only favour it, and its rows carry the cap it ran with.
 
+Overhead: rows ``loop_s_per_experiment`` (a run's wall time per experiment),
+``store_s_per_experiment`` (record store), ``fit_s_per_experiment`` (world-model fits) and
+``propose_s_per_experiment`` (acquisition optimisation) show what the product's own parts
+cost, next to the same figures of the plain botorch loop.
+
 Tuning: :class:`Settings` takes ``seed_offset`` (tune on seeds such as 1000.. and report the
-benchmark's 0..), ``methods`` (run a subset) and ``acquisition`` (sciwm's acquisition, e.g.
-``"gittins"``); ``sciwm bench campaign`` always runs the defaults. The modules: ``problems``
-(test functions, cost surface, targets), ``methods`` (the loops), ``report`` (summary
-statistics and table), ``runner`` (:func:`run`).
+benchmark's 0..), ``methods`` (run a subset) and ``scheduler`` (``[scheduler]`` settings for
+the product's campaigns, e.g. ``{"acquisition": "gittins"}``); ``sciwm bench campaign``
+always runs the defaults. The modules: ``product`` (the campaign files and the timed loop),
+``baselines`` (the simple loops), ``methods`` (names, settings, a run's result), ``report``
+(summary statistics and table), ``runner`` (:func:`run`).
 """
 
 from __future__ import annotations
 
-from sciwm.bench.campaign.methods import (
-    METHODS,
-    RUNNERS,
-    RunResult,
-    Settings,
-    run_gp_cost_blind,
-    run_random,
-    run_sciwm,
-    run_sciwm_ei,
-)
-from sciwm.bench.campaign.problems import COST_MIN, COST_SPAN, OBJECTIVE, PROBLEMS, Problem, cost_of
+from sciwm.bench.campaign.baselines import run_gp_cost_blind, run_random
+from sciwm.bench.campaign.methods import METHODS, PRODUCT_METHODS, RunResult, Settings
+from sciwm.bench.campaign.product import campaign_file, run_product
 from sciwm.bench.campaign.report import TABLE_METRICS, summarize, target_check
-from sciwm.bench.campaign.runner import SUITE, run
+from sciwm.bench.campaign.runner import RUNNERS, SUITE, run
+from sciwm.testing.problems import COST_MIN, COST_SPAN, OBJECTIVE, PROBLEMS, Problem, cost_of
 
 __all__ = [
     "COST_MIN",
@@ -83,18 +76,19 @@ __all__ = [
     "METHODS",
     "OBJECTIVE",
     "PROBLEMS",
+    "PRODUCT_METHODS",
     "RUNNERS",
     "SUITE",
     "TABLE_METRICS",
     "Problem",
     "RunResult",
     "Settings",
+    "campaign_file",
     "cost_of",
     "run",
     "run_gp_cost_blind",
+    "run_product",
     "run_random",
-    "run_sciwm",
-    "run_sciwm_ei",
     "summarize",
     "target_check",
 ]

@@ -4,21 +4,68 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import os
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sciwm.bench.campaign.methods import METHODS, RunResult, Settings, run_task, usable_cpus
-from sciwm.bench.campaign.problems import PROBLEMS
+from sciwm.bench.campaign.baselines import run_gp_cost_blind, run_random
+from sciwm.bench.campaign.methods import (
+    METHODS,
+    PRODUCT_METHODS,
+    RunResult,
+    Settings,
+    usable_cpus,
+)
+from sciwm.bench.campaign.product import SIMULATED_LAB, TimedStore, campaign_file, run_product
 from sciwm.bench.campaign.report import TABLE_METRICS, cell, summarize, target_check
 from sciwm.bench.common import env_info, format_table, make_result, save_result
+from sciwm.testing.problems import PROBLEMS, Problem
 
 SUITE = "campaign"
+
+#: The simple loops, by method name (the product's methods run through :func:`run_task`).
+RUNNERS: dict[str, Callable[[Problem, int, float, Settings], RunResult]] = {
+    "gp_cost_blind": run_gp_cost_blind,
+    "random": run_random,
+}
+
+Task = tuple[Problem, str, int, float, Settings, str]
+
+#: One record store per process and benchmark run, by the run's directory: opening a new
+#: SQLite MLflow store costs seconds, so the campaigns of one process share it.
+_STORES: dict[str, TimedStore] = {}
+
+
+def process_store(root: str | Path) -> TimedStore:
+    """This process's record store under ``root`` (opened on first use)."""
+    key = str(root)
+    if key not in _STORES:
+        folder = Path(root) / f"store-{os.getpid()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        _STORES[key] = TimedStore(f"sqlite:///{folder / 'mlflow.db'}")
+    return _STORES[key]
+
+
+def run_task(task: Task) -> RunResult:
+    """Run ``(problem, method, seed, cap, settings, root)`` with one torch thread.
+
+    The product's methods record their campaign in this process's store under ``root``.
+    """
+    problem, method, seed, cap, settings, root = task
+    torch.set_num_threads(1)
+    if method in PRODUCT_METHODS:
+        store = process_store(root)
+        return run_product(
+            problem, seed, cap, settings, method=method, store=store, root=Path(root) / "labs"
+        )
+    return RUNNERS[method](problem, seed, cap, settings)
 
 
 def run(
@@ -54,13 +101,64 @@ def run(
     cap_of.update(caps or {})
     # Longest runs first so that the parallel workers finish together.
     factor = {"random": s.random_cap_factor}
-    tasks = [
-        (p, m, seed, cap_of[p.name] * factor.get(m, 1.0), s)
-        for m in ("sciwm", "sciwm_ei", "gp_cost_blind", "random")
-        if m in s.methods
-        for p in sorted(chosen, key=lambda p: -p.dim)
-        for seed in range(s.seed_offset, s.seed_offset + s.seeds)
-    ]
+    with tempfile.TemporaryDirectory(prefix="sciwm-bench-campaign-") as root:
+        tasks: list[Task] = [
+            (p, m, seed, cap_of[p.name] * factor.get(m, 1.0), s, root)
+            for m in ("sciwm", "sciwm_ei", "gp_cost_blind", "random")
+            if m in s.methods
+            for p in sorted(chosen, key=lambda p: -p.dim)
+            for seed in range(s.seed_offset, s.seed_offset + s.seeds)
+        ]
+        results, wall, workers, threads = _run_tasks(tasks, s, progress)
+        _STORES.pop(root, None)
+    rows = summarize(results, chosen)
+    rows += target_check(rows, chosen)
+    config = {
+        **asdict(s),
+        "problems": [
+            {**asdict(p), "cap_used": cap_of[p.name], "target": p.target()} for p in chosen
+        ],
+        "methods": list(METHODS),
+        "cost": "cost(u) = 10 ** ((u_1 + u_d) / 2), u in the unit cube; spans 1..10",
+        "target": "f <= f* + 0.01 * (f_max - f*)",
+        "connector": SIMULATED_LAB,
+        "campaign_file_example": campaign_file(
+            chosen[0],
+            s.seed_offset,
+            cap_of[chosen[0].name],
+            scheduler=s.scheduler,
+            max_experiments=s.max_experiments,
+        ),
+        "wall_s_total": wall,
+    }
+    env = env_info()
+    env["torch_threads"] = 1 if workers > 1 else threads
+    env["workers"] = workers
+    result = make_result(SUITE, rows, config, env)
+    if progress:
+        print(file=sys.stderr)
+    print(
+        format_table(
+            [r for r in result["rows"] if r["metric"] in TABLE_METRICS],
+            TABLE_METRICS,
+            METHODS,
+            cell=cell,
+        )
+    )
+    for r in result["rows"]:
+        if r["metric"] == "target_met":
+            word = "met" if r["value"] else "NOT met"
+            print(f"target {r['criterion']} on {r['problem']}: {word}")
+    print(f"total wall time {wall:.0f} s with {workers} worker(s)")
+    if out is not None:
+        save_result(out, result)
+    return result
+
+
+def _run_tasks(
+    tasks: Sequence[Task], s: Settings, progress: bool
+) -> tuple[list[RunResult], float, int, int]:
+    """Run the tasks (in a pool of ``s.workers`` processes); results, wall, workers, threads."""
     t0 = time.perf_counter()
     results: list[RunResult] = []
     workers = max(1, s.workers if s.workers is not None else usable_cpus())
@@ -88,38 +186,4 @@ def run(
                 _done(run_task(task))
         finally:
             torch.set_num_threads(threads)
-    wall = time.perf_counter() - t0
-    rows = summarize(results, chosen)
-    rows += target_check(rows, chosen)
-    config = {
-        **asdict(s),
-        "problems": [
-            {**asdict(p), "cap_used": cap_of[p.name], "target": p.target()} for p in chosen
-        ],
-        "methods": list(METHODS),
-        "cost": "cost(u) = 10 ** ((u_1 + u_d) / 2), u in the unit cube; spans 1..10",
-        "target": "f <= f* + 0.01 * (f_max - f*)",
-        "wall_s_total": wall,
-    }
-    env = env_info()
-    env["torch_threads"] = 1 if workers > 1 else threads
-    env["workers"] = workers
-    result = make_result(SUITE, rows, config, env)
-    if progress:
-        print(file=sys.stderr)
-    print(
-        format_table(
-            [r for r in result["rows"] if r["metric"] in TABLE_METRICS],
-            TABLE_METRICS,
-            METHODS,
-            cell=cell,
-        )
-    )
-    for r in result["rows"]:
-        if r["metric"] == "target_met":
-            word = "met" if r["value"] else "NOT met"
-            print(f"target {r['criterion']} on {r['problem']}: {word}")
-    print(f"total wall time {wall:.0f} s with {workers} worker(s)")
-    if out is not None:
-        save_result(out, result)
-    return result
+    return results, time.perf_counter() - t0, workers, threads

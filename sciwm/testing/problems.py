@@ -1,0 +1,132 @@
+"""Synthetic problems with a cost surface: botorch test functions the simulated lab evaluates.
+
+With ``u`` a point in the unit cube (``u_1`` its first coordinate, ``u_d`` its last), every
+problem's experiment costs::
+
+    cost(u) = COST_MIN * COST_SPAN ** ((u_1 + u_d) / 2)     # in [1, 10]: log-linear, 10x
+
+The cheapest corner is ``u_1 = u_d = 0``, the dearest ``u_1 = u_d = 1``; the median cost over
+the space is ``10 ** 0.5 = 3.16`` and the mean about 3.5. The cost is simulated: a number the
+lab reports, not time spent.
+
+A problem's *target* is a value within 1% of the function's range of its optimum,
+``f* + 0.01 * (f_max - f*)``, with ``f_max`` the largest value over the domain (found
+numerically: 2 M uniform samples, then L-BFGS-B from the best 20).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import torch
+
+from sciwm.space import Parameter, SearchSpace, Value
+
+#: Name of the outcome a problem reports (minimised).
+OBJECTIVE = "f"
+
+#: Cheapest and dearest cost of the cost surface (10x apart).
+COST_MIN = 1.0
+COST_SPAN = 10.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A botorch test function (minimised) with the cost surface and a budget cap per run.
+
+    Attributes:
+        name: Problem name (``"branin"``, ``"hartmann6"``).
+        function: Name of the botorch test function class.
+        dim: Dimension.
+        f_max: Largest value over the domain.
+        cap: Budget per run (cost units) in the full campaign benchmark.
+        cap_quick: Budget per run with ``--quick``.
+    """
+
+    name: str
+    function: str
+    dim: int
+    f_max: float
+    cap: float
+    cap_quick: float
+
+    def make(self) -> Any:
+        """The botorch test function (minimisation, no noise)."""
+        from botorch import test_functions
+
+        cls = getattr(test_functions, self.function)
+        return cls(dim=self.dim) if self.function == "Hartmann" else cls()
+
+    @cached_property
+    def _fn(self) -> Any:
+        return self.make()
+
+    def space(self) -> SearchSpace:
+        """The search space: float parameters ``x1 .. xd`` with the function's bounds."""
+        return self._space
+
+    @cached_property
+    def _space(self) -> SearchSpace:
+        bounds = self._fn.bounds
+        return SearchSpace(
+            tuple(
+                Parameter(f"x{i + 1}", "float", float(bounds[0, i]), float(bounds[1, i]))
+                for i in range(self.dim)
+            )
+        )
+
+    def target(self) -> float:
+        """Threshold of ``cost_to_target``: within 1% of the value range of the optimum."""
+        f_star = float(self._fn.optimal_value)
+        return f_star + 0.01 * (self.f_max - f_star)
+
+    def evaluate(self, parameters: Mapping[str, Value]) -> tuple[float, float]:
+        """Value and cost of one experiment.
+
+        Args:
+            parameters: ``{"x1": ..., "xd": ...}`` inside the bounds of :meth:`space`.
+
+        Returns:
+            ``(f(x), cost(u))`` with ``u`` the point in the unit cube.
+        """
+        u = self.space().encode([parameters])
+        return float(self._fn(to_native(self._fn, u))[0]), float(cost_of(u)[0])
+
+
+PROBLEMS = (
+    Problem("branin", "Branin", 2, f_max=308.129096, cap=150.0, cap_quick=100.0),
+    Problem("hartmann6", "Hartmann", 6, f_max=-2.1294e-07, cap=200.0, cap_quick=120.0),
+)
+
+
+def problem_named(name: str) -> Problem:
+    """The problem of :data:`PROBLEMS` called ``name``.
+
+    Raises:
+        KeyError: If there is none, naming the problems there are.
+    """
+    for problem in PROBLEMS:
+        if problem.name == name:
+            return problem
+    raise KeyError(f"no problem {name!r}; choose from {[p.name for p in PROBLEMS]}")
+
+
+def cost_of(u: torch.Tensor) -> torch.Tensor:
+    """Cost of experiments at unit-cube points.
+
+    Args:
+        u: A ``n x d`` tensor in [0, 1].
+
+    Returns:
+        A ``n`` tensor: ``COST_MIN * COST_SPAN ** ((u_1 + u_d) / 2)``.
+    """
+    return COST_MIN * COST_SPAN ** ((u[..., 0] + u[..., -1]) / 2)
+
+
+def to_native(fn: Any, u: torch.Tensor) -> torch.Tensor:
+    """Map ``n x d`` unit-cube points to the native bounds of the test function ``fn``."""
+    lb, ub = fn.bounds[0].to(u), fn.bounds[1].to(u)
+    return lb + u * (ub - lb)
