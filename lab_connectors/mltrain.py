@@ -1,12 +1,12 @@
 """The mltrain connector: real training runs on this machine, with their learning curves.
 
-Each experiment trains a learner (any of LCDB's 20 scikit-learn learners by LCDB's name or
-its class name, a dotted scikit-learn class path, or ``TorchMLP``, a small torch network) on a
-data set that ships with scikit-learn (``digits``, ``breast_cancer``, ``wine``, ``iris``) or a
-user's CSV, at the training-set size the experiment asks for. It runs in a detached worker
-process (the local connector's machinery) and walks up a learning curve: it trains at
-training sizes 16, 32, 64, ... and at the requested size, and after each it logs the test
-score
+Each experiment trains a learner (any of LCDB's 20 scikit-learn learners of
+:data:`sciwm.lcdb.learners.LEARNERS` by LCDB's name or its class name, a dotted scikit-learn
+class path, or ``TorchMLP``, a small torch network) on a data set that ships with
+scikit-learn (``digits``, ``breast_cancer``, ``wine``, ``iris``) or a user's CSV, at the
+training-set size the experiment asks for. It runs in a detached worker process (the local
+connector's machinery) and walks up a learning curve: it trains at training sizes 16, 32,
+64, ... and at the requested size, and after each it logs the test score
 
 - to ``curve.jsonl`` in the experiment's directory, line by line while the run goes, and
 - as the MLflow metric ``score`` with ``step`` = training size (plus ``train_time``), when a
@@ -29,39 +29,12 @@ from typing import Any, ClassVar
 from lab_connectors.local import LocalConnector
 from sciwm.errors import ConnectorError
 from sciwm.experiment import Experiment
+from sciwm.lcdb.learners import LEARNERS, lcdb_learner
 
 CONFIG_ENV = "SCIWM_MLTRAIN"
 CURVE_FILE = "curve.jsonl"
 BUILTIN_DATA = ("digits", "breast_cancer", "wine", "iris")
 
-#: LCDB's learner names -> (scikit-learn class path, constructor arguments).
-LEARNERS: dict[str, tuple[str, dict[str, Any]]] = {
-    "SVC_linear": ("sklearn.svm.SVC", {"kernel": "linear"}),
-    "SVC_poly": ("sklearn.svm.SVC", {"kernel": "poly"}),
-    "SVC_rbf": ("sklearn.svm.SVC", {"kernel": "rbf"}),
-    "SVC_sigmoid": ("sklearn.svm.SVC", {"kernel": "sigmoid"}),
-    **{
-        path.rsplit(".", 1)[-1]: (path, {})
-        for path in (
-            "sklearn.discriminant_analysis.LinearDiscriminantAnalysis",
-            "sklearn.discriminant_analysis.QuadraticDiscriminantAnalysis",
-            "sklearn.ensemble.ExtraTreesClassifier",
-            "sklearn.ensemble.GradientBoostingClassifier",
-            "sklearn.ensemble.RandomForestClassifier",
-            "sklearn.linear_model.LogisticRegression",
-            "sklearn.linear_model.PassiveAggressiveClassifier",
-            "sklearn.linear_model.Perceptron",
-            "sklearn.linear_model.RidgeClassifier",
-            "sklearn.linear_model.SGDClassifier",
-            "sklearn.naive_bayes.BernoulliNB",
-            "sklearn.naive_bayes.MultinomialNB",
-            "sklearn.neighbors.KNeighborsClassifier",
-            "sklearn.neural_network.MLPClassifier",
-            "sklearn.tree.DecisionTreeClassifier",
-            "sklearn.tree.ExtraTreeClassifier",
-        )
-    },
-}
 _OWN = (
     "startup_s",
     "data",
@@ -161,10 +134,7 @@ class MLTrainConnector(LocalConnector):
 
 def check_learner(name: str) -> None:
     """Raise ``ValueError`` naming the known learners if ``name`` is not one."""
-    if name in LEARNERS or name == "TorchMLP" or name.startswith("sklearn."):
-        return
-    short = name.rsplit(".", 1)[-1]
-    if short in LEARNERS:
+    if lcdb_learner(name) is not None or name == "TorchMLP" or name.startswith("sklearn."):
         return
     raise ValueError(
         f"unknown learner {name!r}; use one of {sorted(LEARNERS)}, 'TorchMLP' or a dotted "
@@ -269,7 +239,8 @@ def _build(learner: str, hyper: Mapping[str, Any], seed: int) -> Any:
     import importlib
     import inspect
 
-    path, kwargs = LEARNERS.get(learner.rsplit(".", 1)[-1], (learner, {}))
+    known = lcdb_learner(learner)
+    path, kwargs = (known.path, known.kwargs) if known else (learner, {})
     module, _, cls_name = path.rpartition(".")
     cls = getattr(importlib.import_module(module), cls_name)
     kwargs = {**kwargs, **hyper}

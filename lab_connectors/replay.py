@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pandas as pd
-
 from sciwm.connector import Connector, Handle
 from sciwm.errors import ConnectorError
 from sciwm.experiment import Experiment, Observation, Status
+from sciwm.lcdb import RunDataError
+from sciwm.lcdb.learners import short_learner
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _KNOWN = (
@@ -47,67 +47,12 @@ _KNOWN = (
 )
 
 
-def lcdb_runs(metric: str = "accuracy") -> pd.DataFrame:
-    """LCDB's runs (mean over seeds per data set, learner and anchor), from the shared cache.
-
-    The cache (``$SCIWM_CACHE/lcdb`` or ``~/.cache/sciwm/lcdb``) is the one that
-    :mod:`surrogates.mlrun.data` writes; a connector does not import surrogates, so this
-    reads (or builds) just the run table itself.
-    """
-    import importlib.util
-
-    root = Path(os.environ.get("SCIWM_CACHE") or Path.home() / ".cache" / "sciwm") / "lcdb"
-    runs_file = root / f"runs-{metric}-v2.parquet"
-    meta_file = root / "datasets-v2.parquet"
-    if runs_file.is_file() and meta_file.is_file():
-        return pd.read_parquet(runs_file)
-    spec = importlib.util.find_spec("lcdb")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConnectorError("the replay connector needs LCDB: pip install lcdb==0.1.0")
-    src = Path(next(iter(spec.submodule_search_locations)))
-    csv = src / f"database-{metric}.csv"
-    if not csv.is_file():
-        raise ConnectorError(f"LCDB has no metric {metric!r}; use accuracy, auc, f1 or logloss")
-    raw = pd.read_csv(
-        csv,
-        engine="pyarrow",
-        usecols=["openmlid", "learner", "size_train", "traintime", "score_test"],
-    )
-    runs = (
-        raw.groupby(["openmlid", "learner", "size_train"])
-        .agg(score=("score_test", "mean"), train_time=("traintime", "mean"))
-        .reset_index()
-        .rename(columns={"size_train": "anchor"})
-    )
-    meta = pd.read_csv(src / "datasets.csv", usecols=["openmlid", "Name"])
-    dup = meta["Name"].duplicated(keep=False)
-    meta["dataset"] = meta["Name"].where(~dup, meta["Name"] + "-" + meta["openmlid"].astype(str))
-    runs = runs.merge(meta[["openmlid", "dataset"]], on="openmlid")
-    runs["train_time"] = runs["train_time"].clip(lower=1e-4)
-    return runs
-
-
-def _check(runs: pd.DataFrame, source: str) -> None:
-    need = ["dataset", "learner", "anchor", "score", "train_time"]
-    missing = [c for c in need if c not in runs.columns]
-    if missing:
-        raise ConnectorError(f"{source}: run log lacks column(s) {missing}; it needs {need}")
-    for col in ("anchor", "score", "train_time"):
-        values = pd.to_numeric(runs[col], errors="coerce")
-        if not values.map(math.isfinite).all():
-            raise ConnectorError(f"{source}: column {col!r} holds NaN, infinite or non-numbers")
-
-
-def _short(name: Any) -> str:
-    return str(name).rsplit(".", 1)[-1]
-
-
 class ReplayConnector(Connector):
     """Answers experiments from a recorded run table.
 
     Args:
         workdir: Directory for per-experiment state files.
-        data: ``"lcdb"`` (default; built from the ``lcdb`` package on first use) or a CSV
+        data: ``"lcdb"`` (default; LCDB's run table from :mod:`sciwm.lcdb.cache`) or a CSV
             file with columns ``dataset, learner, anchor, score, train_time``.
         metric: LCDB metric (``accuracy``, ``auc``, ``f1``, ``logloss``).
         outcome: Name of the outcome reported (default ``"accuracy"``).
@@ -146,17 +91,25 @@ class ReplayConnector(Connector):
 
     @staticmethod
     def _load(data: str, metric: str) -> dict[tuple[str, str], dict[int, tuple[float, float]]]:
-        if data == "lcdb":
-            runs = lcdb_runs(metric)
-        else:
-            path = Path(data)
-            if not path.is_file():
-                raise ConnectorError(f"replay data file {path} does not exist")
-            runs = pd.read_csv(path)
-            _check(runs, str(path))
+        import pandas as pd  # lazily: the connector's module stays light to import
+
+        from sciwm.lcdb.cache import lcdb_runs
+        from sciwm.lcdb.runs import check_runs
+
+        try:
+            if data == "lcdb":
+                runs = lcdb_runs(metric)
+            else:
+                path = Path(data)
+                if not path.is_file():
+                    raise ConnectorError(f"replay data file {path} does not exist")
+                runs = pd.read_csv(path)
+                check_runs(runs, str(path))
+        except RunDataError as exc:
+            raise ConnectorError(f"replay connector: {exc}") from exc
         table: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}
         for r in runs.itertuples():
-            key = (str(r.dataset), _short(r.learner))
+            key = (str(r.dataset), short_learner(r.learner))
             table.setdefault(key, {})[int(r.anchor)] = (float(r.score), float(r.train_time))
         return table
 
@@ -174,7 +127,7 @@ class ReplayConnector(Connector):
     def lookup(self, experiment: Experiment) -> Observation:
         """The recorded observation of ``experiment`` (``FAILED`` when not recorded)."""
         try:
-            learner = _short(self._value(experiment, "learner"))
+            learner = short_learner(self._value(experiment, "learner"))
             dataset = str(self._value(experiment, "dataset"))
             anchor = int(round(float(self._value(experiment, "anchor"))))
         except (KeyError, TypeError, ValueError) as exc:

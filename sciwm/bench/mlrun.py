@@ -1,18 +1,14 @@
-"""``sciwm bench mlrun``: the ML-run world model on LCDB, leave-data-sets-out.
+"""``sciwm bench mlrun``: the ML-run world model's LCDB prior on LCDB, leave-data-sets-out.
 
 Whole OpenML data sets are held out (5 folds); the target is the test accuracy and the log
-train time of each learner at the data set's largest anchor. Every method sees the same
-folds. Settings: ``no_curve`` (description only) and ``partial_curve`` (plus the observed
-curve at anchors up to 10% of the largest). Methods: ``sciwm`` (the LM predictor with the
-default encoder, MiniLM), ``sciwm_<encoder>`` (other encoders; ``sciwm_hashing`` has no
-language model), and the baselines of :mod:`surrogates.mlrun.baselines`. The LM predictor
-is configured as the world model's LCDB prior: a within-data-set ranking loss next to the
-Gaussian NLL, and the same learner's results on the nearest training data sets stacked onto
-its inputs (:mod:`surrogates.mlrun.neighbours`). It is trained on the training data sets'
-rows at the largest anchor and at the :data:`AUGMENT_DEPTH` anchors below it (each with the
-curve prefix it had at 10% of its own anchor, :mod:`surrogates.mlrun.augment`), and gets ten
-more OpenML meta-features of each data set as extra numbers
-(:mod:`surrogates.mlrun.openml_meta`).
+train time of each learner at the data set's largest anchor, predicted from the run's
+description alone (learner, data set meta-features, training size). Every method sees the
+same folds. ``sciwm`` is what ``[world_model] type = "mlrun"`` with ``pretrain = "lcdb"``
+ships: :func:`surrogates.mlrun.pretrain.fit_prior` with its defaults (the ones
+:class:`~surrogates.mlrun.model.MLRunWorldModel` uses), trained on each fold's training data
+sets, with the default encoder (MiniLM); ``sciwm_<encoder>`` is the same with the campaign
+setting ``encoder = "<encoder>"`` (``sciwm_hashing`` has no language model). The baselines are
+those of :mod:`surrogates.mlrun.baselines`.
 """
 
 from __future__ import annotations
@@ -29,15 +25,12 @@ import pandas as pd
 import torch
 
 from sciwm.bench.common import env_info, print_table, write_result
+from sciwm.lcdb.cache import load_lcdb
+from sciwm.lcdb.meta import EXTRA_META
+from sciwm.lcdb.runs import final_targets
 from surrogates.mlrun import baselines
-from surrogates.mlrun.augment import prefix_curves, smaller_anchor_targets
-from surrogates.mlrun.data import final_targets, load_lcdb, partial_curves
 from surrogates.mlrun.encoders import CachedEncoder, load_encoder
-from surrogates.mlrun.heads import HeadConfig
-from surrogates.mlrun.mapping import PRETRAIN_RANK_WEIGHT as RANK_WEIGHT
-from surrogates.mlrun.openml_meta import EXTRA_META, extra_meta_vectors
-from surrogates.mlrun.predictor import RunPredictor, RunRecord
-from surrogates.mlrun.pretrain import NEIGHBOURS
+from surrogates.mlrun.pretrain import MIN_ANCHOR, NEIGHBOURS, PRIOR_HEAD, fit_prior, prior_records
 
 Z90 = NormalDist().inv_cdf(0.95)
 TARGETS = ("final_metric", "cost")
@@ -45,8 +38,8 @@ METRICS = ("pairwise_accuracy", "pairwise_clear", "spearman", "mae", "nll", "cov
 #: ``pairwise_clear`` only counts pairs whose true values differ by more than this (a point
 #: of accuracy): ~20% of LCDB's within-data-set pairs are closer, and their order is noise.
 CLEAR_GAP = 0.01
-#: The LM predictor also trains on this many anchors below each training data set's largest.
-AUGMENT_DEPTH = 4
+#: What the prediction is made from: the description only (a campaign's run has no curve yet).
+SETTING = "no_curve"
 
 
 def _pairwise(y: np.ndarray, p: np.ndarray, min_gap: float = 0.0) -> float:
@@ -96,55 +89,26 @@ def metrics(
     }
 
 
-def _records(
-    frame: pd.DataFrame,
-    metas: dict,
-    curves: dict | None,
-    extra: dict[str, tuple[float, ...]] | None = None,
-    by_anchor: bool = False,
-) -> list[RunRecord]:
-    """Records of ``frame``'s rows; ``curves`` keyed by ``(dataset, learner)``, or by
-    ``(dataset, learner, anchor)`` with ``by_anchor``; ``extra``: numbers per data set."""
-    out = []
-    for r in frame.itertuples():
-        key = (r.dataset, r.learner, float(r.anchor)) if by_anchor else (r.dataset, r.learner)
-        c = None if curves is None else curves.get(key)
-        if c is not None and len(c[0]) == 0:
-            c = None
-        more = () if extra is None else extra[r.dataset]
-        out.append(
-            RunRecord(r.learner, r.dataset, metas[r.dataset], float(r.anchor), extra=more, curve=c)
-        )
-    return out
-
-
 def run(
     quick: bool = False, seeds: int | None = None, out: Path | None = None, progress: bool = True
 ) -> dict[str, Any]:
     """Run the suite, print its table and write the result file.
 
     Args:
-        quick: Fewer optimiser steps (400, else 600) and only MiniLM and hashing encoders.
+        quick: Only the MiniLM and hashing encoders (else SmolLM2 too).
         seeds: Number of fold assignments (default 1).
         out: Result JSON file.
         progress: Print progress lines.
     """
     t_start = time.time()
     encoders = ["minilm", "hashing"] if quick else ["minilm", "smollm2", "hashing"]
-    config = HeadConfig(steps=400 if quick else 600, n_members=5, rank_weight=RANK_WEIGHT)
     n_folds, n_seeds = 5, int(seeds or 1)
     data = load_lcdb(progress=progress)
     finals = final_targets(data)
     counts = finals.groupby("dataset")["learner"].transform("size")
     finals = finals[counts >= 5].reset_index(drop=True)
-    curves = partial_curves(data, 0.1)
-    metas = {n: data.meta(n) for n in finals["dataset"].unique()}
+    metas = {n: m for n, m in data.metas().items() if n in set(finals["dataset"])}
     y = np.c_[finals["score"].to_numpy(float), np.log(finals["train_time"].to_numpy(float))]
-    ids = dict(zip(data.datasets["dataset"], data.datasets["openmlid"], strict=True))
-    extra = extra_meta_vectors({n: int(ids[n]) for n in metas})
-    aug = smaller_anchor_targets(data.runs, metas, AUGMENT_DEPTH)
-    aug_curves = prefix_curves(data.runs, aug, 0.1)
-    y_aug = np.c_[aug["score"].to_numpy(float), np.log(aug["train_time"].to_numpy(float))]
     emb_rate: dict[str, float] = {}
     cached: dict[str, CachedEncoder] = {}
     for name in encoders:
@@ -159,12 +123,12 @@ def run(
         if progress:
             print(f"encoder {name}: loaded in {load_s:.1f} s, {emb_rate[name]:.0f} texts/s")
     rows: list[dict[str, Any]] = []
-    speed: dict[str, list[float]] = {"n": [], "predict_s": [], "train_time_s": []}
+    speed: dict[str, list[float]] = {"n": [], "predict_s": [], "train_time_s": [], "fit_s": []}
     for seed in range(n_seeds):
         names = np.array(sorted(metas))
         rng = np.random.default_rng(seed)
         fold_of = dict(zip(rng.permutation(names), np.arange(len(names)) % n_folds, strict=True))
-        preds: dict[tuple[str, str], list] = {}
+        preds: dict[str, list] = {}
         order: list[np.ndarray] = []
         for fold in range(n_folds):
             test_mask = finals["dataset"].map(fold_of).to_numpy() == fold
@@ -172,53 +136,33 @@ def run(
             order.append(np.flatnonzero(test_mask))
             tf = time.time()
 
-            def add(method: str, setting: str, mean, std, half=None, preds=preds) -> None:
+            def add(method: str, mean, std, half=None, preds=preds) -> None:
                 half = Z90 * std if half is None else half
-                preds.setdefault((method, setting), []).append((mean, std, half))
+                preds.setdefault(method, []).append((mean, std, half))
 
             m, s = baselines.learner_mean(train, test)
-            add("learner_mean", "no_curve", m, s)
-            add("knn_datasets", "no_curve", *baselines.knn_datasets(train, test, metas))
-            add("gp_meta", "no_curve", *baselines.gp_meta(train, test, metas))
-            add(
-                "last_observed",
-                "partial_curve",
-                *baselines.curve_baseline(train, test, curves, "last"),
-            )
-            add(
-                "power_law",
-                "partial_curve",
-                *baselines.curve_baseline(train, test, curves, "power_law"),
-            )
-            train_names = np.array(sorted(train["dataset"].unique()))
-            cal = set(rng.choice(train_names, len(train_names) // 5, replace=False))
-            fit_rows = train[~train["dataset"].isin(cal)]
-            cal_rows = train[train["dataset"].isin(cal)]
-            more = aug["dataset"].isin(set(fit_rows["dataset"])).to_numpy()
+            add("learner_mean", m, s)
+            add("knn_datasets", *baselines.knn_datasets(train, test, metas))
+            add("gp_meta", *baselines.gp_meta(train, test, metas))
+            fold_data = data.subset(set(train["dataset"]))
             for name in encoders:
                 method = "sciwm" if name == "minilm" else f"sciwm_{name}"
-                for setting, cv in (("no_curve", None), ("partial_curve", curves)):
-                    pred = RunPredictor(
-                        cached[name], ["score", "log_time"], config, neighbours=NEIGHBOURS
-                    )
-                    ytr = torch.tensor(np.r_[y[fit_rows.index], y_aug[more]], dtype=torch.float32)
-                    ycal = torch.tensor(y[cal_rows.index], dtype=torch.float32)
-                    acv = None if cv is None else aug_curves
-                    recs = _records(fit_rows, metas, cv, extra)
-                    recs += _records(aug[more], metas, acv, extra, by_anchor=True)
-                    pred.fit(recs, ytr, _records(cal_rows, metas, cv, extra), ycal)
-                    recs = _records(test, metas, cv, extra)
-                    t0 = time.perf_counter()
-                    mean, std, _ = pred.predict(recs)
-                    dt = time.perf_counter() - t0
-                    if method == "sciwm" and setting == "no_curve":
-                        speed["n"].append(len(recs))
-                        speed["predict_s"].append(dt)
-                        speed["train_time_s"].append(float(test["train_time"].sum()))
-                    half = torch.stack(
-                        [pred.interval_halfwidth(j, std[:, j], 0.9) for j in range(2)], 1
-                    )
-                    add(method, setting, mean.numpy(), std.numpy(), half.numpy())
+                t0 = time.perf_counter()
+                pred, facts = fit_prior(fold_data, cached[name], PRIOR_HEAD)
+                fit_s = time.perf_counter() - t0
+                recs = prior_records(test, metas, facts["extra_fill"])
+                t0 = time.perf_counter()
+                mean, std, _ = pred.predict(recs)
+                dt = time.perf_counter() - t0
+                if method == "sciwm":
+                    speed["n"].append(len(recs))
+                    speed["predict_s"].append(dt)
+                    speed["train_time_s"].append(float(test["train_time"].sum()))
+                    speed["fit_s"].append(fit_s)
+                half = torch.stack(
+                    [pred.interval_halfwidth(j, std[:, j], 0.9) for j in range(2)], 1
+                )
+                add(method, mean.numpy(), std.numpy(), half.numpy())
             if progress:
                 print(
                     f"seed {seed} fold {fold + 1}/{n_folds}: {test['dataset'].nunique()} held-out "
@@ -227,7 +171,7 @@ def run(
                 )
         idx = np.concatenate(order)
         frame = finals.iloc[idx].reset_index(drop=True)
-        for (method, setting), parts in preds.items():
+        for method, parts in preds.items():
             mean, std, half = (np.concatenate([p[k] for p in parts]) for k in range(3))
             for j, target in enumerate(TARGETS):
                 vals = metrics(frame, y[idx, j], mean[:, j], std[:, j], half[:, j])
@@ -239,15 +183,16 @@ def run(
                             "metric": metric,
                             "value": value,
                             "target": target,
-                            "setting": setting,
+                            "setting": SETTING,
                             "seed": seed,
                         }
                     )
     # Throughput: a batch of held-out rows through the trained predictor, embeddings cached.
     n, t = sum(speed["n"]), sum(speed["predict_s"])
-    base = {"problem": "lcdb_leave_datasets_out", "method": "sciwm", "setting": "no_curve"}
+    base = {"problem": "lcdb_leave_datasets_out", "method": "sciwm", "setting": SETTING}
     rows.append({**base, "metric": "predictions_per_s", "value": n / t})
     rows.append({**base, "metric": "time_compression", "value": sum(speed["train_time_s"]) / t})
+    rows.append({**base, "metric": "pretrain_s", "value": float(np.mean(speed["fit_s"]))})
     for name, rate in emb_rate.items():
         method = "sciwm" if name == "minilm" else f"sciwm_{name}"
         rows.append({**base, "method": method, "metric": "embeddings_per_s", "value": rate})
@@ -256,12 +201,12 @@ def run(
         "folds": n_folds,
         "seeds": n_seeds,
         "encoders": encoders,
-        "head": config.to_dict(),
+        "head": PRIOR_HEAD.to_dict(),
+        "neighbours": NEIGHBOURS,
+        "min_anchor": MIN_ANCHOR,
         "n_datasets": len(metas),
         "n_runs": len(finals),
-        "curve_fraction": 0.1,
-        "augment_depth": AUGMENT_DEPTH,
-        "n_augmented_runs": len(aug),
+        "n_training_runs": int((data.runs["anchor"] >= MIN_ANCHOR).sum()),
         "extra_meta": list(EXTRA_META),
         "seconds": round(time.time() - t_start, 1),
     }

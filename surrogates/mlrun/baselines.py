@@ -6,9 +6,7 @@ Gaussian ``(mean, std)`` per test row, for ``score`` and ``log_time`` alike:
 - :func:`learner_mean`: each learner's mean (and spread) over the training data sets;
 - :func:`knn_datasets`: the same learner on the ``k`` nearest training data sets by
   standardised meta-features;
-- :func:`gp_meta`: one exact GP per learner on standardised meta-features;
-- :func:`last_observed` and :func:`power_law` (partial curves): the last observed value, or a
-  power-law extrapolation, with the spread of their errors on the training data sets.
+- :func:`gp_meta`: one exact GP per learner on standardised meta-features.
 """
 
 from __future__ import annotations
@@ -19,8 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from surrogates.mlrun.curve import extrapolate_log_time, power_law_extrapolate
-from surrogates.mlrun.predictor import meta_vector
+from sciwm.lcdb.meta import meta_vector
 
 Prediction = tuple[np.ndarray, np.ndarray]  # (mean, std), each n x 2 [score, log_time]
 MIN_STD = 1e-3
@@ -108,43 +105,4 @@ def gp_meta(
                 post = model.posterior(X_te, observation_noise=True)
                 mean[te, j] = post.mean.squeeze(-1).numpy()
                 std[te, j] = post.variance.clamp_min(0).sqrt().squeeze(-1).numpy().clip(MIN_STD)
-    return mean, std
-
-
-def _curve_point(curve: tuple | None, target: float, kind: str) -> tuple[float, float] | None:
-    if curve is None or len(curve[0]) == 0:
-        return None
-    a, s, t = curve
-    score = float(s[-1]) if kind == "last" else power_law_extrapolate(a, s, target)
-    if kind == "last":
-        log_t = float(np.log(max(t[-1], 1e-4)) + np.log(target / a[-1]))  # linear in size
-    else:
-        log_t = extrapolate_log_time(a, t, target)
-    return score, log_t
-
-
-def curve_baseline(
-    train: pd.DataFrame,
-    test: pd.DataFrame,
-    curves: dict[tuple[str, str], tuple],
-    kind: str,
-) -> Prediction:
-    """``kind = "last"`` (last observed value) or ``"power_law"``; std from training errors.
-
-    Rows without an observed prefix fall back to :func:`learner_mean`.
-    """
-    errs = []
-    for r in train.itertuples():
-        p = _curve_point(curves.get((r.dataset, r.learner)), float(r.anchor), kind)
-        if p is not None:
-            errs.append((r.score - p[0], np.log(r.train_time) - p[1]))
-    e = np.asarray(errs) if errs else np.zeros((1, 2))
-    bias, spread = e.mean(0), e.std(0).clip(MIN_STD)
-    mean, std = learner_mean(train, test)
-    for i, r in enumerate(test.itertuples()):
-        p = _curve_point(curves.get((r.dataset, r.learner)), float(r.anchor), kind)
-        if p is not None:
-            # the "last" score is used as it is (no bias correction): that is the baseline
-            mean[i] = [p[0], p[1] + bias[1]]
-            std[i] = np.sqrt(spread**2 + (bias**2) * np.array([1.0, 0.0]))
     return mean, std

@@ -17,31 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sciwm.errors import WorldModelError
-from surrogates.mlrun.data import META_FEATURES
-
-#: Plain-language notes on LCDB's 20 learners (short names are what LCDB calls them).
-LEARNER_NOTES: dict[str, str] = {
-    "SVC_linear": "support vector machine classifier with a linear kernel",
-    "SVC_poly": "support vector machine classifier with a polynomial kernel",
-    "SVC_rbf": "support vector machine classifier with an RBF (Gaussian) kernel",
-    "SVC_sigmoid": "support vector machine classifier with a sigmoid kernel",
-    "LinearDiscriminantAnalysis": "linear discriminant analysis, a linear generative classifier",
-    "QuadraticDiscriminantAnalysis": "quadratic discriminant analysis, per-class Gaussians",
-    "ExtraTreesClassifier": "extremely randomised trees, an ensemble of random decision trees",
-    "GradientBoostingClassifier": "gradient boosted decision trees",
-    "RandomForestClassifier": "random forest, a bagged ensemble of decision trees",
-    "LogisticRegression": "logistic regression, a linear model",
-    "PassiveAggressiveClassifier": "passive-aggressive online linear classifier",
-    "Perceptron": "perceptron, a single-layer linear classifier",
-    "RidgeClassifier": "ridge regression used as a linear classifier",
-    "SGDClassifier": "linear classifier trained with stochastic gradient descent",
-    "BernoulliNB": "Bernoulli naive Bayes on binarised features",
-    "MultinomialNB": "multinomial naive Bayes on count features",
-    "KNeighborsClassifier": "k-nearest neighbours classifier",
-    "MLPClassifier": "multi-layer perceptron neural network",
-    "DecisionTreeClassifier": "single decision tree",
-    "ExtraTreeClassifier": "single extremely randomised tree",
-}
+from sciwm.lcdb.learners import lcdb_learner, short_learner
+from sciwm.lcdb.meta import META_FEATURES
 
 _META_WORDS: dict[str, str] = {
     "NumberOfInstances": "instances",
@@ -53,11 +30,6 @@ _META_WORDS: dict[str, str] = {
     "PercentageOfBinaryFeatures": "% binary features",
     "PercentageOfMissingValues": "% missing values",
 }
-
-
-def short_learner(name: str) -> str:
-    """``sklearn.ensemble.RandomForestClassifier`` -> ``RandomForestClassifier``."""
-    return str(name).rsplit(".", 1)[-1]
 
 
 def _fmt(value: Any) -> str:
@@ -79,9 +51,9 @@ def describe_learner(learner: str, hyperparameters: Mapping[str, Any] | None = N
         raise WorldModelError("a run description needs a learner name")
     short = short_learner(learner)
     text = f"Learner: {short}"
-    note = LEARNER_NOTES.get(short)
-    if note:
-        text += f" ({note})"
+    known = lcdb_learner(short)
+    if known is not None:
+        text += f" ({known.note})"
     if hyperparameters:
         settings = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(hyperparameters.items()))
         text += f"; settings: {settings}"

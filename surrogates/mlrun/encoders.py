@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from sciwm.errors import WorldModelError
-from surrogates.mlrun.data import cache_dir
+from sciwm.lcdb.cache import cache_dir
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -1,134 +1,148 @@
 """Campaign parameters as ML runs: which learner, data set and training size a point is.
 
-:class:`RunMapping` is the part of :class:`~surrogates.mlrun.model.MLRunWorldModel` that
-turns campaign parameters (or unit-cube points) into :class:`~surrogates.mlrun.predictor.RunRecord`
-runs and standardised predictor inputs, resolves the data sets' meta-features and loads the
-LCDB-pretrained predictor.
+:class:`RunMapping` turns campaign parameters (or unit-cube points) into
+:class:`~surrogates.mlrun.predictor.RunRecord` runs and into standardised predictor inputs
+that are differentiable in the unit-cube point; :func:`dataset_metas` resolves the
+meta-features of the campaign's data sets.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from sciwm.errors import WorldModelError
+from sciwm.lcdb import RunDataError
+from sciwm.lcdb.meta import check_meta, extra_vector, meta_vector
+from sciwm.lcdb.runs import RunData
 from sciwm.space import SearchSpace
-from surrogates.mlrun.data import RunData, load_slice
-from surrogates.mlrun.heads import HeadConfig, Inputs
-from surrogates.mlrun.predictor import RunPredictor, RunRecord, meta_vector
-from surrogates.mlrun.pretrain import pretrain_lcdb
+from surrogates.mlrun.heads import Inputs
+from surrogates.mlrun.predictor import RunPredictor, RunRecord
+from surrogates.mlrun.settings import MLRunSettings
 
-#: Optimiser steps of LCDB pretraining (the benchmark's quick setting).
-PRETRAIN_STEPS = 600
-#: Weight of the within-data-set ranking loss in pretraining (as in the benchmark).
-PRETRAIN_RANK_WEIGHT = 1.0
+
+def dataset_metas(
+    cfg: MLRunSettings, space: SearchSpace, data: RunData | None
+) -> dict[str, dict[str, float]]:
+    """Meta-features of every data set a campaign can ask about.
+
+    Args:
+        cfg: The world model's settings (``dataset_param``/``dataset``, ``dataset_meta``).
+        space: The campaign's search space.
+        data: The pretraining data, for data sets not in ``dataset_meta`` (``None``: they
+            are all there).
+
+    Raises:
+        WorldModelError: For a data set neither in ``data`` nor in ``dataset_meta``.
+    """
+    names = (
+        [str(c) for c in space[cfg.dataset_param].choices]
+        if cfg.dataset_param
+        else [str(cfg.dataset)]
+    )
+    out = {str(n): check_meta(str(n), m) for n, m in (cfg.dataset_meta or {}).items()}
+    for n in names:
+        if n in out:
+            continue
+        try:
+            if data is None:
+                raise RunDataError(n)
+            out[n] = data.meta(n)
+        except RunDataError:
+            raise WorldModelError(
+                f"data set {n!r} is neither in LCDB nor in world_model.settings.dataset_meta; "
+                "give its meta-features (sciwm.lcdb.meta.meta_features computes them from X, y)"
+            ) from None
+    return out
+
+
+def missing_metas(cfg: MLRunSettings, space: SearchSpace) -> bool:
+    """Whether some campaign data set lacks ``dataset_meta`` (so LCDB must be read)."""
+    given = set(cfg.dataset_meta or {})
+    if cfg.dataset_param:
+        return any(str(c) not in given for c in space[cfg.dataset_param].choices)
+    return str(cfg.dataset) not in given
 
 
 class RunMapping:
-    """Mixin: campaign parameters -> runs -> predictor inputs.
+    """Campaign parameters -> runs -> predictor inputs.
 
-    Attributes (set by the world model):
+    Args:
         space: The campaign's search space.
-        cfg: The world model's settings.
-        lcdb: Whether the predictor is LCDB-pretrained.
-        text_params / numeric_params: Non-role categorical / numeric parameters.
+        cfg: The world model's settings (which parameters hold learner, size, data set).
+        metas: Meta-features per data set (:func:`dataset_metas`; empty without LCDB).
+        extra_fill: The prior's :func:`~sciwm.lcdb.meta.extra_fill` (LCDB mode): the data
+            sets' extra meta-features then enter as numbers; ``None``: the numeric
+            non-role parameters do (as unit-cube coordinates).
     """
 
-    space: SearchSpace
-    cfg: dict[str, Any]
-    lcdb: bool
-    text_params: list[str]
-    numeric_params: list[str]
-    _metas: dict[str, dict[str, float]]
-    _predictor: RunPredictor | None
-    _facts: dict[str, Any]
-
-    # -- set-up ----------------------------------------------------------------------------
-    def _init_lcdb(self) -> None:
-        cfg = self.cfg
-        if cfg["anchor_param"] is None and cfg["anchor"] is None:
-            raise WorldModelError(
-                "pretrain = 'lcdb' needs the training size: set world_model.settings."
-                "anchor_param (a parameter) or anchor (a fixed number of examples)"
-            )
-        if cfg["learner_param"] is None and cfg["learner"] is None:
-            raise WorldModelError(
-                "pretrain = 'lcdb' needs the learner: set learner_param or learner"
-            )
-        if cfg["dataset_param"] is None and cfg["dataset"] is None:
-            raise WorldModelError("pretrain = 'lcdb' needs the data set: dataset_param or dataset")
-        from surrogates.mlrun.data import dataset_table, load_lcdb
-
-        names = (
-            [str(c) for c in self.space[cfg["dataset_param"]].choices]
-            if cfg["dataset_param"]
-            else [str(cfg["dataset"])]
+    def __init__(
+        self,
+        space: SearchSpace,
+        cfg: MLRunSettings,
+        metas: Mapping[str, Mapping[str, float]],
+        extra_fill: Mapping[str, float] | None = None,
+    ) -> None:
+        self.space = space
+        self.cfg = cfg
+        self.metas = {k: dict(v) for k, v in metas.items()}
+        self.extra_fill = None if extra_fill is None else dict(extra_fill)
+        self.extras = (
+            {}
+            if extra_fill is None
+            else {n: extra_vector(m, extra_fill) for n, m in self.metas.items()}
         )
-        given = dataset_table(cfg["dataset_meta"] or {})
-        for row in given.to_dict("records"):
-            self._metas[row.pop("dataset")] = row
-        missing = [n for n in names if n not in self._metas]
-        if missing:
-            data = self._pretrain_data() or load_lcdb()
-            for n in missing:
-                try:
-                    self._metas[n] = data.meta(n)
-                except WorldModelError:
-                    raise WorldModelError(
-                        f"data set {n!r} is neither in LCDB nor in world_model.settings."
-                        "dataset_meta; give its meta-features (surrogates.mlrun.data."
-                        "meta_features computes them from X, y)"
-                    ) from None
+        roles = {cfg.learner_param, cfg.anchor_param, cfg.dataset_param} - {None}
+        self.text_params = [
+            p.name for p in space.parameters if p.kind == "categorical" and p.name not in roles
+        ]
+        self.numeric_params = [
+            p.name for p in space.parameters if p.kind != "categorical" and p.name not in roles
+        ]
 
-    def _pretrain_data(self) -> RunData | None:
-        path = self.cfg["pretrain_data"]
-        if path is None:
-            return None
-        if not Path(path).is_file():
-            raise WorldModelError(f"world_model.settings.pretrain_data: no file {path}")
-        return load_slice(Path(path))
+    def with_extra_fill(self, extra_fill: Mapping[str, float]) -> RunMapping:
+        """The same mapping, encoding the data sets' extra meta-features with ``extra_fill``."""
+        return RunMapping(self.space, self.cfg, self.metas, extra_fill)
 
-    def _ensure_predictor(self) -> RunPredictor:
-        if self._predictor is None:
-            steps = int(self.cfg["pretrain_steps"] or PRETRAIN_STEPS)
-            config = HeadConfig(steps=steps, rank_weight=PRETRAIN_RANK_WEIGHT)
-            self._predictor, self._facts = pretrain_lcdb(
-                self.cfg["encoder"], config, progress=True, data=self._pretrain_data()
-            )
-        return self._predictor
+    def record(self, params: Mapping[str, Any], unit: Sequence[float] = ()) -> RunRecord:
+        """The run that a parameter assignment stands for.
 
-    # -- mapping parameters to runs ----------------------------------------------------------
-    def _record(self, params: Mapping[str, Any], extra: Sequence[float] = ()) -> RunRecord:
+        Args:
+            params: A full parameter assignment.
+            unit: Unit-cube coordinates of the numeric non-role parameters (without
+                ``extra_fill``).
+        """
         cfg = self.cfg
-        learner = str(params[cfg["learner_param"]]) if cfg["learner_param"] else cfg["learner"]
-        dataset = str(params[cfg["dataset_param"]]) if cfg["dataset_param"] else cfg["dataset"]
-        anchor = float(params[cfg["anchor_param"]]) if cfg["anchor_param"] else cfg["anchor"]
+        learner = str(params[cfg.learner_param]) if cfg.learner_param else cfg.learner
+        dataset = str(params[cfg.dataset_param]) if cfg.dataset_param else cfg.dataset
+        anchor = float(params[cfg.anchor_param]) if cfg.anchor_param else cfg.anchor
+        extra = tuple(unit) if self.extra_fill is None else self.extras[str(dataset)]
         return RunRecord(
             learner=str(learner or "training run"),
             dataset=str(dataset or "campaign data"),
-            meta=self._metas.get(str(dataset), {}),
+            meta=self.metas.get(str(dataset), {}),
             anchor=float(anchor or 1.0),
             hyperparameters={k: params[k] for k in self.text_params},
-            extra=tuple(extra),
+            extra=extra,
         )
 
-    def _extra_unit(self, X: Tensor) -> Tensor:
-        """``n x k`` unit-cube coordinates of the numeric non-role parameters (``none`` mode)."""
-        if self.lcdb or not self.numeric_params:
+    def unit_extras(self, X: Tensor) -> Tensor:
+        """``n x k`` unit-cube coordinates of the numeric non-role parameters (none with
+        ``extra_fill``)."""
+        if self.extra_fill is not None or not self.numeric_params:
             return X[..., :0]
         idx = [self.space.names.index(n) for n in self.numeric_params]
         return X[..., idx]
 
-    def _log2_anchor(self, X: Tensor) -> Tensor | None:
-        """``n`` log2 training sizes computed from ``X`` (differentiable), if a parameter."""
-        name = self.cfg["anchor_param"]
+    def log2_anchor(self, X: Tensor) -> Tensor:
+        """``n`` log2 training sizes of ``n x d`` unit-cube points (differentiable)."""
+        name = self.cfg.anchor_param
         if name is None:
-            return None
+            return torch.full(X.shape[:-1], math.log2(float(self.cfg.anchor or 1.0)))
         p = self.space[name]
         u = X[..., self.space.names.index(name)].clamp(0, 1)
         assert p.low is not None and p.high is not None
@@ -136,27 +150,23 @@ class RunMapping:
             return (math.log(p.low) + u * (math.log(p.high) - math.log(p.low))) / math.log(2)
         return torch.log2(p.low + u * (p.high - p.low))
 
-    def _inputs_from_X(self, X: Tensor) -> Inputs:
-        """Standardised inputs for ``n x d`` unit-cube points, differentiable in ``X``."""
-        pred = self._predictor
-        if pred is None:
-            raise WorldModelError("the world model has not been fitted yet; call fit() first")
+    def inputs(self, predictor: RunPredictor, X: Tensor) -> Inputs:
+        """Standardised inputs of ``predictor`` for ``n x d`` unit-cube points, differentiable
+        in ``X`` through the training size and the numeric non-role parameters."""
         params = self.space.decode(X.detach().clamp(0, 1))
-        extras = self._extra_unit(X)
-        records = [self._record(p) for p in params]
-        text = pred.text_features(records)
-        columns = []
-        la = self._log2_anchor(X)
-        columns.append(
-            la.unsqueeze(-1)
-            if la is not None
-            else torch.full((len(records), 1), math.log2(float(self.cfg["anchor"] or 1.0)))
-        )
-        if pred.use_meta:
+        unit = self.unit_extras(X)
+        records = [self.record(p) for p in params]
+        columns = [self.log2_anchor(X).unsqueeze(-1)]
+        if predictor.use_meta:
             columns.append(torch.tensor([meta_vector(r.meta) for r in records]))
-        columns.append(extras)
-        if pred.neighbours:
-            columns.append(pred.neighbour_features(records))
+        if self.extra_fill is not None:
+            columns.append(torch.tensor([r.extra for r in records]).reshape(len(records), -1))
+        columns.append(unit)
+        if predictor.neighbours:
+            columns.append(predictor.neighbour_features(records))
         numeric = torch.cat([c.to(torch.float32) for c in columns], -1)
-        raw = Inputs(text, numeric, pred.curve_features(records))
-        return pred.standardise(raw)
+        raw = Inputs(predictor.text_features(records), numeric, predictor.curve_features(records))
+        return predictor.standardise(raw)
+
+
+__all__ = ["RunMapping", "dataset_metas", "missing_metas"]

@@ -5,10 +5,12 @@ Two modes (``[world_model.settings] pretrain``):
 - ``"none"``: a :class:`~surrogates.mlrun.predictor.RunPredictor` is trained from scratch on
   the campaign's runs (categorical parameters rendered as text and embedded by the LM, numeric
   parameters fed as unit-cube coordinates); intervals are calibrated on out-of-bag residuals.
-- ``"lcdb"``: the predictor is pretrained on LCDB (learners x data sets x training sizes)
-  and answers before any real run. Campaign parameters map to what LCDB describes: a learner
-  (``learner_param``), a training size (``anchor_param``) and a data set (``dataset_param`` or
-  a fixed ``dataset``; data sets outside LCDB need ``dataset_meta``). Once ``min_points``
+- ``"lcdb"``: the predictor is pretrained on LCDB (learners x data sets x training sizes;
+  :func:`~surrogates.mlrun.pretrain.fit_prior`, the predictor ``sciwm bench mlrun``
+  measures) and answers before any real run, so it steers from the first proposal.
+  Campaign parameters map to what LCDB describes: a learner (``learner_param``), a training
+  size (``anchor_param``) and a data set (``dataset_param`` or a fixed ``dataset``; data
+  sets outside LCDB need ``dataset_meta``). Once ``min_points``
   runs are back, a GP on the unit cube models the residuals of the pretrained prediction
   (the pretrained model becomes the GP's prior mean): the model is updated on the campaign's
   own real runs, and campaign-specific factors (this machine's speed, other parameters) are
@@ -20,142 +22,165 @@ Outcome: the first campaign outcome is the run's final metric (LCDB's test accur
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import torch
-from botorch.models import SingleTaskGP
 from botorch.posteriors import GPyTorchPosterior, Posterior
+from gpytorch.distributions import MultivariateNormal
 from torch import Tensor
 
 from sciwm.errors import WorldModelError
 from sciwm.experiment import Experiment, Observation
+from sciwm.lcdb import RunDataError
+from sciwm.lcdb.runs import RunData
 from sciwm.prediction import Estimate, Prediction
 from sciwm.space import SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
-from surrogates.mlrun.encoders import cached_encoder
-from surrogates.mlrun.heads import HeadConfig, Inputs
-from surrogates.mlrun.mapping import RunMapping
+from surrogates.mlrun.encoders import TextEncoder, cached_encoder
+from surrogates.mlrun.heads import HeadConfig, Inputs, cpu_threads
+from surrogates.mlrun.mapping import RunMapping, dataset_metas, missing_metas
 from surrogates.mlrun.predictor import RunPredictor
+from surrogates.mlrun.pretrain import PRIOR_HEAD, pretrain_lcdb
 from surrogates.mlrun.residuals import ResidualGPs
+from surrogates.mlrun.settings import MLRunSettings
 
 #: Bounds on log-cost predictions so that exp() stays finite (e^100 s is "never").
 MAX_LOG, MAX_LOG_STD = 100.0, 10.0
 
-_SETTINGS = {
-    "encoder": "minilm",
-    "pretrain": "none",
-    "learner_param": None,
-    "anchor_param": None,
-    "dataset_param": None,
-    "dataset": None,
-    "dataset_meta": None,
-    "learner": None,
-    "anchor": None,
-    "n_members": 5,
-    "steps": 600,
-    "min_points": 3,
-    "pretrain_data": None,
-    "pretrain_steps": None,
-    "seed": 0,
-}
+
+@contextmanager
+def _as_world_model_error() -> Iterator[None]:
+    """Report a bad run table or missing LCDB files as the world model's error."""
+    try:
+        yield
+    except RunDataError as exc:
+        raise WorldModelError(f"the mlrun world model: {exc}") from exc
 
 
-class MLRunWorldModel(RunMapping, ResidualGPs, WorldModel):
+class MLRunWorldModel(WorldModel):
     """LM-embedded descriptions of runs -> calibrated final metric and log cost.
 
-    Settings (``[world_model.settings]``, all optional):
-        encoder: ``"minilm"`` (default), ``"smollm2"``, ``"hashing"`` or a model directory.
-        pretrain: ``"none"`` (default) or ``"lcdb"``.
-        learner_param / anchor_param / dataset_param: Names of the campaign parameters that
-            hold the learner, the training size and the data set.
-        learner / anchor / dataset: Fixed values when no parameter holds them.
-        dataset_meta: ``{name: {meta-feature: value}}`` for data sets outside LCDB.
-        n_members, steps, seed: Ensemble size, optimiser steps, seed (``pretrain = "none"``;
-            the LCDB model uses its own defaults).
-        min_points: Completed runs needed before the model is updated on them (default 3).
-        pretrain_data: Pretrain on this run slice (a parquet file written by
-            :func:`surrogates.mlrun.data.write_slice`) instead of the whole of LCDB.
-        pretrain_steps: Optimiser steps of pretraining (default 600, ~15 s on 2 cores).
+    Settings: :class:`~surrogates.mlrun.settings.MLRunSettings`. The pieces it holds:
+
+    - ``mapping`` (:class:`~surrogates.mlrun.mapping.RunMapping`): campaign parameters ->
+      runs -> predictor inputs;
+    - ``predictor`` (:class:`~surrogates.mlrun.predictor.RunPredictor`): pretrained on LCDB
+      (:func:`~surrogates.mlrun.pretrain.pretrain_lcdb`) or trained on the campaign's runs;
+    - ``residuals`` (:class:`~surrogates.mlrun.residuals.ResidualGPs`, LCDB mode): GPs on
+      the residuals of the pretrained prediction.
     """
 
     name: ClassVar[str] = "mlrun"
+    settings_type: ClassVar[type[MLRunSettings]] = MLRunSettings
 
     def __init__(self, space: SearchSpace, outcomes: Sequence[str], **settings: Any) -> None:
-        unknown = sorted(set(settings) - set(_SETTINGS))
-        if unknown:
-            raise WorldModelError(
-                f"unknown setting(s) {unknown} for the 'mlrun' world model; known: "
-                f"{sorted(_SETTINGS)}"
-            )
         super().__init__(space, outcomes, **settings)
-        cfg = {**_SETTINGS, **settings}
-        if cfg["pretrain"] not in ("none", "lcdb"):
-            raise WorldModelError(f"pretrain must be 'none' or 'lcdb', got {cfg['pretrain']!r}")
-        self.cfg = cfg
-        for key in ("learner_param", "anchor_param", "dataset_param"):
-            if cfg[key] is not None and cfg[key] not in space.names:
-                raise WorldModelError(
-                    f"world_model.settings.{key} = {cfg[key]!r} is not a parameter of the "
-                    f"space ({space.names})"
-                )
-        roles = {cfg["learner_param"], cfg["anchor_param"], cfg["dataset_param"]} - {None}
-        self.text_params = [
-            p.name for p in space.parameters if p.kind == "categorical" and p.name not in roles
-        ]
-        self.numeric_params = [
-            p.name for p in space.parameters if p.kind != "categorical" and p.name not in roles
-        ]
-        self.lcdb = cfg["pretrain"] == "lcdb"
-        self._metas: dict[str, dict[str, float]] = {}
-        self._predictor: RunPredictor | None = None
-        self._facts: dict[str, Any] = {}
-        self._gps: dict[int, SingleTaskGP] = {}  # target index -> residual GP (lcdb mode)
+        self.cfg = self.settings_type.from_mapping(settings, space)
+        self.lcdb = self.cfg.lcdb
+        metas: dict[str, dict[str, float]] = {}
         if self.lcdb:
-            self._init_lcdb()
-        else:
-            self._encoder = cached_encoder(str(cfg["encoder"]))
+            with _as_world_model_error():
+                data = self.pretrain_data() if missing_metas(self.cfg, space) else None
+                metas = dataset_metas(self.cfg, space, data)
+        self.mapping = RunMapping(space, self.cfg, metas)
+        self.residuals = ResidualGPs(space, self.cfg.min_points, self.cfg.seed)
+        self.predictor: RunPredictor | None = None
+        self.facts: dict[str, Any] = {}
+
+    # -- pretraining -------------------------------------------------------------------------
+    def pretrain_data(self) -> RunData:
+        """What the LCDB prior is trained on: the ``pretrain_data`` slice, or the whole of LCDB."""
+        from sciwm.lcdb.cache import load_lcdb, load_slice
+
+        with _as_world_model_error():
+            if self.cfg.pretrain_data is not None:
+                return load_slice(self.cfg.pretrain_data)
+            return load_lcdb(progress=True)
+
+    def prior_head(self) -> HeadConfig:
+        """Head settings of the LCDB prior (:data:`~surrogates.mlrun.pretrain.PRIOR_HEAD`,
+        with ``pretrain_steps`` if set)."""
+        if self.cfg.pretrain_steps is None:
+            return PRIOR_HEAD
+        return dataclasses.replace(PRIOR_HEAD, steps=self.cfg.pretrain_steps)
+
+    def _ensure_prior(self) -> RunPredictor:
+        if self.predictor is None:
+            data = self.pretrain_data() if self.cfg.pretrain_data is not None else None
+            with _as_world_model_error():
+                self.predictor, self.facts = pretrain_lcdb(
+                    self.cfg.encoder, self.prior_head(), progress=True, data=data
+                )
+            self.mapping = self.mapping.with_extra_fill(self.facts["extra_fill"])
+        return self.predictor
 
     # -- learning ----------------------------------------------------------------------------
+    def can_fit(
+        self, experiments: Sequence[Experiment], observations: Sequence[Observation]
+    ) -> bool:
+        """LCDB mode: always (the prior answers before any real run); otherwise once
+        ``min_points`` completed runs with a cost are back."""
+        if self.lcdb:
+            return True
+        completed, costed = split_by_status(experiments, observations)
+        return min(len(completed), len(costed)) >= self.cfg.min_points
+
     def fit(self, experiments: Sequence[Experiment], observations: Sequence[Observation]) -> None:
         completed, costed = split_by_status(experiments, observations)
         by_id = {o.experiment_id: o for o in observations}
-        pairs = list(zip(experiments, observations, strict=True))
         keep = {e.id for e, _ in completed} | {e.id for e, _ in costed}
-        used = [e.id for e, _ in pairs if e.id in keep]
-        n_out = len(completed)
+        used = [e for e in experiments if e.id in keep]
         if self.lcdb:
-            self._ensure_predictor()
+            self._ensure_prior()
             self._fit_residuals(completed, costed)
         else:
-            if n_out < self.cfg["min_points"] or len(costed) < self.cfg["min_points"]:
+            if min(len(completed), len(costed)) < self.cfg.min_points:
                 raise WorldModelError(
                     f"the mlrun world model (pretrain = 'none') needs at least "
-                    f"{self.cfg['min_points']} completed runs with a cost, got {n_out}; "
+                    f"{self.cfg.min_points} completed runs with a cost, got {len(completed)}; "
                     "or use pretrain = 'lcdb' to predict before any run"
                 )
-            rows = [(e, by_id[e.id]) for e in experiments if e.id in set(used)]
-            self._fit_scratch(rows)
+            self._fit_scratch([(e, by_id[e.id]) for e in used])
         self.summary = TrainingSummary(
-            n_observations=n_out,
+            n_observations=len(completed),
             n_cost_observations=len(costed),
             outcomes=list(self.outcomes),
-            experiment_ids=[e.id for e in experiments if e.id in set(used)],
+            experiment_ids=[e.id for e in used],
             extra={
-                "encoder": self.cfg["encoder"],
-                "pretrain": self.cfg["pretrain"],
-                "pretrained_on": self._facts,
-                "residual_gp": sorted(self._gps),
+                "encoder": self.cfg.encoder,
+                "pretrain": self.cfg.pretrain,
+                "pretrained_on": self.facts,
+                "residual_gp": self.residuals.targets,
             },
         )
 
+    def _fit_residuals(self, completed: list, costed: list) -> None:
+        """Residual GPs of the first outcome and of log cost, on the unit cube."""
+        sets = {
+            0: [(e, o.outcomes.get(self.outcomes[0])) for e, o in completed],
+            1: [(e, math.log(o.cost)) for e, o in costed],
+        }
+        rows = {}
+        for j, pairs in sets.items():
+            pairs = [(e, v) for e, v in pairs if v is not None and math.isfinite(v)]
+            if not pairs:
+                continue
+            X = self.space.encode([e.parameters for e, _ in pairs])
+            with torch.no_grad():
+                mean, _ = self._prior_moments(X)
+            r = torch.tensor([v for _, v in pairs], dtype=torch.double) - mean[:, j].double()
+            rows[j] = (X, r)
+        self.residuals.fit(rows)
+
     def _fit_scratch(self, rows: list[tuple[Experiment, Observation]]) -> None:
         X = self.space.encode([e.parameters for e, _ in rows])
+        unit = self.mapping.unit_extras(X)
         records = [
-            self._record(e.parameters, self._extra_unit(X[i]).tolist())
-            for i, (e, _) in enumerate(rows)
+            self.mapping.record(e.parameters, unit[i].tolist()) for i, (e, _) in enumerate(rows)
         ]
         y = torch.full((len(rows), len(self.outcomes) + 1), float("nan"))
         for i, (_, o) in enumerate(rows):
@@ -167,25 +192,47 @@ class MLRunWorldModel(RunMapping, ResidualGPs, WorldModel):
                 y[i, -1] = math.log(o.cost)
         config = HeadConfig(
             hidden=64,
-            n_members=int(self.cfg["n_members"]),
-            steps=int(self.cfg["steps"]),
+            n_members=self.cfg.n_members,
+            steps=self.cfg.steps,
             batch_size=64,
-            seed=int(self.cfg["seed"]),
+            seed=self.cfg.seed,
             curve_hidden=0,
         )
-        pred = RunPredictor(self._encoder, [*self.outcomes, "log_cost"], config, use_meta=False)
+        encoder = self._encoder()
+        pred = RunPredictor(encoder, [*self.outcomes, "log_cost"], config, use_meta=False)
         pred.fit(records, y)
-        self._predictor = pred
-        self._facts = {"n_runs": len(rows), "encoder": self._encoder.id}
+        self.predictor = pred
+        self.facts = {"n_runs": len(rows), "encoder": encoder.id}
+
+    def _encoder(self) -> TextEncoder:
+        with _as_world_model_error():
+            return cached_encoder(self.cfg.encoder)
+
+    # -- the predictor's and the residual GPs' Gaussians -------------------------------------
+    def _prior_moments(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        """Calibrated ``(mean, std)`` of the predictor, ``n x t``, differentiable in ``X``."""
+        pred = self.predictor
+        if pred is None:
+            raise WorldModelError("the world model has not been fitted yet; call fit() first")
+        with cpu_threads(1):  # tiny heads: one thread is ~10x faster than two busy ones
+            return pred.predict_standardised(self.mapping.inputs(pred, X))
+
+    def _posterior(self, X: Tensor, j: int, noise: bool = False) -> MultivariateNormal:
+        """Joint Gaussian of target ``j`` over the last-but-one dim of ``X`` (``b x q x d``)."""
+        batch = X.shape[:-1]
+        mean, std = self._prior_moments(X.reshape(-1, X.shape[-1]))
+        mean = mean[:, j].to(X.dtype).reshape(batch)
+        var = (std[:, j] ** 2).to(X.dtype).reshape(batch)
+        return self.residuals.combine(X, j, mean, var, noise)
 
     # -- querying ----------------------------------------------------------------------------
     def _require(self) -> RunPredictor:
-        if self._predictor is None or self.summary is None:
+        if self.predictor is None or self.summary is None:
             raise WorldModelError(
                 "the world model has not been fitted yet; call fit() (with no runs, a "
                 "pretrain = 'lcdb' model answers from LCDB alone)"
             )
-        return self._predictor
+        return self.predictor
 
     def _target_index(self, outcome: str) -> int:
         if outcome not in self.outcomes:
@@ -228,7 +275,7 @@ class MLRunWorldModel(RunMapping, ResidualGPs, WorldModel):
                 mvn = self._posterior(X.unsqueeze(-2), j, noise=True)
                 mean = mvn.mean.squeeze(-1)
                 std = mvn.variance.clamp_min(0).sqrt().squeeze(-1)
-                if j in self._gps:
+                if j in self.residuals.gps:
                     hw = std * _z(level)
                 else:
                     hw = pred.interval_halfwidth(j, std.float(), level).to(std.dtype)
@@ -268,26 +315,21 @@ class MLRunWorldModel(RunMapping, ResidualGPs, WorldModel):
 
     def _far(self, rows: list[dict], X: Tensor) -> Tensor:
         pred = self._require()
-        records = [self._record(r) for r in rows]
+        records = [self.mapping.record(r) for r in rows]
         raw_text = pred.text_features(records)
-        x = self._inputs_from_X(X)
+        x = self.mapping.inputs(pred, X)
         return pred.far(Inputs(raw_text, x.numeric, x.curve), x)
 
     # -- persistence -------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         pred = self._require()
         tensors = {f"predictor.{k}": v for k, v in pred.state().items()}
-        for j, gp in self._gps.items():
-            tensors[f"gp{j}.X"] = gp.train_inputs[0].detach().clone()
-            Y, _ = gp.outcome_transform.untransform(gp.train_targets.unsqueeze(-1))
-            tensors[f"gp{j}.Y"] = Y.detach().clone()
-            for k, v in gp.state_dict().items():
-                tensors[f"gp{j}.state.{k}"] = v.detach().clone()
+        tensors.update(self.residuals.state())
         extra = {
-            "facts": self._facts,
+            "facts": self.facts,
             "text_dim": int(pred.stats["text_mean"].numel()),
             "numeric_dim": int(pred.stats["num_mean"].numel()),
-            "gps": sorted(self._gps),
+            "gps": self.residuals.targets,
             "targets": pred.targets,
             "config": pred.config.to_dict(),
             "use_meta": pred.use_meta,
@@ -295,28 +337,21 @@ class MLRunWorldModel(RunMapping, ResidualGPs, WorldModel):
         return tensors, extra
 
     def load_state(self, tensors: Mapping[str, Tensor], extra: Mapping[str, Any]) -> None:
-        encoder = cached_encoder(str(self.cfg["encoder"]))
         pred = RunPredictor(
-            encoder, extra["targets"], HeadConfig(**extra["config"]), use_meta=extra["use_meta"]
+            self._encoder(),
+            extra["targets"],
+            HeadConfig(**extra["config"]),
+            use_meta=extra["use_meta"],
         )
         pred.load_state(
             {k[10:]: v for k, v in tensors.items() if k.startswith("predictor.")},
             int(extra["text_dim"]),
             int(extra["numeric_dim"]),
         )
-        self._predictor, self._facts = pred, dict(extra["facts"])
-        self._gps = {}
-        for j in extra["gps"]:
-            state = {
-                k[len(f"gp{j}.state.") :]: v
-                for k, v in tensors.items()
-                if k.startswith(f"gp{j}.state.")
-            }
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._gps[int(j)] = self._residual_gp(
-                    tensors[f"gp{j}.X"], tensors[f"gp{j}.Y"], state
-                )
+        self.predictor, self.facts = pred, dict(extra["facts"])
+        if self.lcdb:
+            self.mapping = self.mapping.with_extra_fill(self.facts["extra_fill"])
+        self.residuals.load_state(tensors, [int(j) for j in extra["gps"]])
 
 
 def _z(level: float) -> float:

@@ -24,9 +24,9 @@ import torch
 from torch import Tensor
 
 from sciwm.errors import WorldModelError
+from sciwm.lcdb.meta import meta_vector
 from surrogates.mlrun.calibration import ConformalCalibrator
 from surrogates.mlrun.curve import N_CURVE_FEATURES, curve_features
-from surrogates.mlrun.data import LOG_META, META_FEATURES
 from surrogates.mlrun.describe import segments
 from surrogates.mlrun.encoders import TextEncoder
 from surrogates.mlrun.heads import DeepEnsemble, HeadConfig, Inputs, cpu_threads
@@ -48,7 +48,7 @@ class RunRecord:
     Attributes:
         learner: Learner name.
         dataset: Data set name.
-        meta: The data set's :data:`~surrogates.mlrun.data.META_FEATURES` (empty: none, the
+        meta: The data set's :data:`~sciwm.lcdb.meta.META_FEATURES` (empty: none, the
             numeric block then holds zeros; only allowed when no meta-features are used).
         anchor: Training-set size (or another positive budget).
         hyperparameters: Learner settings rendered into the learner text.
@@ -63,15 +63,6 @@ class RunRecord:
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     extra: tuple[float, ...] = ()
     curve: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
-
-
-def meta_vector(meta: Mapping[str, float]) -> list[float]:
-    """Meta-features as numbers for the heads: log for counts, fractions for percentages."""
-    out = []
-    for k in META_FEATURES:
-        v = float(meta[k])
-        out.append(math.log(max(v, 1.0)) if k in LOG_META else v / 100.0)
-    return out
 
 
 class RunPredictor:
@@ -151,7 +142,7 @@ class RunPredictor:
                 if not r.meta:
                     raise WorldModelError(
                         f"run on data set {r.dataset!r} has no meta-features; give them "
-                        "(surrogates.mlrun.data.meta_features) or set use_meta=False"
+                        "(sciwm.lcdb.meta.meta_features) or set use_meta=False"
                     )
                 row += meta_vector(r.meta)
             row += [float(v) for v in r.extra]
@@ -247,7 +238,9 @@ class RunPredictor:
             # text cannot blow up to values / 1e-6.
             "text_std": _floor(raw.text.std(0, unbiased=False)),
             "num_mean": raw.numeric.mean(0),
-            "num_std": raw.numeric.std(0, unbiased=False).clamp_min(1e-6),
+            # A number that never varies in training (e.g. a missing-value flag) keeps unit
+            # spread, so a run where it differs moves by one, not by 1e6.
+            "num_std": _unit_if_constant(raw.numeric.std(0, unbiased=False)),
         }
         x = self.standardise(raw)
         self.stats["num_min"] = x.numeric.min(0).values
@@ -355,6 +348,10 @@ class RunPredictor:
         bank = {k[5:]: v for k, v in tensors.items() if k.startswith("bank.")}
         self.bank = NeighbourBank.from_state(bank) if bank else None
         self.neighbours = self.bank.k if self.bank is not None else 0
+
+
+def _unit_if_constant(std: Tensor) -> Tensor:
+    return torch.where(std < 1e-6, torch.ones_like(std), std)
 
 
 def _floor(std: Tensor) -> Tensor:

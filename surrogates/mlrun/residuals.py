@@ -1,13 +1,12 @@
 """Residual GPs: the campaign's own runs correct the pretrained predictor.
 
-:class:`ResidualGPs` is the part of :class:`~surrogates.mlrun.model.MLRunWorldModel` that,
-once ``min_points`` real runs are back, fits a GP on the unit cube to the residuals of the
-pretrained prediction (accuracy and log cost) and combines the two into one Gaussian.
+:class:`ResidualGPs` holds, per target (accuracy, log cost), a GP on the unit cube fitted to
+the residuals of the pretrained prediction once ``min_points`` real runs are back, and combines
+the predictor's Gaussian with the GP's posterior into one joint Gaussian.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 
@@ -17,44 +16,43 @@ from botorch.models.transforms.outcome import Standardize
 from gpytorch.distributions import MultivariateNormal
 from torch import Tensor
 
+from sciwm.space import SearchSpace
 from surrogates.gp_fit import fit_or_restore
-from surrogates.mlrun.heads import Inputs, cpu_threads
-from surrogates.mlrun.predictor import RunPredictor
 
 
 class ResidualGPs:
-    """Mixin: residual GPs on top of the predictor (needs :class:`RunMapping`'s methods)."""
+    """GPs on the residuals of a prior, one per target index.
 
-    _gps: dict[int, SingleTaskGP]
-    _predictor: RunPredictor | None
-    cfg: dict
-    outcomes: list[str]
+    Args:
+        space: The campaign's search space (categorical parameters get a categorical kernel).
+        min_points: Residuals needed before a target gets a GP.
+        seed: Seed of the GP fits.
+    """
 
-    def _inputs_from_X(self, X: Tensor) -> Inputs:  # provided by RunMapping
-        raise NotImplementedError
+    def __init__(self, space: SearchSpace, min_points: int, seed: int) -> None:
+        self.space = space
+        self.min_points = int(min_points)
+        self.seed = int(seed)
+        self.gps: dict[int, SingleTaskGP] = {}
 
-    def _require(self) -> RunPredictor:  # provided by the world model
-        raise NotImplementedError
+    @property
+    def targets(self) -> list[int]:
+        """Indices of the targets that have a GP."""
+        return sorted(self.gps)
 
-    def _fit_residuals(self, completed: list, costed: list) -> None:
-        """Residual GPs of the first outcome and of log cost, on the unit cube."""
+    def fit(self, rows: Mapping[int, tuple[Tensor, Tensor]]) -> None:
+        """Fit one GP per target with at least ``min_points`` residuals (the others get none).
 
-        self._gps = {}
-        sets = {0: [(e, o.outcomes.get(self.outcomes[0])) for e, o in completed]}
-        sets[1] = [(e, math.log(o.cost)) for e, o in costed]
-        for j, rows in sets.items():
-            rows = [(e, v) for e, v in rows if v is not None and math.isfinite(v)]
-            if len(rows) < self.cfg["min_points"]:
-                continue
-            X = self.space.encode([e.parameters for e, _ in rows])
-            with torch.no_grad():
-                mean, _ = self._predictor_moments(X)
-            r = torch.tensor([v for _, v in rows], dtype=torch.double) - mean[:, j].double()
-            self._gps[j] = self._residual_gp(X, r.unsqueeze(-1))
+        Args:
+            rows: Target index -> ``(X, r)``: a ``n x d`` tensor of unit-cube points and the
+                ``n`` residuals (observed minus prior mean) there.
+        """
+        self.gps = {}
+        for j, (X, r) in rows.items():
+            if len(r) >= self.min_points:
+                self.gps[j] = self._gp(X.double(), r.double().unsqueeze(-1))
 
-    def _residual_gp(
-        self, X: Tensor, Y: Tensor, state: Mapping[str, Tensor] | None = None
-    ) -> SingleTaskGP:
+    def _gp(self, X: Tensor, Y: Tensor, state: Mapping[str, Tensor] | None = None) -> SingleTaskGP:
         """A GP on residuals; categorical parameters get a categorical kernel.
 
         With ``MixedSingleTaskGP`` a residual learnt on one learner is not smeared onto the
@@ -67,41 +65,36 @@ class ResidualGPs:
                 model = MixedSingleTaskGP(X, Y, cat_dims=cat, outcome_transform=Standardize(m=1))
             else:
                 model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
-        return fit_or_restore(model, state, int(self.cfg["seed"]), "the residual GP")
+            return fit_or_restore(model, state, self.seed, "the residual GP")
 
-    def _predictor_moments(self, X: Tensor) -> tuple[Tensor, Tensor]:
-        """Calibrated ``(mean, std)`` of the predictor, ``n x t``, differentiable in ``X``."""
-        pred = self._predictor
-        assert pred is not None
-        with cpu_threads(1):  # tiny heads: one thread is ~10x faster than two busy ones
-            return pred.predict_standardised(self._inputs_from_X(X))
+    def combine(
+        self, X: Tensor, j: int, mean: Tensor, var: Tensor, noise: bool = False
+    ) -> MultivariateNormal:
+        """Joint Gaussian of target ``j``: the prior's plus the residual GP's, if any.
 
-    def _posterior(self, X: Tensor, j: int, noise: bool = False) -> MultivariateNormal:
-        """Joint Gaussian of target ``j`` over the last-but-one dim of ``X`` (``b x q x d``)."""
-        self._require()
-        batch = X.shape[:-1]
-        flat = X.reshape(-1, X.shape[-1])
-        mean, std = self._predictor_moments(flat)
-        mean = mean[:, j].to(X.dtype).reshape(batch)
-        var = (std[:, j] ** 2).to(X.dtype).reshape(batch)
-        gp = self._gps.get(j)
-        if gp is not None:
-            post = gp.posterior(X.to(torch.double), observation_noise=noise)
-            mvn = post.distribution
-            cov = mvn.covariance_matrix.to(X.dtype)
-            # jitter: candidate batches hold near-duplicates (pending points, snapped sizes)
-            diag = cov.diagonal(dim1=-2, dim2=-1)
-            eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
-            cov = cov + eye * (1e-6 * diag.mean(-1, keepdim=True).unsqueeze(-1) + 1e-9)
-            # A category (e.g. a learner) no real run has tried keeps the pretrained model's
-            # uncertainty: a GP fitted on a handful of runs cannot know how it differs.
-            unseen = self._unseen_categories(X, gp.train_inputs[0]).to(X.dtype)
-            cov = cov + torch.diag_embed(var.clamp_min(0) * unseen)
-            return MultivariateNormal(mvn.mean.to(X.dtype) + mean, cov)
-        return MultivariateNormal(mean, torch.diag_embed(var.clamp_min(1e-12)))
+        Args:
+            X: A ``batch x q x d`` tensor of unit-cube points.
+            j: Target index.
+            mean, var: ``batch x q`` tensors: the prior's mean and variance at ``X``.
+            noise: Include the GP's observation noise.
+        """
+        gp = self.gps.get(j)
+        if gp is None:
+            return MultivariateNormal(mean, torch.diag_embed(var.clamp_min(1e-12)))
+        mvn = gp.posterior(X.to(torch.double), observation_noise=noise).distribution
+        cov = mvn.covariance_matrix.to(X.dtype)
+        # jitter: candidate batches hold near-duplicates (pending points, snapped sizes)
+        diag = cov.diagonal(dim1=-2, dim2=-1)
+        eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+        cov = cov + eye * (1e-6 * diag.mean(-1, keepdim=True).unsqueeze(-1) + 1e-9)
+        # A category (e.g. a learner) no real run has tried keeps the prior's uncertainty: a
+        # GP fitted on a handful of runs cannot know how it differs.
+        unseen = self._unseen_categories(X, gp.train_inputs[0]).to(X.dtype)
+        cov = cov + torch.diag_embed(var.clamp_min(0) * unseen)
+        return MultivariateNormal(mvn.mean.to(X.dtype) + mean, cov)
 
     def _unseen_categories(self, X: Tensor, train_X: Tensor) -> Tensor:
-        """``batch_shape x q`` flags: a categorical value of ``X`` absent from ``train_X``."""
+        """``batch x q`` flags: a categorical value of ``X`` absent from ``train_X``."""
         out = torch.zeros(X.shape[:-1], dtype=torch.bool)
         for i, p in enumerate(self.space.parameters):
             if p.kind != "categorical":
@@ -112,3 +105,26 @@ class ResidualGPs:
             idx = (X[..., i].detach().clamp(0, 1) * k).round().long()
             out |= ~seen[idx]
         return out
+
+    # -- persistence -------------------------------------------------------------------------
+    def state(self) -> dict[str, Tensor]:
+        """Tensors that rebuild the fitted GPs (training data and hyperparameters)."""
+        tensors = {}
+        for j, gp in self.gps.items():
+            tensors[f"gp{j}.X"] = gp.train_inputs[0].detach().clone()
+            Y, _ = gp.outcome_transform.untransform(gp.train_targets.unsqueeze(-1))
+            tensors[f"gp{j}.Y"] = Y.detach().clone()
+            for k, v in gp.state_dict().items():
+                tensors[f"gp{j}.state.{k}"] = v.detach().clone()
+        return tensors
+
+    def load_state(self, tensors: Mapping[str, Tensor], targets: list[int]) -> None:
+        """Inverse of :meth:`state` for the GPs of ``targets``."""
+        self.gps = {}
+        for j in targets:
+            prefix = f"gp{j}.state."
+            state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            self.gps[int(j)] = self._gp(tensors[f"gp{j}.X"], tensors[f"gp{j}.Y"], state)
+
+
+__all__ = ["ResidualGPs"]

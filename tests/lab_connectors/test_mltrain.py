@@ -10,7 +10,7 @@ from lab_connectors.mltrain import MLTrainConnector, anchors_up_to, read_curve
 from sciwm.connector import Connector
 from sciwm.errors import ConnectorError
 from sciwm.experiment import Experiment, Status
-from tests.conformance import ConnectorConformance, wait_finished
+from sciwm.testing.connector_suite import ConnectorConformance, wait_finished
 
 pytestmark = pytest.mark.timeout(120)
 

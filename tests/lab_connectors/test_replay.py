@@ -12,7 +12,7 @@ from lab_connectors.replay import ReplayConnector
 from sciwm.connector import Connector
 from sciwm.errors import ConnectorError
 from sciwm.experiment import Experiment, Status
-from tests.conformance import ConnectorConformance, wait_finished
+from sciwm.testing.connector_suite import ConnectorConformance, wait_finished
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,26 +1,30 @@
-"""Run tables: building the LCDB cache, the committed slice, user logs, meta-features."""
+"""sciwm.lcdb: the LCDB cache, the committed slice, user logs, meta-features, learners."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from sciwm.errors import WorldModelError
-from surrogates.mlrun.data import (
+from sciwm.lcdb import RunDataError
+from sciwm.lcdb.cache import build_lcdb_cache, lcdb_runs, load_lcdb, load_slice
+from sciwm.lcdb.learners import LEARNERS, lcdb_learner, short_learner
+from sciwm.lcdb.meta import (
+    EXTRA_META,
+    EXTRA_WIDTH,
+    MAY_BE_MISSING,
     META_FEATURES,
-    build_lcdb_cache,
-    final_targets,
-    load_lcdb,
-    load_runs_csv,
-    load_slice,
+    check_meta,
+    extra_fill,
+    extra_vector,
     meta_features,
-    partial_curves,
 )
+from sciwm.lcdb.runs import final_targets, load_runs_csv
 
-SLICE = Path(__file__).parent / "data" / "lcdb_slice.parquet"
+SLICE = Path(__file__).parents[1] / "surrogates" / "mlrun" / "data" / "lcdb_slice.parquet"
 
 
 def fake_lcdb(folder: Path) -> Path:
@@ -69,6 +73,8 @@ def test_cache_is_built_once_and_averages_seeds(tmp_path: Path) -> None:
     cache = build_lcdb_cache("accuracy", tmp_path / "cache", source=src)
     data = load_lcdb("accuracy", cache=cache)
     assert data.dataset_names == ["one"]  # "two" lacks meta-features: left out
+    # the replay connector's run table keeps every data set LCDB names
+    assert sorted(lcdb_runs("accuracy", cache=cache)["dataset"].unique()) == ["one", "two"]
     row = data.runs[data.runs["anchor"] == 64].iloc[0]
     assert row["score"] == pytest.approx(0.805)  # mean over the two seeds
     assert row["train_time"] == pytest.approx(0.01)
@@ -76,16 +82,19 @@ def test_cache_is_built_once_and_averages_seeds(tmp_path: Path) -> None:
     assert data.meta("one")["MajorityClassPercentage"] == pytest.approx(5.0)
 
 
-def test_slice_final_targets_and_partial_curves() -> None:
+def test_slice_final_targets_and_extra_meta() -> None:
     data = load_slice(SLICE)
     assert 8 <= len(data.dataset_names) <= 12
     finals = final_targets(data)
     top = data.runs.groupby("dataset")["anchor"].max()
     assert (finals["anchor"].to_numpy() == top.loc[finals["dataset"]].to_numpy()).all()
-    curves = partial_curves(data, 0.1)
-    for (ds, _), (anchors, scores, times) in curves.items():
-        assert anchors.max() <= 0.1 * top[ds] and len(anchors) == len(scores) == len(times)
-        assert (np.diff(anchors) > 0).all()
+    letter = data.meta("letter-6")
+    assert set(EXTRA_META) <= set(letter)  # the slice keeps LCDB's OpenML meta-features
+    assert letter["Dimensionality"] == pytest.approx(
+        letter["NumberOfFeatures"] / letter["NumberOfInstances"], rel=1e-3
+    )
+    with pytest.raises(RunDataError, match="no meta-features"):
+        data.meta("no-such-data")
 
 
 def test_user_log_loads_and_rejects_bad_rows(tmp_path: Path) -> None:
@@ -102,11 +111,11 @@ def test_user_log_loads_and_rejects_bad_rows(tmp_path: Path) -> None:
         [("mine", "RandomForestClassifier", 100, float("inf"), 1.5)],
         columns=["dataset", "learner", "anchor", "score", "train_time"],
     ).to_csv(bad, index=False)
-    with pytest.raises(WorldModelError, match="NaN, infinite"):
+    with pytest.raises(RunDataError, match="NaN, infinite"):
         load_runs_csv(bad, {"mine": meta})
-    with pytest.raises(WorldModelError, match="lacks meta-feature"):
+    with pytest.raises(RunDataError, match="lacks meta-feature"):
         load_runs_csv(good, {"mine": {"NumberOfInstances": 5.0}})
-    with pytest.raises(WorldModelError, match="no meta-features"):
+    with pytest.raises(RunDataError, match="no meta-features"):
         load_runs_csv(good, {"other": meta})
 
 
@@ -118,3 +127,56 @@ def test_meta_features_of_a_table() -> None:
     assert m["MajorityClassPercentage"] == pytest.approx(75.0)
     assert m["PercentageOfMissingValues"] == pytest.approx(12.5)
     assert m["PercentageOfBinaryFeatures"] == pytest.approx(100 / 3)
+
+
+def test_extra_vector_derives_fills_and_flags() -> None:
+    base = dict(zip(META_FEATURES, (1000, 11, 2, 60, 40, 100 * 8 / 11, 0, 0), strict=True))
+    given = {**base, "NaiveBayesErrRate": 0.2, "ClassEntropy": 0.97}
+    fill = extra_fill([given, {**given, "NaiveBayesErrRate": 0.4}])
+    assert fill["NaiveBayesErrRate"] == pytest.approx(0.3)  # median of the two
+    vec = dict(
+        zip(
+            [*EXTRA_META, *(f"{k}_missing" for k in MAY_BE_MISSING)],
+            extra_vector(base, fill),
+            strict=True,
+        )
+    )
+    assert len(vec) == EXTRA_WIDTH
+    assert vec["Dimensionality"] == pytest.approx(math.log1p(11 / 1000))  # from the 8
+    assert vec["NumberOfSymbolicFeatures"] == pytest.approx(math.log1p(3))  # 11 - 8 numeric
+    assert vec["PercentageOfInstancesWithMissingValues"] == 0.0  # no missing values at all
+    assert vec["NaiveBayesErrRate"] == pytest.approx(0.3) and vec["NaiveBayesErrRate_missing"] == 1
+    known = dict(zip(vec, extra_vector(given, fill), strict=True))
+    assert (
+        known["NaiveBayesErrRate"] == pytest.approx(0.2) and known["NaiveBayesErrRate_missing"] == 0
+    )
+    with pytest.raises(RunDataError, match="unknown meta-feature"):
+        check_meta("x", {**base, "Colour": 1.0})
+    with pytest.raises(RunDataError, match="not finite"):
+        check_meta("x", {**base, "NumberOfClasses": float("nan")})
+
+
+def test_meta_features_match_openml_on_a_sorted_table() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = np.repeat([0, 1], 20)  # sorted by class, as some OpenML tables are
+    m = meta_features(X, y)
+    assert m["ClassEntropy"] == pytest.approx(1.0)
+    assert m["AutoCorrelation"] == pytest.approx(38 / 39)  # one class change in 39 pairs
+    assert m["Dimensionality"] == pytest.approx(4 / 40)
+    assert 0.0 <= m["NaiveBayesErrRate"] <= 0.8 and -1.0 <= m["NaiveBayesKappa"] <= 1.0
+    assert abs(m["MeanSkewnessOfNumericAtts"]) < 1.5
+
+
+def test_learner_vocabulary() -> None:
+    assert len(LEARNERS) == 20
+    svc = lcdb_learner("sklearn.svm.SVC_rbf")
+    assert svc is not None and svc.path == "sklearn.svm.SVC" and svc.kwargs == {"kernel": "rbf"}
+    assert (
+        lcdb_learner("sklearn.ensemble.RandomForestClassifier")
+        is LEARNERS["RandomForestClassifier"]
+    )
+    assert lcdb_learner("TorchMLP") is None
+    assert short_learner("a.b.C") == "C"
+    for name, learner in LEARNERS.items():
+        assert learner.note and (learner.path.endswith(name) or name.startswith("SVC_"))

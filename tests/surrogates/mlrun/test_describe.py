@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sciwm.errors import WorldModelError
-from surrogates.mlrun.data import META_FEATURES
+from sciwm.lcdb.meta import META_FEATURES
 from surrogates.mlrun.describe import describe_run, segments
 
 META = dict(zip(META_FEATURES, (1797, 65, 10, 10.2, 9.7, 98.5, 4.6, 0.0), strict=True))

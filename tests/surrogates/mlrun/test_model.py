@@ -12,10 +12,10 @@ import torch
 
 from sciwm.errors import WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
+from sciwm.lcdb.meta import META_FEATURES
 from sciwm.space import Parameter, SearchSpace
-from surrogates.mlrun.data import META_FEATURES
+from sciwm.testing.world_model_suite import WorldModelConformance
 from surrogates.mlrun.model import MLRunWorldModel
-from tests.world_model_conformance import WorldModelConformance
 
 
 class TestMLRunConformance(WorldModelConformance):
@@ -31,6 +31,15 @@ class TestMLRunConformance(WorldModelConformance):
 # -- pretrain = "lcdb" on the committed LCDB slice ---------------------------------------------
 SLICE = Path(__file__).parent / "data" / "lcdb_slice.parquet"
 DIGITS = dict(zip(META_FEATURES, (1797, 65, 10, 10.2, 9.7, 98.5, 4.6, 0.0), strict=True))
+#: The optional OpenML meta-features of digits (sciwm.lcdb.meta.meta_features).
+DIGITS_EXTRA = {
+    "NaiveBayesErrRate": 0.189,
+    "NaiveBayesKappa": 0.790,
+    "ClassEntropy": 3.32,
+    "AutoCorrelation": 0.092,
+    "MeanSkewnessOfNumericAtts": 4.52,
+    "MeanKurtosisOfNumericAtts": 109.9,
+}
 LEARNERS = (
     "SVC_rbf",
     "RandomForestClassifier",
@@ -55,7 +64,7 @@ LCDB_SETTINGS = {
     "learner_param": "learner",
     "anchor_param": "train_size",
     "dataset": "digits",
-    "dataset_meta": {"digits": DIGITS},
+    "dataset_meta": {"digits": {**DIGITS, **DIGITS_EXTRA}},
     "pretrain_data": str(SLICE),
     "pretrain_steps": 150,
 }
@@ -151,3 +160,40 @@ def test_lcdb_mode_bad_settings(cache: Path) -> None:
         MLRunWorldModel(lcdb_space(), ["accuracy"], colour="blue")
     with pytest.raises(WorldModelError, match="not a parameter"):
         MLRunWorldModel(lcdb_space(), ["accuracy"], learner_param="algo")
+
+
+def test_settings_are_typed_and_checked_before_anything_runs() -> None:
+    from surrogates.mlrun.settings import MLRunSettings
+
+    assert MLRunWorldModel.settings_type is MLRunSettings
+    cfg = MLRunWorldModel.check_settings(LCDB_SETTINGS, lcdb_space())
+    assert cfg.lcdb and cfg.pretrain_steps == 150 and cfg.anchor is None
+    bad = [
+        ({"pretrain": "imagenet"}, "pretrain must be one of"),
+        ({"steps": 0}, "steps must be at least 1"),
+        ({"pretrain_steps": "many"}, "whole number"),
+        ({"anchor_param": "learner"}, "numeric"),
+        ({"dataset_meta": {"digits": {"NumberOfInstances": 5}}}, "lacks meta-feature"),
+        ({"pretrain_data": "/no/such/slice.parquet"}, "no file"),
+    ]
+    for change, message in bad:
+        with pytest.raises(WorldModelError, match=message):
+            MLRunWorldModel.check_settings({**LCDB_SETTINGS, **change}, lcdb_space())
+
+
+def test_can_fit_before_any_run_only_when_pretrained(cache: Path) -> None:
+    assert MLRunWorldModel(lcdb_space(), ["accuracy"], **LCDB_SETTINGS).can_fit([], [])
+    scratch = MLRunWorldModel(lcdb_space(), ["accuracy"], encoder="hashing")
+    exps, obs = runs([("SVC_rbf", 100, 0.9, 1.0), ("BernoulliNB", 200, 0.5, 0.2)])
+    assert not scratch.can_fit([], []) and not scratch.can_fit(exps, obs)
+    exps, obs = runs([("SVC_rbf", 100, 0.9, 1.0)] * 2 + [("BernoulliNB", 200, 0.5, 0.2)])
+    assert scratch.can_fit(exps, obs)
+
+
+def test_a_data_set_with_only_the_8_meta_features_is_still_predicted(cache: Path) -> None:
+    settings = {**LCDB_SETTINGS, "dataset_meta": {"digits": DIGITS}}
+    model = MLRunWorldModel(lcdb_space(), ["accuracy"], **settings)
+    model.fit([], [])
+    pred = model.predict([{"learner": "SVC_rbf", "train_size": 1437}])[0]
+    acc = pred.outcomes["accuracy"]
+    assert 0.0 < acc.mean <= 1.0 and acc.std < 1.0  # unknown extras stay bounded

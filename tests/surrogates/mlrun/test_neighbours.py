@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from surrogates.mlrun.data import META_FEATURES as META
+from sciwm.lcdb.meta import META_FEATURES as META
 from surrogates.mlrun.neighbours import NeighbourBank
 
 
