@@ -1,23 +1,37 @@
-"""MD benchmark: the GNN emulator against long reference OpenMM runs and two baselines.
+"""MD benchmark: the MD world model against long reference OpenMM runs and two baselines.
+
+Every figure of the world model comes from the ``md_emulator`` world model
+(:class:`surrogates.md.world_model.MDEmulatorWorldModel`) built as the shipped MD campaign
+(``sciwm/examples/md_campaign.toml``) builds it, from that file's search space and
+``[world_model.settings]``, and asked through its public methods: :meth:`emulate` for the
+emulator's rollouts, :meth:`fit` and :meth:`posterior` for the property head. So the numbers
+are what a campaign gets.
 
 Protocol, at every temperature of the data set (training ones and the held-out one):
 
 * **reference** — the independent OpenMM runs of the data set (role ``reference``, never
   trained on), 10 ns each, pooled (three runs at 500 and 600 K, two at 450 K, where the
   rare φ > 0 basin needs them);
-* **sciwm** — emulator rollouts (the ensemble; trajectories spread over its members) from
-  16 configurations of the first reference run taken at evenly spaced times, each rolled
-  forward as long as one reference run (10 ns; ``--quick``: 2 ns) in jumps of τ = 100 ps,
-  all 16 in one batch, each jump followed by the corrector (:mod:`surrogates.md.relax`:
-  0.3 ps of real Langevin dynamics from the network's sample, 2 fs steps like the
-  reference engine, its time counted in the emulator's). ``sciwm_no_relax``: the network's
-  frames alone (no corrector); ``sciwm_tau10``: with the corrector, τ = 10 ps over a tenth
-  of the time;
+* **sciwm** — the world model's emulator rollouts (``emulate``: the ensemble, trajectories
+  spread over its members) from 16 configurations of the first reference run taken at evenly
+  spaced times, each rolled forward as long as one reference run (10 ns; ``--quick``: 2 ns)
+  in jumps of τ = 100 ps, all 16 in one batch, each jump followed by the corrector
+  (:mod:`surrogates.md.relax`: 0.3 ps of real Langevin dynamics from the network's sample,
+  2 fs steps like the reference engine, its time counted in the emulator's). Populations and
+  their std are the world model's estimates (``emulate``'s ``mean``/``std``).
+  ``sciwm_no_relax``: the same world model with ``relax_ps = 0`` (the network's frames
+  alone); ``sciwm_tau10``: with the corrector, τ = 10 ps over a tenth of the time;
 * **openmm_same_cost** — real OpenMM runs from the same starts whose total wall time equals
   the emulator's (``sciwm``), on the fastest engine for this system (Reference platform in vacuum);
-* **property_head** — Bayesian quadratic regression in temperature of the basin
-  populations measured on the training runs: predicts populations (and intervals) from the
-  conditions alone, no configurations (so no JSD, no validity);
+* **property_head** — the world model's property head after ``fit([], [])``, as a campaign
+  has it before its first real result: Bayesian quadratic regression in temperature
+  conditioned on the emulator's rollouts over the campaign's temperature grid; its posterior
+  (``posterior``, the latent population, without a real run's sampling noise) at each
+  temperature. Populations and intervals from the conditions alone, no configurations (so no
+  JSD, no validity);
+* **property_head_real** — the same head after ``fit`` on real results too: the data set's
+  training runs cut into runs of the campaign's longest length (500 ps), as completed
+  experiments (their cost the runs' measured OpenMM time), as a campaign that ran them;
 * **reference_noise** — what two independent real runs disagree by: the training run against
   the pooled reference at training temperatures; at held-out ones, the first reference
   run against the others. This is the floor any method's JSD can be compared with.
@@ -31,7 +45,8 @@ same test on the network's first raw sample of every jump, before resampling and
 projection); ``rejected_fraction`` (jumps whose every resample failed that test after the
 constraint step, so the trajectory stayed in place); ``coverage90`` (fraction
 of the three populations whose 90 % interval contains the reference value; the emulator's
-interval scale is calibrated leave-one-temperature-out on the training temperatures);
+interval scale is calibrated leave-one-temperature-out on the training temperatures, the
+property head's posterior is used as it is);
 ``tau_ps``; ``time_compression`` (OpenMM wall time for the emulated simulated time, at the
 throughput measured in the same-cost runs, over the emulator's wall time; both on this
 machine's CPU, one thread each); ``simulated_ps`` (total simulated time of a method).
@@ -48,9 +63,19 @@ import numpy as np
 import torch
 
 from sciwm.bench.common import env_info, make_result, print_table, save_result
+from sciwm.md.observables import (
+    BASINS,
+    basin_populations,
+    dihedral,
+    histogram,
+    histogram2d,
+    jsd,
+)
+
+#: The campaign whose world model is measured.
+CAMPAIGN = Path(__file__).resolve().parents[1] / "examples" / "md_campaign.toml"
 
 Z90 = 1.6448536269514722
-BASINS = ("beta", "alpha_r", "alpha_l")
 METRICS = (
     "jsd_phi",
     "jsd_psi",
@@ -65,14 +90,10 @@ METRICS = (
 
 
 def _angles(x: np.ndarray, molecule: Any) -> tuple[np.ndarray, np.ndarray]:
-    from sciwm.md.observables import dihedral
-
     return dihedral(x, molecule.phi), dihedral(x, molecule.psi)
 
 
 def _compare(phi: np.ndarray, psi: np.ndarray, ref: tuple[np.ndarray, np.ndarray]) -> dict:
-    from sciwm.md.observables import basin_populations, histogram, histogram2d, jsd
-
     pops = basin_populations(phi, psi)
     rpops = basin_populations(*ref)
     return {
@@ -85,8 +106,6 @@ def _compare(phi: np.ndarray, psi: np.ndarray, ref: tuple[np.ndarray, np.ndarray
 
 
 def _block_pops(phi: np.ndarray, psi: np.ndarray, blocks: int = 10) -> np.ndarray:
-    from sciwm.md.observables import basin_populations
-
     out = []
     for a, b in zip(np.array_split(phi, blocks), np.array_split(psi, blocks), strict=True):
         p = basin_populations(a, b)
@@ -118,6 +137,70 @@ def _openmm_runs(
     return np.concatenate(frames), wall, steps
 
 
+def _world_models(relax_ps: float | None) -> tuple[Any, Any, dict[str, Any], Any]:
+    """The campaign's world model (and one without the corrector), its settings and space."""
+    from sciwm.spec import load_spec
+    from surrogates.md.world_model import MDEmulatorWorldModel
+
+    spec = load_spec(CAMPAIGN)
+    space = spec.space()
+    settings = dict(spec.world_model.settings)
+    if relax_ps is not None:
+        settings["relax_ps"] = relax_ps
+    outcomes = [f"pop_{b}" for b in BASINS]
+    model = MDEmulatorWorldModel(space, outcomes, **settings)
+    no_relax = MDEmulatorWorldModel(space, outcomes, **{**settings, "relax_ps": 0.0})
+    return model, no_relax, settings, space
+
+
+def _property_head(model: Any, space: Any, temperatures: list[float]) -> dict[float, dict]:
+    """The world model's posterior of the three populations at each temperature."""
+    length = space[model.l_name].high if model.l_dim is not None else None
+    out = {}
+    for t in temperatures:
+        params = {p.name: p.low for p in space.parameters}
+        params[model.t_name] = t
+        if length is not None:
+            params[model.l_name] = length
+        X = space.encode([params]).double()
+        mean, std = [], []
+        for b in BASINS:
+            post = model.posterior(X, f"pop_{b}")
+            mean.append(float(post.mean.reshape(-1)[0]))
+            std.append(float(post.variance.reshape(-1)[0].clamp_min(0).sqrt()))
+        out[t] = {"pops": np.array(mean), "std": np.array(std)}
+    return out
+
+
+def _real_results(data: Any, molecule: Any, space: Any, model: Any) -> tuple[list, list]:
+    """The training runs as completed experiments of the campaign's longest length."""
+    from sciwm.experiment import Experiment, Observation, Status
+
+    length_ps = float(space[model.l_name].high) if model.l_dim is not None else 1000.0
+    experiments, observations = [], []
+    for traj in data.select(role="train"):
+        per_run = max(1, int(round(length_ps / traj.frame_ps)))
+        phi, psi = _angles(traj.positions.numpy(), molecule)
+        for k in range(len(phi) // per_run):
+            sl = slice(k * per_run, (k + 1) * per_run)
+            pops = basin_populations(phi[sl], psi[sl])
+            params = {p.name: p.low for p in space.parameters}
+            params[model.t_name] = traj.temperature
+            if model.l_dim is not None:
+                params[model.l_name] = length_ps
+            exp = Experiment.create("md-bench", len(experiments), params)
+            experiments.append(exp)
+            observations.append(
+                Observation(
+                    exp.id,
+                    Status.COMPLETED,
+                    {f"pop_{b}": pops[b] for b in BASINS},
+                    cost=traj.openmm_s_per_ns * length_ps / 1000.0,
+                )
+            )
+    return experiments, observations
+
+
 def run(
     quick: bool = False,
     seeds: int | None = None,
@@ -132,24 +215,20 @@ def run(
         seeds: Rollout noise seeds per temperature (default 1).
         out: Result JSON path (optional).
         progress: Print progress lines.
-        relax_ps: The corrector's simulated time per jump (default
-            :class:`surrogates.md.relax.RelaxConfig`'s).
+        relax_ps: The corrector's simulated time per jump (default: the campaign's
+            ``relax_ps``, else :class:`surrogates.md.relax.RelaxConfig`'s).
 
     Returns:
         The result dict ``{"suite": "md", "rows": [...], "config": {...}, "env": {...}}``.
     """
     from surrogates.md.data import load_dataset
-    from surrogates.md.flow import rollout
-    from surrogates.md.heads import BayesLinear, polynomial_features
-    from surrogates.md.relax import RelaxConfig, Relaxer
-    from surrogates.md.train import load_checkpoint
-    from surrogates.md.world_model import DEFAULT_CHECKPOINT
 
     torch.set_num_threads(1)
     t_start = time.perf_counter()
     data = load_dataset()
-    models, ckpt = load_checkpoint(DEFAULT_CHECKPOINT)
-    molecule = models[0].molecule
+    model, no_relax, settings, space = _world_models(relax_ps)
+    emulation = model.emulation
+    molecule = emulation.models[0].molecule
     n_seeds = int(seeds or 1)
     n_starts = 16
     design = data.meta["design"]
@@ -157,9 +236,8 @@ def run(
     l_traj_ps = l_ref_ps / 5 if quick else l_ref_ps  # per emulated trajectory
     taus = {"sciwm": 100.0, "sciwm_no_relax": 100.0, "sciwm_tau10": 10.0}
     traj_ps = {"sciwm": l_traj_ps, "sciwm_no_relax": l_traj_ps, "sciwm_tau10": l_traj_ps / 10}
-    relax_cfg = RelaxConfig() if relax_ps is None else RelaxConfig(length_ps=relax_ps)
-    relaxer = Relaxer(config=relax_cfg, condition_names=models[0].config.condition_names)
-    correctors = {"sciwm": relaxer, "sciwm_no_relax": None, "sciwm_tau10": relaxer}
+    models = {"sciwm": model, "sciwm_no_relax": no_relax, "sciwm_tau10": model}
+    relax_cfg = model.cfg.relax_config
     temps = [(t, "train") for t in data.train_temperatures] + [
         (t, "heldout") for t in data.heldout_temperatures
     ]
@@ -168,24 +246,16 @@ def run(
         if progress:
             print(f"[md {time.perf_counter() - t_start:6.0f} s] {msg}", flush=True)
 
-    # property head: quadratic in temperature, fitted on the training runs' block populations
-    t_lo, t_hi = min(data.train_temperatures), max(data.train_temperatures)
-    train_x, train_y, train_s = [], [], []
-    for traj in data.select(role="train"):
-        phi, psi = _angles(traj.positions.numpy(), molecule)
-        blocks = _block_pops(phi, psi)
-        train_x.append((traj.temperature - t_lo) / (t_hi - t_lo))
-        train_y.append(blocks.mean(0))
-        train_s.append(blocks.std(0, ddof=1) / math.sqrt(len(blocks)) + 1e-3)
-    heads = []
-    for k in range(len(BASINS)):
-        head = BayesLinear(polynomial_features(0, 2), torch.zeros(3), torch.ones(3), noise_std=0.0)
-        head.update(
-            torch.tensor(train_x).unsqueeze(-1),
-            torch.tensor([y[k] for y in train_y]),
-            torch.tensor([s[k] for s in train_s]),
-        )
-        heads.append(head)
+    # the property head: as a campaign has it before any real result, then after real runs
+    all_t = [t for t, _ in temps]
+    t_fit = time.perf_counter()
+    model.fit([], [])
+    fit_s = time.perf_counter() - t_fit
+    heads = {"property_head": _property_head(model, space, all_t)}
+    experiments, observations = _real_results(data, molecule, space, model)
+    model.fit(experiments, observations)
+    heads["property_head_real"] = _property_head(model, space, all_t)
+    log(f"world model fitted ({fit_s:.1f} s for the emulated grid)")
 
     rows: list[dict[str, Any]] = []
     raw: dict[tuple[float, str], dict[str, Any]] = {}
@@ -203,31 +273,19 @@ def run(
             n_jumps = max(1, int(round(traj_ps[method] / tau)))
             stats = []
             for seed in range(n_seeds):
-                roll = rollout(
-                    models,
-                    torch.from_numpy(starts),
-                    torch.full((n_starts, 1), temperature),
-                    tau,
-                    n_jumps,
+                est = models[method].emulate(
+                    temperature,
+                    length_ps=traj_ps[method],
+                    tau_ps=tau,
+                    start=torch.from_numpy(starts),
                     seed=seed,
-                    relax=correctors[method],
-                    ode_steps=relax_cfg.ode_steps if correctors[method] else None,
                 )
+                roll = est["rollout"]
                 x = roll.positions[1:].reshape(-1, molecule.n_atoms, 3).numpy()
                 phi, psi = _angles(x, molecule)
                 cmp = _compare(phi, psi, ref)
-                # per-member population estimates -> ensemble mean and std (uncalibrated)
-                per_traj = []
-                for b in range(n_starts):
-                    xb = roll.positions[1:, b].numpy()
-                    pb = _angles(xb, molecule)
-                    per_traj.append(list(_compare(*pb, ref)["pops"].values()))
-                per_traj = np.array(per_traj)
-                owner = np.arange(n_starts) % len(models)
-                member_means = np.array([per_traj[owner == m].mean(0) for m in range(len(models))])
-                between = member_means.var(0, ddof=1) if len(models) > 1 else 0.0
-                sampling = per_traj.var(0, ddof=1) / n_starts
                 cmp.update(
+                    pops={b: est["mean"][f"pop_{b}"] for b in BASINS},
                     valid_fraction=float(roll.valid.float().mean()),
                     valid_fraction_raw=float(roll.raw_valid.float().mean()),
                     rejected_fraction=float(roll.rejected.float().mean()),
@@ -235,7 +293,7 @@ def run(
                         float(roll.relaxed.float().mean()) if roll.relaxed is not None else 0.0
                     ),
                     wall_s=roll.wall_s,
-                    std=np.sqrt(between + sampling),
+                    std=np.array([est["std"][f"pop_{b}"] for b in BASINS]),
                     n_frames=len(phi),
                 )
                 stats.append(cmp)
@@ -281,14 +339,8 @@ def run(
             res[method]["time_compression"] = (
                 s_per_ps * res[method]["simulated_ps"] / res[method]["wall_s"]
             )
-        # property head
-        u = torch.tensor([[(temperature - t_lo) / (t_hi - t_lo)]], dtype=torch.double)
-        ph_mean, ph_std = [], []
-        for head in heads:
-            m, s = head.moments(u, observation_noise=False)
-            ph_mean.append(float(m[0]))
-            ph_std.append(float(s[0]))
-        res["property_head"] = {"pops": np.array(ph_mean), "std": np.array(ph_std)}
+        for head, answers in heads.items():
+            res[head] = answers[temperature]
         # reference noise floor
         if split == "train":
             other = data.select(role="train", temperature=temperature)[0].positions.numpy()
@@ -331,8 +383,9 @@ def run(
                 rows.append(
                     {**base, "method": method, "metric": metric, "value": res[method][metric]}
                 )
-        ph_mae = float(np.mean(np.abs(res["property_head"]["pops"] - res["ref_pops"])))
-        rows.append({**base, "method": "property_head", "metric": "basin_mae", "value": ph_mae})
+        for head in heads:
+            mae = float(np.mean(np.abs(res[head]["pops"] - res["ref_pops"])))
+            rows.append({**base, "method": head, "metric": "basin_mae", "value": mae})
         rows.append(
             {
                 **base,
@@ -349,7 +402,7 @@ def run(
         return np.abs(r[method]["pops"] - r["ref_pops"]) / total
 
     calibration: dict[str, float] = {}
-    for method in (*taus, "property_head"):
+    for method in (*taus, *heads):
         train_keys = [k for k in raw if k[1] == "train"]
         all_z = np.concatenate([z_scores(method, k) for k in train_keys])
         calibration[method] = max(1.0, float(np.quantile(all_z, 0.9)) / Z90)
@@ -357,7 +410,7 @@ def run(
             others = [k for k in train_keys if k != key] or train_keys
             zo = np.concatenate([z_scores(method, k) for k in others])
             scale = max(1.0, float(np.quantile(zo, 0.9)) / Z90)
-            if method == "property_head":
+            if method in heads:
                 scale = 1.0  # its posterior is used as it is
             cov = float(np.mean(z_scores(method, key) <= Z90 * scale))
             rows.append(
@@ -377,15 +430,22 @@ def run(
         "reference_ps": l_ref_ps,
         "emulated_ps_per_trajectory": traj_ps,
         "taus_ps": taus,
-        "ensemble_members": len(models),
-        "checkpoint": str(DEFAULT_CHECKPOINT),
-        "checkpoint_train": ckpt.get("train"),
+        "ensemble_members": len(emulation.models),
+        "checkpoint": str(model.cfg.checkpoint),
+        "checkpoint_train": emulation.meta.get("train"),
+        "world_model": {
+            "campaign": str(CAMPAIGN.relative_to(CAMPAIGN.parents[2])),
+            "settings": settings,
+            "calibration": model.calibration,
+            "fit_s": fit_s,
+            "real_results": len(experiments),
+        },
         "calibration_all_train": calibration,
         "openmm_s_per_ns": {f"{k[0]:g}": v["s_per_ns"] for k, v in raw.items()},
         "jsd": "nats; 50 bins per angle, 25x25 for (phi, psi)",
         "engine": "OpenMM Reference platform, amber14 vacuum, 2 fs, Langevin 1/ps",
         "corrector": {
-            "methods": [m for m, c in correctors.items() if c is not None],
+            "methods": [m for m, wm in models.items() if wm.cfg.relax_config.n_steps > 0],
             "length_ps": relax_cfg.length_ps,
             "timestep_fs": relax_cfg.timestep_fs,
             "friction_per_ps": relax_cfg.friction_per_ps,
