@@ -18,14 +18,13 @@ from pathlib import Path
 import torch
 
 from flows.loop_state import CampaignResult, LoopState, ProgressFn
-from lab_connectors.loading import load_connector
-from scheduler.agent import Agent
+from scheduler.agent import Agent, default_initial_experiments
 from scheduler.gate import Candidate, Decision, DispatchGate
 from scheduler.stopping import StoppingRule
 from sciwm.connector import Connector
 from sciwm.errors import ConnectorError, WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
-from sciwm.registry import resolve
+from sciwm.registry import build_connector, build_world_model
 from sciwm.spec import CampaignSpec
 from sciwm.store import Record, RecordStore
 from sciwm.summary import fidelity_note
@@ -61,41 +60,31 @@ class CampaignLoop:
         self.space = spec.space()
         self.progress = progress
         store.open_campaign(spec, spec_text)
-        settings = dict(spec.connector.settings)
-        settings.setdefault("parallelism", spec.scheduler.parallelism)
-        self.connector: Connector = load_connector(spec.connector.type, workdir, settings)
-        cls = resolve("sciwm.world_models", spec.world_model.type, WorldModelError)
-        self.model: WorldModel = cls(self.space, spec.outcome_names, **spec.world_model.settings)
         sched = spec.scheduler
-        # settings left out of the campaign file take the agent's defaults
-        optional = {
-            k: v
-            for k, v in (
-                ("cost_exponent", sched.cost_exponent),
-                ("restart_after", sched.restart_after),
-            )
-            if v is not None
-        }
+        self.model: WorldModel = build_world_model(spec.world_model, self.space, spec.outcome_names)
+        self.connector: Connector = build_connector(
+            spec.connector, workdir, {"parallelism": sched.parallelism}
+        )
+        # settings left out of the campaign file take the agent's and the gate's defaults
+        agent_settings = sched.agent_settings()
+        agent_settings.setdefault("initial_experiments", default_initial_experiments(self.model))
         self.agent = Agent(
             self.space,
             spec.objective.name,
             spec.maximize,
             acquisition=sched.acquisition,
-            initial_experiments=sched.initial_experiments,
             seed=spec.campaign.seed,
-            num_restarts=sched.num_restarts,
-            raw_samples=sched.raw_samples,
-            **optional,
+            **agent_settings,
         )
-        default_reservation = sched.initial_reservation or spec.budget.total / (
-            2 * sched.parallelism
+        gate_settings = (
+            {} if sched.cost_safety_factor is None else {"safety_factor": sched.cost_safety_factor}
         )
         self.gate = DispatchGate(
             spec.budget.total,
-            safety_factor=sched.cost_safety_factor,
-            default_reservation=default_reservation,
-            min_cap=default_reservation / 2,
+            default_reservation=sched.initial_reservation,
+            parallelism=sched.parallelism,
             unit=spec.budget.unit,
+            **gate_settings,
         )
         self.stopping = StoppingRule(
             max_experiments=spec.stopping.max_experiments,
@@ -151,9 +140,10 @@ class CampaignLoop:
             for r in self.state.running.values()
         ]
 
-    def history(self) -> tuple[list[Experiment], list[Observation]]:
+    def history(self, state: LoopState | None = None) -> tuple[list[Experiment], list[Observation]]:
         """Finished experiments and their observations, aligned."""
-        pairs = [(r.experiment, r.observation) for r in self.state.finished if r.observation]
+        state = state or self.state
+        pairs = [(r.experiment, r.observation) for r in state.finished if r.observation]
         return [e for e, _ in pairs], [o for _, o in pairs]
 
     def objective_values(self) -> list[float]:
@@ -168,12 +158,8 @@ class CampaignLoop:
         ]
 
     def model_can_fit(self, state: LoopState | None = None) -> bool:
-        """Whether enough experiments completed to fit the world model."""
-        state = state or self.state
-        done = [
-            r for r in state.finished if r.observation and r.observation.status is Status.COMPLETED
-        ]
-        return len(done) >= 2
+        """Whether the world model can be fitted on the finished experiments (it says)."""
+        return self.model.can_fit(*self.history(state))
 
     # -- steps --------------------------------------------------------------------------
     def poll(self) -> list[Record]:

@@ -16,7 +16,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from sciwm.errors import WorldModelError
-from sciwm.registry import resolve
+from sciwm.registry import build_world_model
 from sciwm.store import RecordStore
 
 #: Artifact steps of retrains start here, apart from the campaign loop's own fit counter.
@@ -39,7 +39,8 @@ def retrain_world_model(
 
     Raises:
         StoreError: If the campaign is not in the store.
-        WorldModelError: If there are too few finished experiments to fit.
+        WorldModelError: If there are no finished experiments, or too few for the world model
+            to fit (it says, through ``can_fit``).
     """
     store = RecordStore(tracking_uri)
     spec = store.campaign_spec(campaign)
@@ -48,10 +49,14 @@ def retrain_world_model(
         raise WorldModelError(
             f"campaign {campaign!r} has no finished experiments yet; nothing to retrain on"
         )
-    cls = resolve("sciwm.world_models", spec.world_model.type, WorldModelError)
-    model = cls(spec.space(), spec.outcome_names, **spec.world_model.settings)
+    model = build_world_model(spec.world_model, spec.space(), spec.outcome_names)
     experiments = [r.experiment for r in finished]
     observations = [r.observation.checked(spec.outcome_names) for r in finished]  # type: ignore[union-attr]
+    if not model.can_fit(experiments, observations):
+        raise WorldModelError(
+            f"the {spec.world_model.type!r} world model of campaign {campaign!r} cannot be fitted "
+            f"on its {len(finished)} finished experiments yet; retrain once more have completed"
+        )
     model.fit(experiments, observations)
     artifact = None
     if log:

@@ -22,6 +22,7 @@ from scheduler.gate import Candidate
 from scheduler.restart import epoch_start
 from sciwm.errors import SpecError, WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
+from sciwm.prediction import DEFAULT_LEVEL
 from sciwm.space import SearchSpace, Value
 from sciwm.world_model import WorldModel
 
@@ -41,8 +42,24 @@ DEFAULT_COST_EXPONENT = 0.5
 #: 13 of 16 and left Branin's 100 tuning seeds unchanged (median 28.6 either way).
 DEFAULT_RESTART_AFTER = 10
 
+#: Completed experiments of the Sobol initial design before the world model steers, for a
+#: world model that cannot predict before real results (see :func:`default_initial_experiments`).
+DEFAULT_INITIAL_EXPERIMENTS = 5
+
 #: Two encoded points closer than this (max-abs, unit cube) count as the same experiment.
 DUPLICATE_TOL = 1e-9
+
+
+def default_initial_experiments(model: WorldModel | None) -> int:
+    """Size of the initial design when the campaign file does not set one.
+
+    A world model that predicts before any real result (pretrained, physics-based: its
+    ``can_fit([], [])`` is true) steers from the first proposal, so it gets no Sobol design;
+    any other gets :data:`DEFAULT_INITIAL_EXPERIMENTS`.
+    """
+    if model is not None and model.can_fit([], []):
+        return 0
+    return DEFAULT_INITIAL_EXPERIMENTS
 
 
 class Agent:
@@ -67,7 +84,9 @@ class Agent:
         acquisition: ``"ei_per_cost"`` (log expected improvement minus predicted log cost),
             ``"gittins"`` (Pandora's-box Gittins index with the predicted cost), ``"ei"``
             (log expected improvement, cost-blind) or ``"random"`` (uniform).
-        initial_experiments: Completed experiments before the model takes over.
+        initial_experiments: Completed experiments of the Sobol design before the model takes
+            over (>= 0; 0: the model steers as soon as it is fitted). The campaign loop
+            passes :func:`default_initial_experiments` when the campaign file sets none.
         seed: Seed of the initial design, the random fallback and the optimiser.
         num_restarts: Restarts of the acquisition optimiser.
         raw_samples: Raw samples to pick the restarts from.
@@ -91,7 +110,7 @@ class Agent:
         maximize: bool,
         *,
         acquisition: str = "ei_per_cost",
-        initial_experiments: int = 5,
+        initial_experiments: int = DEFAULT_INITIAL_EXPERIMENTS,
         seed: int = 0,
         num_restarts: int = 8,
         raw_samples: int = 256,
@@ -103,8 +122,8 @@ class Agent:
             raise SpecError(
                 f"unknown acquisition {acquisition!r}; use one of {', '.join(ACQUISITIONS)}"
             )
-        if initial_experiments < 1:
-            raise SpecError(f"initial_experiments must be at least 1, got {initial_experiments}")
+        if initial_experiments < 0:
+            raise SpecError(f"initial_experiments must be >= 0, got {initial_experiments}")
         if num_restarts < 1 or raw_samples < num_restarts:
             raise SpecError(
                 f"need num_restarts >= 1 and raw_samples >= num_restarts, got "
@@ -138,7 +157,7 @@ class Agent:
         observations: Sequence[Observation],
         pending: Sequence[Mapping[str, Value]],
         n: int,
-        level: float = 0.9,
+        level: float = DEFAULT_LEVEL,
         slot_cost: float = 0.0,
     ) -> list[Candidate]:
         """Propose ``n`` experiments.
@@ -218,7 +237,11 @@ class Agent:
         observations: Sequence[Observation],
     ) -> WorldModel | None:
         """A fresh copy of ``model`` fitted on one epoch's results (``None`` if it cannot be)."""
-        if model is None or len(experiments) < self.initial_experiments:
+        if (
+            model is None
+            or len(experiments) < self.initial_experiments
+            or not model.can_fit(experiments, observations)
+        ):
             return None
         fresh = type(model)(model.space, model.outcomes, **model.settings)
         try:
@@ -257,9 +280,11 @@ class Agent:
         """Sequential greedy batch of ``n`` points (``n x d``) and their acquisition values."""
         space = self.space
         # the acquisition values the target fidelity: what low-fidelity results say about it
-        X_baseline = project_to_target(
-            space.encode([e.parameters for e in completed]), space.fidelity_indices
-        )
+        if completed:
+            X_base = space.encode([e.parameters for e in completed])
+        else:  # no result yet: improve on what the model predicts for the design it replaces
+            X_base = self._sobol(0, DEFAULT_INITIAL_EXPERIMENTS)
+        X_baseline = project_to_target(X_base, space.fidelity_indices)
         X_pending = (
             space.encode(list(pending)) if pending else space.encode([]).reshape(0, space.dim)
         )

@@ -21,9 +21,27 @@ from sciwm.errors import BudgetError
 from sciwm.prediction import Prediction
 from sciwm.space import Value
 
+#: Multiplier on the upper end of a predicted cost's interval that a dispatched experiment
+#: reserves (and is stopped at): room for a cost model that is somewhat too optimistic.
+DEFAULT_SAFETY_FACTOR = 1.5
+
 #: Relative margin kept free of the budget so that floating-point rounding in any order of
 #: summation can never push the total over ``budget_total``.
 ROUNDING_MARGIN = 1e-9
+
+
+def initial_reservation(budget_total: float, parallelism: int = 1) -> float:
+    """Reservation of an experiment without a cost prediction (the initial design).
+
+    Half the budget shared among the experiments that may run at once, so that the first
+    round of experiments, even if each runs to its cap, leaves half the budget for the world
+    model to spend.
+
+    Args:
+        budget_total: The campaign's total budget, in cost units.
+        parallelism: Experiments that may run at once (>= 1).
+    """
+    return budget_total / (2 * max(1, int(parallelism)))
 
 
 @dataclass(frozen=True)
@@ -72,15 +90,17 @@ class DispatchGate:
 
     Args:
         budget_total: The campaign's total budget, in cost units (> 0).
-        safety_factor: Multiplier (>= 1) on the predicted cost's upper bound.
-        default_reservation: Reservation of a candidate without prediction (initial design).
-            Defaults to a tenth of the budget, so that an initial design of up to ten
-            experiments fits even if every one of them runs to its cap.
+        safety_factor: Multiplier (>= 1) on the predicted cost's upper bound (default
+            :data:`DEFAULT_SAFETY_FACTOR`).
+        default_reservation: Reservation of a candidate without prediction (initial design);
+            default :func:`initial_reservation` of the budget and ``parallelism``.
+        parallelism: Experiments that may run at once, for the default reservation.
         min_reservation: Least reservation worth dispatching a candidate without
             prediction. Defaults to a hundredth of the budget.
         min_cap: Floor of a predicted candidate's reservation (its cost cap): a cost model that
             is confidently wrong about a cheap experiment does not get it stopped at a tiny
-            cap. What remains of the budget still bounds every reservation.
+            cap. What remains of the budget still bounds every reservation. Defaults to half
+            the default reservation.
         unit: Cost unit shown in reasons (e.g. ``"s"``).
 
     Raises:
@@ -91,20 +111,24 @@ class DispatchGate:
         self,
         budget_total: float,
         *,
-        safety_factor: float = 1.25,
+        safety_factor: float = DEFAULT_SAFETY_FACTOR,
         default_reservation: float | None = None,
+        parallelism: int = 1,
         min_reservation: float | None = None,
-        min_cap: float = 0.0,
+        min_cap: float | None = None,
         unit: str = "",
     ) -> None:
         if not (math.isfinite(budget_total) and budget_total > 0):
             raise BudgetError(f"the budget must be a positive number, got {budget_total!r}")
         if not (math.isfinite(safety_factor) and safety_factor >= 1.0):
             raise BudgetError(
-                f"the safety factor must be a number >= 1 (1.25 is usual), got {safety_factor!r}"
+                f"the safety factor must be a number >= 1 ({DEFAULT_SAFETY_FACTOR} is the "
+                f"default), got {safety_factor!r}"
             )
+        if parallelism < 1:
+            raise BudgetError(f"parallelism must be at least 1, got {parallelism!r}")
         if default_reservation is None:
-            default_reservation = budget_total / 10
+            default_reservation = initial_reservation(budget_total, parallelism)
         if not (math.isfinite(default_reservation) and default_reservation > 0):
             raise BudgetError(
                 f"the default reservation must be a positive number, got {default_reservation!r}"
@@ -119,6 +143,8 @@ class DispatchGate:
         self.safety_factor = float(safety_factor)
         self.default_reservation = float(default_reservation)
         self.min_reservation = float(min_reservation)
+        if min_cap is None:
+            min_cap = self.default_reservation / 2
         if not (math.isfinite(min_cap) and min_cap >= 0):
             raise BudgetError(f"the minimum cap must be a number >= 0, got {min_cap!r}")
         self.min_cap = float(min_cap)

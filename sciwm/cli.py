@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sciwm.errors import ParameterError, SciwmError
+from sciwm.prediction import DEFAULT_LEVEL
 from sciwm.runtime import configure_environment
 
 BENCH_SUITES = {
@@ -56,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument(
         "--param", "-p", action="append", default=[], metavar="K=V", help="a parameter value"
     )
-    pred.add_argument("--level", type=float, default=0.9, help="interval coverage (0-1)")
+    pred.add_argument("--level", type=float, default=DEFAULT_LEVEL, help="interval coverage (0-1)")
 
     demo = sub.add_parser("demo", help="tune a scikit-learn model for real, on defaults")
     demo.add_argument("--budget", type=float, default=None, help="seconds of training compute")
@@ -274,12 +275,7 @@ def _predict(name: str, pairs: list[str], level: float, tracking_uri: str | None
             raise ParameterError(f"--param {pair!r} is not of the form name=value")
         values[key.strip()] = value.strip()
     params = space.validate(values)
-    model = store.load_world_model(name)
-    if model is None:
-        raise SciwmError(
-            f"campaign {name!r} has no fitted world model yet; it needs at least two completed "
-            "experiments (run `sciwm campaign run` first)"
-        )
+    model = store.load_world_model(name) or _fresh_world_model(store, spec, name)
     t0 = time.perf_counter()
     (pred,) = model.predict([params], level=level)
     dt = (time.perf_counter() - t0) * 1000
@@ -367,6 +363,24 @@ def _demo(budget: float | None, tracking_uri: str | None, use_prefect: bool) -> 
         "-p train_size=1000"
     )
     return 0
+
+
+def _fresh_world_model(store: Any, spec: Any, name: str) -> Any:
+    """The campaign's world model fitted on its results, for a campaign that logged none."""
+    from sciwm.registry import build_world_model
+
+    model = build_world_model(spec.world_model, spec.space(), spec.outcome_names)
+    finished = [r for r in store.records(name) if r.observation is not None]
+    experiments = [r.experiment for r in finished]
+    observations = [r.observation.checked(spec.outcome_names) for r in finished]
+    if not model.can_fit(experiments, observations):
+        raise SciwmError(
+            f"campaign {name!r} has no fitted world model yet: its {spec.world_model.type!r} "
+            f"world model cannot predict from {len(finished)} finished experiment(s); run "
+            "`sciwm campaign run` until more have completed"
+        )
+    model.fit(experiments, observations)
+    return model
 
 
 def _retitle(text: str, name: str, budget: float) -> str:

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
+#: Coverage of predictive intervals where none is asked for: the campaign's
+#: ``scheduler.interval_level``, ``sciwm predict --level`` and ``WorldModel.predict``.
+DEFAULT_LEVEL = 0.9
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -27,7 +31,7 @@ class Estimate:
     level: float
 
     @classmethod
-    def gaussian(cls, mean: float, std: float, level: float = 0.9) -> Estimate:
+    def gaussian(cls, mean: float, std: float, level: float = DEFAULT_LEVEL) -> Estimate:
         """Summary of a normal distribution ``N(mean, std^2)``.
 
         Raises:
@@ -40,7 +44,7 @@ class Estimate:
         return cls(mean, std, mean - z * std, mean + z * std, float(level))
 
     @classmethod
-    def lognormal(cls, log_mean: float, log_std: float, level: float = 0.9) -> Estimate:
+    def lognormal(cls, log_mean: float, log_std: float, level: float = DEFAULT_LEVEL) -> Estimate:
         """Summary of ``exp(N(log_mean, log_std^2))``: used for costs, which are positive.
 
         The interval is the exponentiated normal interval; mean and std are the log-normal's.

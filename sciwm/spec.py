@@ -17,7 +17,8 @@ from pydantic import (
     model_validator,
 )
 
-from sciwm.errors import ParameterError, SpecError
+from sciwm.errors import ParameterError, SciwmError, SpecError
+from sciwm.prediction import DEFAULT_LEVEL
 from sciwm.space import Parameter, SearchSpace
 
 
@@ -114,7 +115,11 @@ class WorldModelSpec(_Frozen):
 
 
 class SchedulerSpec(_Frozen):
-    """``[scheduler]``: how experiments are proposed and dispatched."""
+    """``[scheduler]``: how experiments are proposed and dispatched.
+
+    A setting left out (``None``) takes the default of the component that uses it: the
+    agent's (:mod:`scheduler.agent`) or the gate's (:mod:`scheduler.gate`), defined there once.
+    """
 
     acquisition: Literal["ei_per_cost", "gittins", "ei", "random"] = "ei_per_cost"
     cost_exponent: float | None = Field(
@@ -122,34 +127,56 @@ class SchedulerSpec(_Frozen):
         ge=0.0,
         le=4.0,
         description="Weight of the predicted log cost in 'ei_per_cost' (1: EI per unit cost; "
-        "default: the agent's, 0.5).",
+        "left out: the agent's DEFAULT_COST_EXPONENT).",
     )
     batch_size: int = Field(default=1, ge=1, le=64)
     parallelism: int = Field(default=1, ge=1, le=1024)
-    initial_experiments: int = Field(default=5, ge=1)
-    interval_level: float = Field(default=0.9, gt=0, lt=1)
+    initial_experiments: int | None = Field(
+        default=None,
+        ge=0,
+        description="Completed experiments of the Sobol initial design before the world model "
+        "steers (left out: none for a world model that predicts before any result, else the "
+        "agent's DEFAULT_INITIAL_EXPERIMENTS).",
+    )
+    interval_level: float = Field(default=DEFAULT_LEVEL, gt=0, lt=1)
     poll_interval_s: float = Field(default=0.5, gt=0)
-    cost_safety_factor: float = Field(
-        default=1.5,
+    cost_safety_factor: float | None = Field(
+        default=None,
         ge=1.0,
         description="Budget reserved for a running experiment: this times its predicted cost's "
-        "upper bound; the experiment is stopped if it costs more.",
+        "upper bound; the experiment is stopped if it costs more (left out: the gate's "
+        "DEFAULT_SAFETY_FACTOR).",
     )
     initial_reservation: float | None = Field(
         default=None,
         gt=0,
         description="Budget reserved for an experiment before the world model predicts costs "
-        "(default: budget.total / (2 * parallelism)).",
+        "(left out: the gate's initial_reservation, budget.total / (2 * parallelism)).",
     )
-    num_restarts: int = Field(default=8, ge=1)
-    raw_samples: int = Field(default=256, ge=8)
+    num_restarts: int | None = Field(
+        default=None, ge=1, description="Restarts of the acquisition optimiser."
+    )
+    raw_samples: int | None = Field(
+        default=None, ge=8, description="Raw samples the optimiser's restarts are picked from."
+    )
     restart_after: int | None = Field(
         default=None,
         ge=0,
         description="Completed experiments without a real improvement (1% of the observed "
-        "range) after which the search restarts from a fresh design; 0: never (default: the "
-        "agent's, 10).",
+        "range) after which the search restarts from a fresh design; 0: never (left out: the "
+        "agent's DEFAULT_RESTART_AFTER).",
     )
+
+    def agent_settings(self) -> dict[str, Any]:
+        """The agent's settings the campaign file sets (the others take the agent's defaults)."""
+        keys = (
+            "cost_exponent",
+            "initial_experiments",
+            "num_restarts",
+            "raw_samples",
+            "restart_after",
+        )
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
     @model_validator(mode="after")
     def _batch_fits(self) -> SchedulerSpec:
@@ -268,14 +295,23 @@ def _no_clash(outcomes: list[str], info: ValidationInfo) -> None:
         raise ValueError(f"names used both as parameter and outcome: {clash}; rename one of them")
 
 
-def parse_spec(data: dict[str, Any], source: str = "<campaign>") -> CampaignSpec:
+def parse_spec(
+    data: dict[str, Any], source: str = "<campaign>", check_world_model: bool = True
+) -> CampaignSpec:
     """Validate a campaign given as a dict.
+
+    Args:
+        data: The campaign file's tables.
+        source: Where it came from, for messages.
+        check_world_model: Also find the world model's class through the registry and check
+            its ``[world_model.settings]`` (:func:`check_world_model`); off for a campaign read
+            back from the record store, which was checked when it started.
 
     Raises:
         SpecError: Listing every problem with its location in the file and how to fix it.
     """
     try:
-        return CampaignSpec.model_validate(data)
+        spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -287,6 +323,35 @@ def parse_spec(data: dict[str, Any], source: str = "<campaign>") -> CampaignSpec
                 msg = "required but missing"
             lines.append(f"  - {loc}: {msg}")
         raise SpecError(f"invalid campaign file {source}:\n" + "\n".join(lines)) from None
+    if check_world_model:
+        check_world_model_settings(spec, source)
+    return spec
+
+
+def check_world_model_settings(spec: CampaignSpec, source: str = "<campaign>") -> None:
+    """Find the world model's class and check its settings, before anything runs.
+
+    The class comes from the registry (:func:`sciwm.registry.world_model_class`); its
+    ``check_settings`` reads ``[world_model.settings]`` into its typed settings. A world model
+    that declares no settings type of its own is not checked here (its constructor is).
+
+    Raises:
+        SpecError: ``invalid campaign file SOURCE: world_model.type: ...`` for a type that does
+            not lead to a world model, ``... world_model.settings.KEY: ...`` for a bad setting.
+    """
+    from sciwm.registry import world_model_class
+    from sciwm.world_model_settings import WorldModelSettings
+
+    try:
+        cls = world_model_class(spec.world_model.type)
+    except SciwmError as exc:
+        raise SpecError(f"invalid campaign file {source}: world_model.type: {exc}") from None
+    if cls.settings_type is WorldModelSettings:
+        return
+    try:
+        cls.check_settings(spec.world_model.settings, spec.space())
+    except SciwmError as exc:
+        raise SpecError(f"invalid campaign file {source}: {exc}") from None
 
 
 def load_spec(path: str | Path) -> CampaignSpec:

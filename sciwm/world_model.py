@@ -18,7 +18,7 @@ from torch import Tensor
 
 from sciwm.errors import SciwmError, WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
-from sciwm.prediction import Prediction
+from sciwm.prediction import DEFAULT_LEVEL, Prediction
 from sciwm.space import SearchSpace, space_from_dict, space_to_dict
 from sciwm.world_model_settings import WorldModelSettings
 
@@ -117,7 +117,7 @@ class WorldModel(ABC):
     # -- querying -----------------------------------------------------------------------
     @abstractmethod
     def predict(
-        self, parameters: Sequence[Mapping[str, Any]], level: float = 0.9
+        self, parameters: Sequence[Mapping[str, Any]], level: float = DEFAULT_LEVEL
     ) -> list[Prediction]:
         """Predict outcomes and cost of candidate experiments.
 
@@ -228,7 +228,7 @@ class WorldModel(ABC):
         Raises:
             WorldModelError: If the directory does not hold a saved world model.
         """
-        from sciwm.registry import load_object
+        from sciwm.registry import world_model_class
 
         directory = Path(directory)
         config_path = directory / "world_model.json"
@@ -248,9 +248,12 @@ class WorldModel(ABC):
                 f"{config_path} is not a valid saved world model ({type(exc).__name__}: {exc}); "
                 "save it again with WorldModel.save"
             ) from None
-        cls = load_object(ref, what="world model class", error=WorldModelError)
-        if not (isinstance(cls, type) and issubclass(cls, WorldModel)):
-            raise WorldModelError(f"{ref!r} in {config_path} is not a WorldModel subclass")
+        try:
+            cls = world_model_class(ref)
+        except WorldModelError as exc:
+            raise WorldModelError(
+                f"{config_path} names a class that cannot be used: {exc}"
+            ) from None
         model = cls(space, outcomes, **settings)
         try:
             tensors = torch.load(directory / "state.pt", weights_only=True)

@@ -40,9 +40,7 @@ class WorldModelSettings:
         return [cls.aliases.get(f.name, f.name) for f in dataclasses.fields(cls)]
 
     @classmethod
-    def from_mapping(
-        cls, raw: Mapping[str, Any] | None, space: SearchSpace | None = None
-    ) -> Self:
+    def from_mapping(cls, raw: Mapping[str, Any] | None, space: SearchSpace | None = None) -> Self:
         """Read ``[world_model.settings]``.
 
         Args:
@@ -58,7 +56,7 @@ class WorldModelSettings:
         unknown = sorted(set(raw) - set(names))
         if unknown:
             raise WorldModelError(
-                f"unknown setting(s) {unknown} in world_model.settings of the "
+                f"world_model.settings: unknown setting(s) {unknown} for the "
                 f"{cls.model_name!r} world model; it takes {sorted(names)}"
             )
         hints = typing.get_type_hints(cls)
@@ -72,14 +70,28 @@ class WorldModelSettings:
         return out
 
     def check(self, space: SearchSpace | None) -> None:
-        """Ranges and cross-checks; raise :class:`WorldModelError` naming the setting."""
+        """Ranges and cross-checks; raise :class:`WorldModelError` naming the setting.
+
+        Start the message with ``world_model.settings.KEY:`` (see :meth:`fail`), so the
+        campaign file's error names the line to fix.
+        """
+
+    def fail(self, key: str, problem: str) -> WorldModelError:
+        """The error for setting ``key``: ``world_model.settings.KEY: problem (...)``.
+
+        Usage: ``raise self.fail("min_points", f"must be at least 2, got {n}")``.
+        """
+        return WorldModelError(
+            f"world_model.settings.{key}: {problem} (a setting of the {self.model_name!r} "
+            "world model)"
+        )
 
     def require_parameter(self, key: str, space: SearchSpace | None) -> None:
         """Check that setting ``key`` (if set) names a parameter of ``space``."""
         value = getattr(self, key)
         if value is not None and space is not None and value not in space.names:
             raise WorldModelError(
-                f"world_model.settings.{key} = {value!r} is not a parameter of the campaign; "
+                f"world_model.settings.{key}: {value!r} is not a parameter of the campaign; "
                 f"its parameters are {space.names}"
             )
 
@@ -109,34 +121,45 @@ def _coerce(model: str, key: str, value: Any, hint: Any) -> Any:
             except WorldModelError as exc:
                 errors.append(str(exc))
         raise WorldModelError(errors[0] if errors else f"world_model.settings.{key}: bad value")
-    where = f"world_model.settings.{key} of the {model!r} world model"
+
+    def bad(problem: str) -> WorldModelError:
+        return WorldModelError(
+            f"world_model.settings.{key}: {problem} (a setting of the {model!r} world model)"
+        )
+
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise WorldModelError(f"{where} must be true or false, got {value!r}")
+        raise bad(f"must be true or false, got {value!r}")
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise WorldModelError(f"{where} must be a whole number, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise bad(f"must be a whole number, got {value!r}")
+        if value != int(value):
+            raise bad(f"must be a whole number, got {value!r}")
         return int(value)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            raise WorldModelError(f"{where} must be a number, got {value!r}")
+            raise bad(f"must be a number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise WorldModelError(f"{where} must be a string, got {value!r}")
+            raise bad(f"must be a string, got {value!r}")
         return value
     if hint is Path:
         if not isinstance(value, str | Path):
-            raise WorldModelError(f"{where} must be a path (a string), got {value!r}")
+            raise bad(f"must be a path (a string), got {value!r}")
         return Path(value)
     if origin in (list, tuple) or hint in (list, tuple):
         if not isinstance(value, list | tuple):
-            raise WorldModelError(f"{where} must be a list, got {value!r}")
+            raise bad(f"must be a list, got {value!r}")
         return tuple(value) if (origin or hint) is tuple else list(value)
     if origin is dict or hint is dict:
         if not isinstance(value, Mapping):
-            raise WorldModelError(f"{where} must be a table, got {value!r}")
+            raise bad(f"must be a table, got {value!r}")
         return dict(value)
     return value
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -14,13 +15,33 @@ from torch import Tensor
 
 from sciwm.errors import WorldModelError
 from sciwm.experiment import Experiment, Observation
-from sciwm.prediction import Estimate, Prediction
+from sciwm.prediction import DEFAULT_LEVEL, Estimate, Prediction
 from sciwm.space import SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
+from sciwm.world_model_settings import WorldModelSettings
 from surrogates.gp_fit import fit_or_restore
 
 #: Posterior std above this fraction of the prior std marks a query as extrapolating.
 EXTRAPOLATION_RATIO = 0.9
+
+
+@dataclasses.dataclass(frozen=True)
+class GPSettings(WorldModelSettings):
+    """``[world_model.settings]`` of the GP world model.
+
+    Attributes:
+        min_points: Fewest observations to fit a GP (at least 2).
+        seed: Seed of the hyperparameter fit.
+    """
+
+    model_name: ClassVar[str] = "gp"
+
+    min_points: int = 2
+    seed: int = 0
+
+    def check(self, space: SearchSpace | None) -> None:
+        if self.min_points < 2:
+            raise self.fail("min_points", f"must be at least 2, got {self.min_points}")
 
 
 class GPWorldModel(WorldModel):
@@ -32,25 +53,17 @@ class GPWorldModel(WorldModel):
     log-normal and always positive. Fitting needs at least ``min_points`` completed experiments
     (and as many with a measured cost).
 
-    Settings (``[world_model.settings]``):
-        min_points: Fewest observations to fit a GP (default 2).
-        seed: Seed of the hyperparameter fit (default 0).
+    Settings (``[world_model.settings]``): see :class:`GPSettings`.
     """
 
     name: ClassVar[str] = "gp"
+    settings_type: ClassVar[type[WorldModelSettings]] = GPSettings
 
     def __init__(self, space: SearchSpace, outcomes: Sequence[str], **settings: Any) -> None:
-        unknown = sorted(set(settings) - {"min_points", "seed"})
-        if unknown:
-            raise WorldModelError(
-                f"unknown setting(s) {unknown} for the 'gp' world model; it takes "
-                "'min_points' and 'seed'"
-            )
         super().__init__(space, outcomes, **settings)
-        self.min_points = int(settings.get("min_points", 2))
-        if self.min_points < 2:
-            raise WorldModelError("world_model.settings.min_points must be at least 2")
-        self.seed = int(settings.get("seed", 0))
+        self.cfg: GPSettings = GPSettings.from_mapping(settings, space)
+        self.min_points = self.cfg.min_points
+        self.seed = self.cfg.seed
         self._models: dict[str, SingleTaskGP] = {}
         self._cost_model: SingleTaskGP | None = None
 
@@ -135,7 +148,7 @@ class GPWorldModel(WorldModel):
         return self._cost_model.posterior(X)
 
     def predict(
-        self, parameters: Sequence[Mapping[str, Any]], level: float = 0.9
+        self, parameters: Sequence[Mapping[str, Any]], level: float = DEFAULT_LEVEL
     ) -> list[Prediction]:
         self._require_fitted()
         level = check_level(level)

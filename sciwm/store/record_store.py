@@ -369,7 +369,10 @@ class RecordStore:
         from sciwm.spec import parse_spec
 
         try:
-            return parse_spec(tomllib.loads(text), f"stored with campaign {name!r}")
+            # checked when the campaign started; reading it back needs no world model installed
+            return parse_spec(
+                tomllib.loads(text), f"stored with campaign {name!r}", check_world_model=False
+            )
         except (tomllib.TOMLDecodeError, SpecError) as exc:
             raise StoreError(
                 f"the stored definition of campaign {name!r} cannot be read back: {exc}"

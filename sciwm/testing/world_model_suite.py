@@ -191,6 +191,26 @@ class WorldModelConformance:
             model.save(tmp_path / "never-written")
         assert not (tmp_path / "never-written").exists()
 
+    def test_can_fit_on_the_training_data_and_with_nothing_as_it_says(
+        self,
+        model_factory: ModelFactory,
+        space: SearchSpace,
+        outcome_names: list[str],
+        training: tuple[list[Experiment], list[Observation]],
+    ) -> None:
+        """``can_fit`` is what the loop asks before fitting: it must keep its word."""
+        model = model_factory(space, list(outcome_names))
+        assert model.can_fit(*training), "can_fit refuses the suite's training data"
+        if not model.can_fit([], []):
+            return
+        # a world model that predicts before any real result: fit([], []) must work
+        model.fit([], [])
+        assert model.is_fitted
+        query = space.sample(2, generator=torch.Generator().manual_seed(3))
+        preds = model.predict(query)
+        assert len(preds) == 2
+        assert all(p.cost.mean > 0 and set(outcome_names) <= set(p.outcomes) for p in preds)
+
     def test_fit_rejects_misaligned_inputs(
         self,
         model_factory: ModelFactory,
@@ -337,7 +357,7 @@ class WorldModelConformance:
         config = json.loads(config_path.read_text())
         config["class"] = "sciwm.space:Parameter"
         config_path.write_text(json.dumps(config))
-        with pytest.raises(WorldModelError, match="not a WorldModel subclass"):
+        with pytest.raises(WorldModelError, match="not a subclass of sciwm.world_model.WorldModel"):
             WorldModel.load(directory)
         config["class"] = "no_such_package.models:Model"
         config_path.write_text(json.dumps(config))

@@ -67,22 +67,30 @@ def write_campaign(
     budget: float = 30.0,
     function: str = "bowl",
     acquisition: str = "ei_per_cost",
-    initial: int = 3,
+    initial: int | None = 3,
     max_experiments: int = 6,
+    world_model: str | None = None,
 ) -> Path:
-    """Write a campaign file into ``folder`` and return its path."""
+    """Write a campaign file into ``folder`` and return its path.
+
+    ``initial=None`` leaves ``initial_experiments`` out; ``world_model`` is a ``[world_model]
+    type`` (default: the file has no ``[world_model]`` table, so the GP).
+    """
     path = folder / f"{name}.toml"
-    path.write_text(
-        CAMPAIGN.format(
-            name=name,
-            budget=budget,
-            function=function,
-            acquisition=acquisition,
-            initial=initial,
-            max_experiments=max_experiments,
-            root=ROOT,
-        )
+    text = CAMPAIGN.format(
+        name=name,
+        budget=budget,
+        function=function,
+        acquisition=acquisition,
+        initial=initial,
+        max_experiments=max_experiments,
+        root=ROOT,
     )
+    if initial is None:
+        text = text.replace("initial_experiments = None\n", "")
+    if world_model is not None:
+        text += f'\n[world_model]\ntype = "{world_model}"\n'
+    path.write_text(text)
     return path
 
 

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from lab_connectors import _local_worker as worker
-from lab_connectors.loading import load_connector
 from lab_connectors.local import LocalConnector
 from sciwm.connector import Connector
 from sciwm.errors import ConnectorError
 from sciwm.experiment import Experiment, Status
-from tests.conformance import ConnectorConformance, wait_finished
+from sciwm.registry import build_connector
+from sciwm.spec import ConnectorSpec
+from sciwm.testing.connector_suite import ConnectorConformance, wait_finished
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -340,6 +341,11 @@ def test_bad_settings(tmp_path: Path, settings: dict, message: str) -> None:
     with pytest.raises(ConnectorError) as info:
         LocalConnector(tmp_path, **settings)
     assert message in str(info.value)
+
+
+def load_connector(ref: str, workdir: Path, settings: dict | None = None) -> Connector:
+    """The registry's factory on a ``[connector]`` table of type ``ref``."""
+    return build_connector(ConnectorSpec(type=ref, settings=settings or {}), workdir)
 
 
 def test_load_connector_by_name_and_path(tmp_path: Path) -> None:

@@ -10,11 +10,12 @@ import torch
 
 import scheduler.agent as agent_module
 from scheduler.acquisition import build_acquisition
-from scheduler.agent import Agent
+from scheduler.agent import DEFAULT_INITIAL_EXPERIMENTS, Agent, default_initial_experiments
 from sciwm.errors import SpecError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.space import Parameter, SearchSpace
 from surrogates.gp import GPWorldModel
+from tests.flows.prior_double import PriorWorldModelDouble
 
 SPACE = SearchSpace((Parameter("x", "float", 0.0, 1.0),))
 SPACE_2D = SearchSpace((Parameter("a", "float", -1.0, 1.0), Parameter("b", "int", 0, 10)))
@@ -73,11 +74,44 @@ def test_random_acquisition_is_reproducible():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"acquisition": "ucb"}, {"initial_experiments": 0}, {"num_restarts": 0}],
+    [{"acquisition": "ucb"}, {"initial_experiments": -1}, {"num_restarts": 0}],
 )
 def test_bad_settings_raise(kwargs):
     with pytest.raises(SpecError):
         Agent(SPACE, "y", True, **kwargs)
+
+
+# -- a world model that predicts before any result ---------------------------------------------
+BOWL = SearchSpace((Parameter("x", "float", 0.0, 1.0), Parameter("y", "float", 0.0, 1.0)))
+
+
+def test_initial_design_default_is_none_for_a_model_that_predicts_without_results() -> None:
+    assert default_initial_experiments(PriorWorldModelDouble(BOWL, ["f"])) == 0
+    assert default_initial_experiments(GPWorldModel(BOWL, ["f"])) == DEFAULT_INITIAL_EXPERIMENTS
+    assert default_initial_experiments(None) == DEFAULT_INITIAL_EXPERIMENTS == 5
+
+
+@pytest.mark.parametrize("acquisition", ["ei_per_cost", "ei", "gittins"])
+def test_prior_model_steers_the_first_proposal(acquisition: str) -> None:
+    model = PriorWorldModelDouble(BOWL, ["f"])
+    model.fit([], [])
+    agent = Agent(
+        BOWL,
+        "f",
+        True,
+        acquisition=acquisition,
+        initial_experiments=0,
+        num_restarts=2,
+        raw_samples=32,
+    )
+    (cand,) = agent.propose(model, [], [], [], 1)
+    # the bowl's maximum is at (0.3, 0.7); a Sobol point would land anywhere
+    assert abs(cand.parameters["x"] - 0.3) < 0.05 and abs(cand.parameters["y"] - 0.7) < 0.05
+    assert cand.prediction is not None and cand.acquisition_value is not None
+    # with the default design the same model only predicts the seeded Sobol points
+    (sobol,) = Agent(BOWL, "f", True, num_restarts=2, raw_samples=32).propose(model, [], [], [], 1)
+    assert sobol.acquisition_value is None and sobol.prediction is not None
+    assert sobol.parameters != cand.parameters
 
 
 # -- the cost-aware acquisition ----------------------------------------------------------------

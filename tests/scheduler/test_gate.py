@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.gate import Candidate, DispatchGate
+from scheduler.gate import DEFAULT_SAFETY_FACTOR, Candidate, DispatchGate, initial_reservation
 from sciwm.errors import BudgetError
 from sciwm.prediction import Estimate, Prediction
 
@@ -23,7 +23,7 @@ def _cand(mean: float | None, upper: float | None = None) -> Candidate:
 
 
 def test_reservation_is_safety_factor_times_upper_bound():
-    gate = DispatchGate(100.0, safety_factor=1.25, unit="s")
+    gate = DispatchGate(100.0, safety_factor=1.25, min_cap=0.0, unit="s")
     [d] = gate.decide([_cand(2.0, 4.0)], spent=10.0, running_reserved=[5.0], capacity=1)
     assert d.dispatch
     assert d.max_cost == pytest.approx(5.0)
@@ -33,17 +33,27 @@ def test_reservation_is_safety_factor_times_upper_bound():
 def test_default_reservation_without_prediction():
     gate = DispatchGate(50.0)
     [d] = gate.decide([_cand(None)], spent=0.0, running_reserved=[], capacity=1)
-    assert d.dispatch and d.max_cost == pytest.approx(5.0)  # a tenth of the budget
+    assert d.dispatch and d.max_cost == pytest.approx(25.0)  # half the budget, one slot
     assert "no prediction" in d.reason
+    gate = DispatchGate(50.0, parallelism=4)  # half the budget shared by four slots
+    assert gate.default_reservation == pytest.approx(50.0 / 8) == initial_reservation(50.0, 4)
+    assert gate.min_cap == pytest.approx(50.0 / 16)
     gate = DispatchGate(50.0, default_reservation=7.0)
     [d] = gate.decide([_cand(None)], spent=0.0, running_reserved=[], capacity=1)
     assert d.max_cost == pytest.approx(7.0)
 
 
+def test_default_safety_factor_is_the_campaign_files():
+    from sciwm.spec import SchedulerSpec
+
+    assert DispatchGate(10.0).safety_factor == DEFAULT_SAFETY_FACTOR == 1.5
+    assert SchedulerSpec().cost_safety_factor is None  # left out: the gate's default
+
+
 def test_reservation_is_capped_by_what_remains():
     gate = DispatchGate(10.0)
     [d] = gate.decide([_cand(2.0, 4.0)], spent=5.0, running_reserved=[2.0], capacity=1)
-    # 1.25 * 4 = 5 wanted, 3 left, above the predicted mean 2: dispatched with all that is left.
+    # 1.5 * 4 = 6 wanted, 3 left, above the predicted mean 2: dispatched with all that is left.
     assert d.dispatch
     assert d.max_cost == pytest.approx(3.0)
     assert d.max_cost <= 3.0
@@ -145,7 +155,7 @@ def _from(pred: tuple[float, float] | None) -> Candidate:
 def test_budget_invariant_for_any_inputs(
     budget, spent_frac, running_fracs, preds, capacity, safety, default
 ):
-    gate = DispatchGate(budget, safety_factor=safety, default_reservation=default)
+    gate = DispatchGate(budget, safety_factor=safety, default_reservation=default, min_cap=0.0)
     # Spent and running reservations that fit in the budget, split at random.
     parts = [spent_frac, *running_fracs]
     scale = budget / max(1.0, sum(parts))

@@ -84,6 +84,17 @@ def test_bad_campaign_file_gives_its_location(tmp_path: Path, capsys) -> None:
     assert "budget.total" in err and "Traceback" not in err
 
 
+def test_bad_world_model_setting_fails_before_anything_runs(tmp_path: Path, capsys) -> None:
+    spec = write_campaign(tmp_path, "badwm")
+    spec.write_text(spec.read_text() + '\n[world_model]\ntype = "gp"\nsettings = { seed = "x" }\n')
+    assert main(["campaign", "run", str(spec), "--no-prefect"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line
+    assert err.startswith(f"error: invalid campaign file {spec}: world_model.settings.seed: ")
+    assert "must be a whole number, got 'x'" in err
+    assert not (tmp_path / "mlflow.db").exists()  # nothing ran, nothing was recorded
+
+
 def test_connector_that_cannot_be_imported(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     spec = write_campaign(tmp_path, "badconn", function="nowhere_module_xyz")
@@ -92,6 +103,30 @@ def test_connector_that_cannot_be_imported(tmp_path: Path, capsys, monkeypatch) 
     assert main(["campaign", "run", str(spec), "--no-prefect"]) == 2
     err = capsys.readouterr().err
     assert "nowhere_module_xyz" in err and "Traceback" not in err
+
+
+def test_predict_without_a_logged_model_fits_one_that_can(tmp_path: Path, capsys) -> None:
+    """A campaign whose world model predicts before any result answers ``predict`` at once."""
+    from sciwm.spec import load_spec
+    from sciwm.store import RecordStore
+
+    spec_path = write_campaign(
+        tmp_path, "prior-cli", world_model="tests.flows.prior_double:PriorWorldModelDouble"
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    RecordStore(uri).open_campaign(load_spec(spec_path), spec_path.read_text())
+    capsys.readouterr()
+    point = ["-p", "x=0.3", "-p", "y=0.7", "-p", "kind=a"]
+    assert main(["--tracking-uri", uri, "predict", "prior-cli", *point]) == 0
+    out = capsys.readouterr().out
+    row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["f"])
+    assert [abs(float(v)) for v in row[1:3]] == [0.0, 0.2], (
+        out
+    )  # the double's mean 0 and std 0.2 at its optimum
+    gp = write_campaign(tmp_path, "gp-cli")
+    RecordStore(uri).open_campaign(load_spec(gp), gp.read_text())
+    assert main(["--tracking-uri", uri, "predict", "gp-cli", *point]) == 2
+    assert "cannot predict from 0 finished experiment(s)" in capsys.readouterr().err
 
 
 def test_unreachable_store_is_one_clear_line(tmp_path: Path, capsys) -> None:

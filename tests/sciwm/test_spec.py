@@ -151,6 +151,32 @@ def test_defaults_fill_optional_tables(tmp_path: Path) -> None:
     assert spec.scheduler.batch_size == 1 and spec.scheduler.interval_level == 0.9
     assert spec.store.tracking_uri is None
     assert spec.outcome_names == ["y"]
+    # left out: the agent's and the gate's own defaults apply (each defined once, there)
+    sched = spec.scheduler
+    assert sched.initial_experiments is None and sched.cost_safety_factor is None
+    assert sched.agent_settings() == {}
+
+
+def test_world_model_settings_are_checked_at_load(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, edited("min_points = 3", "min_points = 1")))
+    assert str(info.value) == (
+        f"invalid campaign file {tmp_path / 'campaign.toml'}: world_model.settings.min_points: "
+        "must be at least 2, got 1 (a setting of the 'gp' world model)"
+    )
+    with pytest.raises(SpecError, match=r"world_model\.settings: unknown setting\(s\) \['mni'\]"):
+        load_spec(write(tmp_path, edited("min_points = 3", "mni = 3")))
+    with pytest.raises(SpecError, match="world_model.type: unknown world model type 'gpp'"):
+        load_spec(write(tmp_path, edited('type = "gp"', 'type = "gpp"')))
+    with pytest.raises(SpecError, match="world_model.type: .*has no attribute 'Nope'"):
+        load_spec(write(tmp_path, edited('type = "gp"', 'type = "surrogates.gp:Nope"')))
+
+
+def test_a_world_model_without_a_settings_type_is_not_checked_at_load(tmp_path: Path) -> None:
+    """Its constructor checks its settings; loading the file only finds the class."""
+    text = edited('type = "gp"', 'type = "tests.flows.prior_double:PriorWorldModelDouble"')
+    spec = load_spec(write(tmp_path, text))
+    assert spec.world_model.settings == {"min_points": 3}
 
 
 def test_spec_is_frozen(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from statistics import NormalDist
@@ -12,8 +13,8 @@ import torch
 from sciwm.errors import WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.space import Parameter, SearchSpace
-from surrogates.gp import GPWorldModel
-from tests.world_model_conformance import ModelFactory, WorldModelConformance
+from sciwm.testing.world_model_suite import ModelFactory, WorldModelConformance
+from surrogates.gp import GPSettings, GPWorldModel
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -180,8 +181,19 @@ def test_unknown_setting_is_named(line_space: SearchSpace) -> None:
 
 
 def test_min_points_at_least_two(line_space: SearchSpace) -> None:
-    with pytest.raises(WorldModelError, match="min_points"):
+    with pytest.raises(WorldModelError, match=r"world_model\.settings\.min_points: must be at"):
         GPWorldModel(line_space, ["y"], min_points=1)
+
+
+def test_settings_are_typed_and_frozen(line_space: SearchSpace) -> None:
+    cfg = GPWorldModel.check_settings({"min_points": 3.0, "seed": 4}, line_space)
+    assert isinstance(cfg, GPSettings)
+    assert (cfg.min_points, cfg.seed) == (3, 4) and isinstance(cfg.min_points, int)
+    assert GPWorldModel(line_space, ["y"]).cfg == GPSettings(min_points=2, seed=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 5  # type: ignore[misc]
+    with pytest.raises(WorldModelError, match=r"world_model\.settings\.seed: must be a whole"):
+        GPWorldModel.check_settings({"seed": "one"}, line_space)
 
 
 def test_too_few_points_raises(line_space: SearchSpace) -> None:
