@@ -68,18 +68,42 @@ class GPWorldModel(WorldModel):
         self._cost_model: SingleTaskGP | None = None
 
     # -- learning -----------------------------------------------------------------------
+    def can_fit(
+        self, experiments: Sequence[Experiment], observations: Sequence[Observation]
+    ) -> bool:
+        """Whether there are ``min_points`` completed and costed results of every outcome."""
+        return self._too_few(*split_by_status(experiments, observations)) is None
+
+    def _too_few(
+        self,
+        completed: Sequence[tuple[Experiment, Observation]],
+        costed: Sequence[tuple[Experiment, Observation]],
+    ) -> str | None:
+        """Why these results are too few to fit, or ``None``."""
+        n = self.min_points
+        if len(completed) < n:
+            return (
+                f"the GP world model needs at least {n} completed experiments to fit, "
+                f"got {len(completed)}"
+            )
+        if len(costed) < n:
+            return (
+                f"the GP world model needs at least {n} experiments with a measured cost, "
+                f"got {len(costed)}"
+            )
+        for outcome in self.outcomes:
+            m = sum(
+                outcome in o.outcomes and math.isfinite(o.outcomes[outcome]) for _, o in completed
+            )
+            if m < n:
+                return f"outcome {outcome!r} was measured in only {m} experiments; need {n}"
+        return None
+
     def fit(self, experiments: Sequence[Experiment], observations: Sequence[Observation]) -> None:
         completed, costed = split_by_status(experiments, observations)
-        if len(completed) < self.min_points:
-            raise WorldModelError(
-                f"the GP world model needs at least {self.min_points} completed experiments "
-                f"to fit, got {len(completed)}"
-            )
-        if len(costed) < self.min_points:
-            raise WorldModelError(
-                f"the GP world model needs at least {self.min_points} experiments with a "
-                f"measured cost, got {len(costed)}"
-            )
+        problem = self._too_few(completed, costed)
+        if problem is not None:
+            raise WorldModelError(problem)
         models: dict[str, SingleTaskGP] = {}
         used: set[str] = set()
         n_used = 0
@@ -89,11 +113,6 @@ class GPWorldModel(WorldModel):
                 for e, o in completed
                 if outcome in o.outcomes and math.isfinite(o.outcomes[outcome])
             ]
-            if len(rows) < self.min_points:
-                raise WorldModelError(
-                    f"outcome {outcome!r} was measured in only {len(rows)} experiments; "
-                    f"need {self.min_points}"
-                )
             X = self.space.encode([e.parameters for e, _ in rows])
             Y = torch.tensor([[o.outcomes[outcome]] for _, o in rows], dtype=torch.double)
             models[outcome] = self._fit_gp(X, Y)

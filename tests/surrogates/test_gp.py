@@ -209,6 +209,25 @@ def test_too_few_points_raises(line_space: SearchSpace) -> None:
     assert not model.is_fitted
 
 
+def test_can_fit_says_what_fit_needs(line_space: SearchSpace) -> None:
+    """The loop asks ``can_fit`` before fitting: it counts what ``fit`` needs, min_points too."""
+    experiments = _experiments([{"x": 0.1}, {"x": 0.5}, {"x": 0.9}])
+    done = [Observation(e.id, Status.COMPLETED, {"y": 1.0}, cost=1.0) for e in experiments]
+    no_cost = [Observation(e.id, Status.COMPLETED, {"y": 1.0}) for e in experiments]
+    one_y = [done[0]] + [
+        Observation(e.id, Status.COMPLETED, {"z": 1.0}, cost=1.0) for e in experiments[1:]
+    ]
+    model = GPWorldModel(line_space, ["y"], min_points=3)
+    assert not model.can_fit([], [])
+    assert not model.can_fit(experiments[:2], done[:2])  # 2 < min_points
+    assert model.can_fit(experiments, done)
+    assert not model.can_fit(experiments, no_cost)
+    assert not model.can_fit(experiments, one_y)
+    with pytest.raises(WorldModelError, match="outcome 'y' was measured in only 1"):
+        model.fit(experiments, one_y)
+    assert GPWorldModel(line_space, ["y"]).can_fit(experiments[:2], done[:2])
+
+
 def test_summary_lists_every_experiment_used(line_space: SearchSpace) -> None:
     xs = [0.05 * i for i in range(12)]
     experiments = _experiments([{"x": x} for x in xs])
