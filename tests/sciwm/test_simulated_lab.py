@@ -11,13 +11,9 @@ import torch
 from sciwm.connector import Connector
 from sciwm.errors import ConnectorError
 from sciwm.experiment import Experiment, Status
+from sciwm.testing.connector_suite import ConnectorConformance
 from sciwm.testing.problems import PROBLEMS, problem_named
 from sciwm.testing.simulated_lab import SimulatedLab
-
-try:  # the suite's shipped home, or its home in tests/
-    from sciwm.testing.connector_suite import ConnectorConformance
-except ImportError:
-    from tests.conformance import ConnectorConformance
 
 HERE = "tests.sciwm.test_simulated_lab"
 

@@ -16,6 +16,8 @@ side in one run with the same seeds:
 - ``gp_cost_blind``: a plain botorch loop that ignores cost (qLogNEI on a ``SingleTaskGP``),
   with the product's initial design size and optimiser effort; see
   :mod:`~sciwm.bench.campaign.baselines`.
+- ``optuna_tpe``: Optuna's TPE sampler with its defaults, cost-blind (needs ``optuna``, the
+  ``bench`` extra; left out with a note where it is not installed).
 - ``random``: uniform random search.
 
 Problems are botorch test functions (minimised), with the simulated cost per experiment
@@ -51,7 +53,7 @@ at the common cap, which can only favour it, and its rows carry the cap it ran w
 Overhead: rows ``loop_s_per_experiment`` (a run's wall time per experiment),
 ``store_s_per_experiment`` (record store), ``fit_s_per_experiment`` (world-model fits) and
 ``propose_s_per_experiment`` (acquisition optimisation) show what the product's own parts
-cost, next to the same figures of the plain botorch loop.
+cost, next to the same figures of the plain botorch loop (and Optuna's proposal time).
 
 Tuning: :class:`Settings` takes ``seed_offset`` (tune on seeds such as 1000.. and report the
 benchmark's 0..), ``methods`` (run a subset) and ``scheduler`` (``[scheduler]`` settings for
@@ -63,7 +65,7 @@ always runs the defaults. The modules: ``product`` (the campaign files and the t
 
 from __future__ import annotations
 
-from sciwm.bench.campaign.baselines import run_gp_cost_blind, run_random
+from sciwm.bench.campaign.baselines import run_gp_cost_blind, run_optuna_tpe, run_random
 from sciwm.bench.campaign.methods import METHODS, PRODUCT_METHODS, RunResult, Settings
 from sciwm.bench.campaign.product import campaign_file, run_product
 from sciwm.bench.campaign.report import TABLE_METRICS, summarize, target_check
@@ -87,6 +89,7 @@ __all__ = [
     "cost_of",
     "run",
     "run_gp_cost_blind",
+    "run_optuna_tpe",
     "run_product",
     "run_random",
     "summarize",

@@ -6,6 +6,9 @@
   ``optimize_acqf``; one experiment at a time, no budget gate. Its design size and optimiser
   effort are those the product's campaigns run with, so the two differ in what the product
   adds (the cost term, restarts, the gate, duplicate checks), not in optimiser effort.
+- :func:`run_optuna_tpe`: Optuna's TPE sampler with its defaults (10 random startup trials,
+  then the tree-structured Parzen estimator), one trial at a time, cost-blind: a widely used
+  library's optimiser as a peer. Needs ``optuna`` (``pip install 'sciwm[bench]'``).
 - :func:`run_random`: uniform random search.
 
 Both evaluate the problem directly (the simulated lab's numbers without the connector or a
@@ -137,6 +140,41 @@ def run_gp_cost_blind(problem: Problem, seed: int, cap: float, s: Settings) -> R
             break
     wall = time.perf_counter() - t0
     return track.result(problem.name, "gp_cost_blind", seed, wall, fit_s=fit_s, propose_s=propose_s)
+
+
+def optuna_available() -> bool:
+    """Whether Optuna can be imported (the ``optuna_tpe`` baseline needs it)."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_optuna_tpe(problem: Problem, seed: int, cap: float, s: Settings) -> RunResult:
+    """Optuna's TPE sampler (defaults, seeded), one trial at a time, ignoring cost."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t0 = time.perf_counter()
+    fn = problem.make()
+    track = Tracker(cap, problem.target())
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    propose_s = 0.0
+    while track.n < s.max_experiments:
+        t_ask = time.perf_counter()
+        trial = study.ask()
+        u = torch.tensor(
+            [[trial.suggest_float(f"u{i + 1}", 0.0, 1.0) for i in range(problem.dim)]],
+            dtype=torch.double,
+        )
+        propose_s += time.perf_counter() - t_ask
+        value = float(fn(to_native(fn, u))[0])
+        study.tell(trial, value)
+        if track.record(float(cost_of(u)[0]), value):
+            break
+    wall = time.perf_counter() - t0
+    return track.result(problem.name, "optuna_tpe", seed, wall, propose_s=propose_s)
 
 
 def run_random(problem: Problem, seed: int, cap: float, s: Settings) -> RunResult:

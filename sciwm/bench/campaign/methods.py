@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: The compared methods. ``sciwm`` and ``sciwm_ei`` are campaigns of the product's loop;
-#: ``gp_cost_blind`` and ``random`` are simple loops written for the benchmark.
-METHODS = ("sciwm", "gp_cost_blind", "random", "sciwm_ei")
+#: ``gp_cost_blind``, ``optuna_tpe`` and ``random`` are simple loops written for the benchmark.
+METHODS = ("sciwm", "gp_cost_blind", "optuna_tpe", "random", "sciwm_ei")
 
 #: The product's methods and the ``[scheduler]`` settings their campaign file adds.
 PRODUCT_METHODS: dict[str, dict[str, Any]] = {"sciwm": {}, "sciwm_ei": {"acquisition": "ei"}}
@@ -32,7 +32,8 @@ class Settings:
         random_cap_factor: Random search's cap, as a multiple of the problem's cap.
         workers: Processes running seeds in parallel, one torch thread each (default: one
             per usable CPU core).
-        methods: Methods to run (default: all of :data:`METHODS`).
+        methods: Methods to run (default: all of :data:`METHODS`; ``optuna_tpe`` is left out,
+            with a note, where Optuna is not installed).
     """
 
     seeds: int = 10

@@ -15,7 +15,12 @@ from typing import Any
 
 import torch
 
-from sciwm.bench.campaign.baselines import run_gp_cost_blind, run_random
+from sciwm.bench.campaign.baselines import (
+    optuna_available,
+    run_gp_cost_blind,
+    run_optuna_tpe,
+    run_random,
+)
 from sciwm.bench.campaign.methods import (
     METHODS,
     PRODUCT_METHODS,
@@ -33,6 +38,7 @@ SUITE = "campaign"
 #: The simple loops, by method name (the product's methods run through :func:`run_task`).
 RUNNERS: dict[str, Callable[[Problem, int, float, Settings], RunResult]] = {
     "gp_cost_blind": run_gp_cost_blind,
+    "optuna_tpe": run_optuna_tpe,
     "random": run_random,
 }
 
@@ -94,6 +100,13 @@ def run(
     """
     s = settings or Settings()
     s = replace(s, quick=quick, seeds=seeds if seeds is not None else (3 if quick else s.seeds))
+    if "optuna_tpe" in s.methods and not optuna_available():
+        print(
+            "optuna is not installed: the optuna_tpe baseline is left out "
+            "(pip install 'sciwm[bench]' to run it)",
+            file=sys.stderr,
+        )
+        s = replace(s, methods=tuple(m for m in s.methods if m != "optuna_tpe"))
     chosen = [p for p in PROBLEMS if problems is None or p.name in problems]
     if not chosen:
         raise ValueError(f"no such problem(s) {problems}; choose from {[p.name for p in PROBLEMS]}")
@@ -104,7 +117,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="sciwm-bench-campaign-") as root:
         tasks: list[Task] = [
             (p, m, seed, cap_of[p.name] * factor.get(m, 1.0), s, root)
-            for m in ("sciwm", "sciwm_ei", "gp_cost_blind", "random")
+            for m in ("sciwm", "sciwm_ei", "gp_cost_blind", "optuna_tpe", "random")
             if m in s.methods
             for p in sorted(chosen, key=lambda p: -p.dim)
             for seed in range(s.seed_offset, s.seed_offset + s.seeds)
@@ -118,7 +131,7 @@ def run(
         "problems": [
             {**asdict(p), "cap_used": cap_of[p.name], "target": p.target()} for p in chosen
         ],
-        "methods": list(METHODS),
+        "methods": list(s.methods),
         "cost": "cost(u) = 10 ** ((u_1 + u_d) / 2), u in the unit cube; spans 1..10",
         "target": "f <= f* + 0.01 * (f_max - f*)",
         "connector": SIMULATED_LAB,
