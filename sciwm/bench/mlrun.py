@@ -159,8 +159,9 @@ def run(
                     speed["predict_s"].append(dt)
                     speed["train_time_s"].append(float(test["train_time"].sum()))
                     speed["fit_s"].append(fit_s)
+                size, full = pred.record_sizes(recs)
                 half = torch.stack(
-                    [pred.interval_halfwidth(j, std[:, j], 0.9) for j in range(2)], 1
+                    [pred.interval_halfwidth(j, std[:, j], 0.9, size, full) for j in range(2)], 1
                 )
                 add(method, mean.numpy(), std.numpy(), half.numpy())
             if progress:

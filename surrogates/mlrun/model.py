@@ -267,6 +267,7 @@ class MLRunWorldModel(WorldModel):
         X = self.space.encode(rows)
         with torch.no_grad():
             far = self._far(rows, X)
+            size, full = pred.record_sizes([self.mapping.record(r) for r in rows])
             est: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
             for j in {
                 *(self._target_index(o) for o in self._outcomes_modelled()),
@@ -278,7 +279,8 @@ class MLRunWorldModel(WorldModel):
                 if j in self.residuals.gps:
                     hw = std * _z(level)
                 else:
-                    hw = pred.interval_halfwidth(j, std.float(), level).to(std.dtype)
+                    hw = pred.interval_halfwidth(j, std.float(), level, size, full)
+                    hw = hw.to(std.dtype)
                 est[j] = (mean, std, hw)
         out = []
         for i in range(len(rows)):

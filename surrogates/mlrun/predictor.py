@@ -25,7 +25,7 @@ from torch import Tensor
 
 from sciwm.errors import WorldModelError
 from sciwm.lcdb.meta import meta_vector
-from surrogates.mlrun.calibration import ConformalCalibrator
+from surrogates.mlrun.calibration import FULL_FRACTION, SizeCalibrator
 from surrogates.mlrun.curve import N_CURVE_FEATURES, curve_features
 from surrogates.mlrun.describe import segments
 from surrogates.mlrun.encoders import TextEncoder
@@ -98,7 +98,7 @@ class RunPredictor:
         self.data_text = data_text
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.ensemble: DeepEnsemble | None = None
-        self.calibrators: list[ConformalCalibrator] = []
+        self.calibrators: list[SizeCalibrator] = []
         self.stats: dict[str, Tensor] = {}
         self.neighbours = int(neighbours)
         self.bank: NeighbourBank | None = None
@@ -202,6 +202,33 @@ class RunPredictor:
             x.curve,
         )
 
+    # -- training sizes (what the calibration is conditioned on) ---------------------------
+    def record_sizes(self, records: Sequence[RunRecord]) -> tuple[Tensor, Tensor]:
+        """``(log2_size, full)`` of runs: ``n`` log2 training sizes and ``n`` flags for runs
+        at their data set's full size (at least :data:`~surrogates.mlrun.calibration.FULL_FRACTION`
+        of its instances; none without meta-features)."""
+        size = torch.tensor([math.log2(r.anchor) for r in records], dtype=torch.double)
+        full = torch.tensor(
+            [
+                bool(self.use_meta and r.meta)
+                and r.anchor >= FULL_FRACTION * float(r.meta["NumberOfInstances"])
+                for r in records
+            ],
+            dtype=torch.bool,
+        )
+        return size, full
+
+    def input_sizes(self, x: Inputs) -> tuple[Tensor, Tensor]:
+        """:meth:`record_sizes` read back from ``n`` standardised inputs (the numeric block
+        starts with the log2 training size, then the log instance count with meta-features)."""
+        s = self.stats
+        num = x.numeric.detach().double()
+        size = num[:, 0] * s["num_std"][0].double() + s["num_mean"][0].double()
+        if not self.use_meta:
+            return size, torch.zeros(len(num), dtype=torch.bool)
+        log_n = num[:, 1] * s["num_std"][1].double() + s["num_mean"][1].double()
+        return size, size >= math.log2(FULL_FRACTION) + log_n / math.log(2)
+
     # -- learning --------------------------------------------------------------------------
     def fit(
         self,
@@ -215,8 +242,9 @@ class RunPredictor:
         Args:
             records: ``n`` training runs.
             y: A ``n x t`` tensor of targets (NaN = missing).
-            calib_records: Held-out runs for split-conformal calibration; without them the
-                out-of-bag predictions of the bootstrap ensemble are used.
+            calib_records: Held-out runs for split-conformal calibration, conditioned on the
+                training size (:class:`~surrogates.mlrun.calibration.SizeCalibrator`);
+                without them the out-of-bag predictions of the bootstrap ensemble are used.
             calib_y: Their ``n_c x t`` targets.
 
         Returns:
@@ -259,15 +287,21 @@ class RunPredictor:
             mean, var = self._predict_inputs(self.standardise(self.raw_inputs(calib_records)))
             yc = torch.as_tensor(calib_y, dtype=torch.float32).reshape(mean.shape)
             ok = torch.ones(len(mean), dtype=torch.bool)
+            size, full = self.record_sizes(calib_records)
         else:
             mean, var, ok = self.ensemble.out_of_bag(x)
             yc = y
+            size, full = self.record_sizes(records)
         self.calibrators = []
         for j in range(len(self.targets)):
             rows = ok & ~torch.isnan(yc[:, j])
             self.calibrators.append(
-                ConformalCalibrator.from_residuals(
-                    yc[rows, j].double(), mean[rows, j].double(), var[rows, j].sqrt().double()
+                SizeCalibrator.from_residuals(
+                    yc[rows, j].double(),
+                    mean[rows, j].double(),
+                    var[rows, j].sqrt().double(),
+                    size[rows],
+                    full[rows],
                 )
             )
         return losses
@@ -282,9 +316,11 @@ class RunPredictor:
         return self._require()(x)
 
     def predict_standardised(self, x: Inputs) -> tuple[Tensor, Tensor]:
-        """Calibrated ``(mean, std)``, each ``n x t``, from standardised inputs (differentiable)."""
+        """Calibrated ``(mean, std)``, each ``n x t``, from standardised inputs (differentiable;
+        the variance scale is that of the run's training-size bin)."""
         mean, var = self._predict_inputs(x)
-        scale = torch.tensor([c.scale for c in self.calibrators], dtype=mean.dtype)
+        size, full = self.input_sizes(x)
+        scale = torch.stack([c.scale(size, full) for c in self.calibrators], -1).to(mean.dtype)
         return mean, var.clamp_min(1e-12).sqrt() * scale
 
     def predict(self, records: Sequence[RunRecord]) -> tuple[Tensor, Tensor, Tensor]:
@@ -316,10 +352,20 @@ class RunPredictor:
         unseen = (q @ bank.T).max(-1).values < TEXT_SIMILARITY
         return out_num | unseen
 
-    def interval_halfwidth(self, target: int, std: Tensor, level: float) -> Tensor:
-        """Half-width of the calibrated interval at ``level`` for calibrated ``std``."""
+    def interval_halfwidth(
+        self, target: int, std: Tensor, level: float, log2_size: Tensor, full: Tensor
+    ) -> Tensor:
+        """``n`` half-widths of the calibrated intervals at ``level``.
+
+        Args:
+            target: Target index.
+            std: ``n`` calibrated stds (:meth:`predict`).
+            level: Interval level in (0, 1).
+            log2_size, full: The runs' :meth:`record_sizes` (or :meth:`input_sizes`).
+        """
         cal = self.calibrators[target]
-        return std * (cal.quantile(level) / cal.scale)
+        ratio = cal.quantile(level, log2_size, full) / cal.scale(log2_size, full)
+        return std * ratio.to(std.dtype)
 
     # -- persistence -----------------------------------------------------------------------
     def state(self) -> dict[str, Tensor]:
@@ -328,7 +374,7 @@ class RunPredictor:
         out = {f"ensemble.{k}": v.detach().clone() for k, v in ens.state_dict().items()}
         out.update({f"stats.{k}": v.clone() for k, v in self.stats.items()})
         for j, cal in enumerate(self.calibrators):
-            out[f"calib.{j}.scores"] = cal.scores.clone()
+            out.update({f"calib.{j}.{k}": v for k, v in cal.state().items()})
         if self.bank is not None:
             out.update({f"bank.{k}": v for k, v in self.bank.state().items()})
         return out
@@ -342,9 +388,11 @@ class RunPredictor:
         ens.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("ensemble.")})
         ens.eval()
         self.ensemble = ens
-        self.calibrators = [
-            ConformalCalibrator(tensors[f"calib.{j}.scores"]) for j in range(len(self.targets))
-        ]
+        self.calibrators = []
+        for j in range(len(self.targets)):
+            prefix = f"calib.{j}."
+            cal = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            self.calibrators.append(SizeCalibrator.from_state(cal))
         bank = {k[5:]: v for k, v in tensors.items() if k.startswith("bank.")}
         self.bank = NeighbourBank.from_state(bank) if bank else None
         self.neighbours = self.bank.k if self.bank is not None else 0

@@ -14,8 +14,11 @@
 - a within-group ranking loss next to the Gaussian NLL (:data:`PRIOR_HEAD`),
 
 and holds out a fifth of the data sets (chosen by seed) for split-conformal calibration, so
-intervals are calibrated on data sets the model never saw. :func:`pretrain_lcdb` caches the
-result on disk per encoder and configuration.
+intervals are calibrated on data sets the model never saw. The calibration is conditioned on
+the training size (:class:`~surrogates.mlrun.calibration.SizeCalibrator`: one bin per
+doubling of the size, one for runs at their data set's full size), so 90% intervals hold at a
+data set's full size, which a campaign asks about most, and at the small sizes below it.
+:func:`pretrain_lcdb` caches the result on disk per encoder and configuration.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import torch
 from sciwm.lcdb.cache import cache_dir, load_lcdb
 from sciwm.lcdb.meta import EXTRA_WIDTH, extra_fill, extra_vector
 from sciwm.lcdb.runs import RunData
+from surrogates.mlrun.calibration import FULL_FRACTION, MIN_BIN_POINTS, SIZE_BIN_WIDTH
 from surrogates.mlrun.encoders import TextEncoder, cached_encoder
 from surrogates.mlrun.heads import HeadConfig
 from surrogates.mlrun.predictor import RunPredictor, RunRecord
@@ -48,7 +52,7 @@ CALIB_FRACTION = 0.2
 #: campaign's runs have none).
 PRIOR_HEAD = HeadConfig(steps=600, rank_weight=1.0, curve_hidden=0)
 #: Version of the recipe (part of the cache key).
-RECIPE = "v4"
+RECIPE = "v5"
 #: Predictors pretrained in this process on data other than LCDB (LCDB ones live on disk).
 _MEMO: dict[str, tuple[dict[str, torch.Tensor], dict]] = {}
 
@@ -153,7 +157,14 @@ def pretrain_lcdb(
     Returns:
         ``(predictor, facts)`` as :func:`fit_prior`.
     """
-    key_parts = [encoder, dataclasses.asdict(config), MIN_ANCHOR, CALIB_FRACTION, NEIGHBOURS]
+    key_parts = [
+        encoder,
+        dataclasses.asdict(config),
+        MIN_ANCHOR,
+        CALIB_FRACTION,
+        NEIGHBOURS,
+        [SIZE_BIN_WIDTH, MIN_BIN_POINTS, FULL_FRACTION],
+    ]
     key = hashlib.sha1(json.dumps([*key_parts, EXTRA_WIDTH, RECIPE]).encode()).hexdigest()[:12]
     folder = cache_dir() / "mlrun"
     state_file = folder / f"pretrained-{key}.pt"
