@@ -14,7 +14,8 @@ needs data of a particular shape::
 The checks are those of the ``WorldModel`` contract (sciwm/world_model.py): predictions with
 ordered intervals at the requested level and positive costs, botorch posteriors of shape
 ``b x q x 1`` usable by acquisition functions, save/load without pickle, clear errors before
-fitting and for unknown outcomes, and a summary of what the model was trained on.
+fitting and for unknown outcomes, and a summary of what the model was trained on. The default
+data come from :func:`~sciwm.testing.world_model_data.make_data` (importable from here too).
 """
 
 from __future__ import annotations
@@ -29,76 +30,23 @@ import torch
 from botorch.acquisition import LogExpectedImprovement
 
 from sciwm.errors import WorldModelError
-from sciwm.experiment import Experiment, Observation, Status
+from sciwm.experiment import Experiment, Observation
 from sciwm.prediction import Prediction
 from sciwm.space import Parameter, SearchSpace
+from sciwm.testing.world_model_data import log_linear_cost, make_data, smooth_outcome
 from sciwm.world_model import WorldModel
+
+__all__ = [
+    "DataGenerator",
+    "ModelFactory",
+    "WorldModelConformance",
+    "log_linear_cost",
+    "make_data",
+    "smooth_outcome",
+]
 
 ModelFactory = Callable[[SearchSpace, list[str]], WorldModel]
 DataGenerator = Callable[[int, int], tuple[list[Experiment], list[Observation]]]
-
-
-def smooth_outcome(u: torch.Tensor, k: int) -> torch.Tensor:
-    """A smooth test function of unit-cube points, different for each outcome index ``k``.
-
-    Args:
-        u: A ``n x d`` tensor of unit-cube points.
-        k: Outcome index.
-
-    Returns:
-        A ``n`` tensor.
-    """
-    w = torch.arange(1, u.shape[-1] + 1, dtype=u.dtype)
-    return torch.sin(math.pi * (u * w).sum(-1) + k) + 0.5 * k
-
-
-def log_linear_cost(u: torch.Tensor) -> torch.Tensor:
-    """A positive cost whose log is linear in the unit-cube point: ``exp(1 + u . w)``.
-
-    Args:
-        u: A ``n x d`` tensor.
-
-    Returns:
-        A ``n`` tensor of costs.
-    """
-    w = torch.linspace(1.0, 0.5, u.shape[-1], dtype=u.dtype)
-    return torch.exp(1.0 + (u * w).sum(-1))
-
-
-def make_data(
-    space: SearchSpace, outcomes: list[str], n: int, seed: int, noise: float = 0.05
-) -> tuple[list[Experiment], list[Observation]]:
-    """Seeded, completed experiments on ``space`` with :func:`smooth_outcome` outcomes.
-
-    Args:
-        space: The search space.
-        outcomes: Outcome names; the ``k``-th is ``smooth_outcome(u, k)`` plus noise.
-        n: Number of experiments.
-        seed: Seed of the design and the noise.
-        noise: Standard deviation of the Gaussian noise on outcomes and on log cost.
-
-    Returns:
-        ``n`` experiments and their ``n`` completed observations.
-    """
-    g = torch.Generator().manual_seed(seed)
-    rows = space.sample(n, generator=g)
-    u = space.encode(rows)
-    experiments = [Experiment.create(f"conformance-{seed}", i, r) for i, r in enumerate(rows)]
-    ys = {
-        name: smooth_outcome(u, k) + noise * torch.randn(n, generator=g, dtype=torch.double)
-        for k, name in enumerate(outcomes)
-    }
-    cost = log_linear_cost(u) * torch.exp(noise * torch.randn(n, generator=g, dtype=torch.double))
-    observations = [
-        Observation(
-            e.id,
-            Status.COMPLETED,
-            {name: float(y[i]) for name, y in ys.items()},
-            cost=float(cost[i]),
-        )
-        for i, e in enumerate(experiments)
-    ]
-    return experiments, observations
 
 
 def _close(a: float, b: float) -> bool:
