@@ -9,7 +9,9 @@ and predicted mean/std/interval are also logged as MLflow params and metrics for
 ``campaign`` summary run. Runs are never deleted.
 
 Modules: :mod:`~sciwm.store.connection` (URIs, reachability, error texts),
-:mod:`~sciwm.store.record` (a record and its tags), :mod:`~sciwm.store.record_store` (the store).
+:mod:`~sciwm.store.record` (a record and its tags), :mod:`~sciwm.store.base` (the client,
+error guard and campaign lookups), :mod:`~sciwm.store.model_log` (world models and campaign
+curves), :mod:`~sciwm.store.record_store` (the store: campaigns and experiments).
 """
 
 from __future__ import annotations

@@ -1,36 +1,30 @@
-"""The :class:`RecordStore`: campaigns, experiments and world models on MLflow."""
+"""The :class:`RecordStore`: campaigns, experiments and world models on MLflow.
+
+This module holds campaigns and experiments; :mod:`~sciwm.store.model_log` holds world
+models and campaign curves, :mod:`~sciwm.store.base` the connection both share.
+"""
 
 from __future__ import annotations
 
 import json
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 
-from sciwm.errors import SciwmError, SpecError, StoreError
+from sciwm.errors import SpecError, StoreError
 from sciwm.experiment import Experiment, Observation, Status, canonical_json
 from sciwm.prediction import Prediction
-from sciwm.store.connection import (
-    HINT,
-    connect,
-    default_tracking_uri,
-    log_batched,
-    short_reason,
-    sqlite_artifact_root,
-)
+from sciwm.store.base import KIND_TAG
+from sciwm.store.connection import log_batched
+from sciwm.store.model_log import ModelLog
 from sciwm.store.record import (
     ERROR_TAG_MAX,
     Record,
     artifact_files,
     capped,
     chunked,
-    metric_key,
     outcome_key,
     params_of,
     prediction_metrics,
@@ -41,11 +35,9 @@ from sciwm.store.record import (
 
 if TYPE_CHECKING:
     from sciwm.spec import CampaignSpec
-    from sciwm.world_model import WorldModel
 
 #: Runs fetched per ``search_runs`` request when reading a campaign back.
 PAGE_SIZE = 1000
-_KIND = "sciwm.kind"
 _FINISHED_MLFLOW = {
     Status.COMPLETED: "FINISHED",
     Status.FAILED: "FAILED",
@@ -53,11 +45,12 @@ _FINISHED_MLFLOW = {
 }
 
 
-class RecordStore:
+class RecordStore(ModelLog):
     """Campaigns, experiments and world models on an MLflow tracking store.
 
     Several stores may coexist in one process: each talks through its own ``MlflowClient``
-    and never touches MLflow's global (fluent) state.
+    and never touches MLflow's global (fluent) state. Campaigns and experiments are here;
+    world models and campaign curves are in :class:`~sciwm.store.model_log.ModelLog`.
 
     Args:
         tracking_uri: Any MLflow tracking URI (default: :func:`default_tracking_uri`).
@@ -67,13 +60,6 @@ class RecordStore:
     Raises:
         StoreError: If the store cannot be reached.
     """
-
-    def __init__(self, tracking_uri: str | None = None, artifact_root: Path | None = None) -> None:
-        self.tracking_uri = tracking_uri or default_tracking_uri()
-        self._artifact_root = artifact_root or sqlite_artifact_root(self.tracking_uri)
-        self._campaign_ids: dict[str, str] = {}
-        self._aux_runs: dict[tuple[str, str], str] = {}
-        self._client = connect(self.tracking_uri)
 
     # -- campaigns ----------------------------------------------------------------------
     def open_campaign(self, spec: CampaignSpec, spec_text: str) -> str:
@@ -94,7 +80,7 @@ class RecordStore:
         with self._guard(f"opening campaign {name!r}"):
             exp = self._client.get_experiment_by_name(name)
             if exp is None:
-                tags = {_KIND: "campaign", **chunked("sciwm.spec", spec_text)}
+                tags = {KIND_TAG: "campaign", **chunked("sciwm.spec", spec_text)}
                 location = None
                 if self._artifact_root is not None:
                     location = (self._artifact_root / name).resolve().as_uri()
@@ -108,7 +94,7 @@ class RecordStore:
                     self._campaign_ids[name] = exp_id
                     return exp_id
             assert exp is not None
-            if exp.tags.get(_KIND) != "campaign":
+            if exp.tags.get(KIND_TAG) != "campaign":
                 raise StoreError(
                     f"an MLflow experiment named {name!r} already exists in {self.tracking_uri} "
                     "but was not created by sciwm; choose another [campaign] name"
@@ -148,23 +134,9 @@ class RecordStore:
         """
         with self._guard(f"reading campaign {name!r}"):
             exp = self._client.get_experiment_by_name(name)
-            if exp is None or exp.tags.get(_KIND) != "campaign":
+            if exp is None or exp.tags.get(KIND_TAG) != "campaign":
                 raise self._unknown(name)
             return self._parse_spec(name, unchunked(exp.tags, "sciwm.spec"))
-
-    def campaigns(self) -> list[str]:
-        """Names of the campaigns in the store, sorted."""
-        names: list[str] = []
-        token = None
-        with self._guard("listing campaigns"):
-            while True:
-                page = self._client.search_experiments(
-                    max_results=1000, filter_string=f"tags.`{_KIND}` = 'campaign'", page_token=token
-                )
-                names.extend(e.name for e in page)
-                token = page.token
-                if not token:
-                    return sorted(names)
 
     # -- experiments --------------------------------------------------------------------
     def record_proposal(self, experiment: Experiment, prediction: Prediction | None) -> Record:
@@ -187,7 +159,7 @@ class RecordStore:
                     log_batched(self._client, run.info.run_id, params=params_of(experiment))
                 return record_from_run(run)
             tags = {
-                _KIND: "experiment",
+                KIND_TAG: "experiment",
                 "sciwm.experiment_id": experiment.id,
                 "sciwm.seq": str(experiment.seq),
                 "sciwm.status": Status.PROPOSED.value,
@@ -274,7 +246,7 @@ class RecordStore:
             while True:
                 page = self._client.search_runs(
                     [exp_id],
-                    f"tags.`{_KIND}` = 'experiment'",
+                    f"tags.`{KIND_TAG}` = 'experiment'",
                     run_view_type=ViewType.ALL,
                     max_results=PAGE_SIZE,
                     page_token=token,
@@ -287,82 +259,7 @@ class RecordStore:
         records = [record_from_run(preferred_run(runs)) for runs in by_id.values()]
         return sorted(records, key=lambda r: (r.experiment.seq, r.experiment.id))
 
-    # -- world models and campaign curves -----------------------------------------------
-    def log_world_model(self, campaign: str, model: WorldModel, step: int) -> str:
-        """Log a fitted world model as artifacts ``world_model/<step>`` of the campaign.
-
-        Returns:
-            The artifact path, e.g. ``"world_model/0003"``.
-        """
-        path = f"world_model/{step:04d}"
-        run_id = self._aux_run(campaign, "world_model", "world-model")
-        with tempfile.TemporaryDirectory(prefix="sciwm-wm-") as tmp:
-            model.save(tmp)
-            with self._guard(f"logging the world model of campaign {campaign!r}"):
-                self._client.log_artifacts(run_id, tmp, path)
-                tags = {"sciwm.latest_step": str(step), "sciwm.latest_path": path}
-                log_batched(self._client, run_id, tags=tags)
-                self._client.set_terminated(run_id, "FINISHED")
-        return path
-
-    def load_world_model(self, campaign: str) -> WorldModel | None:
-        """The latest world model logged for a campaign, or ``None`` if there is none."""
-        from sciwm.world_model import WorldModel
-
-        run_id = self._aux_run(campaign, "world_model", "world-model", create=False)
-        if run_id is None:
-            return None
-        with self._guard(f"loading the world model of campaign {campaign!r}"):
-            path = self._client.get_run(run_id).data.tags.get("sciwm.latest_path")
-            if path is None:
-                return None
-            with tempfile.TemporaryDirectory(prefix="sciwm-wm-") as tmp:
-                local = self._client.download_artifacts(run_id, path, tmp)
-                return WorldModel.load(local)
-
-    def log_campaign_metrics(self, campaign: str, step: int, metrics: Mapping[str, float]) -> None:
-        """Log campaign-level curves (best so far, spent, ...) at ``step`` on its summary run."""
-        run_id = self._aux_run(campaign, "summary", "campaign")
-        with self._guard(f"logging metrics of campaign {campaign!r}"):
-            log_batched(
-                self._client,
-                run_id,
-                metrics={metric_key(k): v for k, v in metrics.items()},
-                step=step,
-            )
-
     # -- internals ----------------------------------------------------------------------
-    @contextmanager
-    def _guard(self, action: str) -> Iterator[None]:
-        """Turn any failure of MLflow into one clear :class:`StoreError`."""
-        try:
-            yield
-        except SciwmError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - re-raised as a project error
-            raise StoreError(
-                f"the MLflow tracking store at {self.tracking_uri} failed while {action}: "
-                f"{short_reason(exc)}. Everything recorded before is kept; once the store is "
-                f"reachable again, run the campaign again to resume it. {HINT}."
-            ) from exc
-
-    def _campaign_id(self, name: str) -> str:
-        if name not in self._campaign_ids:
-            with self._guard(f"finding campaign {name!r}"):
-                exp = self._client.get_experiment_by_name(name)
-            if exp is None or exp.tags.get(_KIND) != "campaign":
-                raise self._unknown(name)
-            self._campaign_ids[name] = exp.experiment_id
-        return self._campaign_ids[name]
-
-    def _unknown(self, name: str) -> StoreError:
-        known = self.campaigns()
-        return StoreError(
-            f"no campaign named {name!r} in the MLflow tracking store at {self.tracking_uri}; "
-            f"known campaigns: {known or 'none'}. Start it with `sciwm campaign run FILE.toml`, "
-            "or point MLFLOW_TRACKING_URI / [store] tracking_uri at the store that holds it"
-        )
-
     def _parse_spec(self, name: str, text: str) -> CampaignSpec:
         import tomllib
 
@@ -377,25 +274,3 @@ class RecordStore:
             raise StoreError(
                 f"the stored definition of campaign {name!r} cannot be read back: {exc}"
             ) from exc
-
-    def _aux_run(self, campaign: str, kind: str, run_name: str, create: bool = True) -> str | None:
-        """The campaign's one run of ``kind`` (world model or summary), created on demand."""
-        key = (campaign, kind)
-        if key not in self._aux_runs:
-            exp_id = self._campaign_id(campaign)
-            with self._guard(f"finding the {run_name} run of campaign {campaign!r}"):
-                runs = self._client.search_runs(
-                    [exp_id],
-                    f"tags.`{_KIND}` = '{kind}'",
-                    run_view_type=ViewType.ALL,
-                    max_results=1,
-                    order_by=["attributes.start_time ASC"],
-                )
-                if runs:
-                    self._aux_runs[key] = runs[0].info.run_id
-                elif not create:
-                    return None
-                else:
-                    run = self._client.create_run(exp_id, tags={_KIND: kind}, run_name=run_name)
-                    self._aux_runs[key] = run.info.run_id
-        return self._aux_runs[key]
