@@ -50,6 +50,9 @@ property head's posterior is used as it is);
 ``tau_ps``; ``time_compression`` (OpenMM wall time for the emulated simulated time, at the
 throughput measured in the same-cost runs, over the emulator's wall time; both on this
 machine's CPU, one thread each); ``simulated_ps`` (total simulated time of a method).
+
+The world model under test is built in :mod:`sciwm.bench.md_world_model`; the frame metrics
+(dihedrals, JSD, basins) are in :mod:`sciwm.bench.md_metrics`.
 """
 
 from __future__ import annotations
@@ -63,17 +66,9 @@ import numpy as np
 import torch
 
 from sciwm.bench.common import env_info, make_result, print_table, save_result
-from sciwm.md.observables import (
-    BASINS,
-    basin_populations,
-    dihedral,
-    histogram,
-    histogram2d,
-    jsd,
-)
-
-#: The campaign whose world model is measured.
-CAMPAIGN = Path(__file__).resolve().parents[1] / "examples" / "md_campaign.toml"
+from sciwm.bench.md_metrics import angles, block_pops, compare
+from sciwm.bench.md_world_model import CAMPAIGN, property_head, real_results, world_models
+from sciwm.md.observables import BASINS
 
 Z90 = 1.6448536269514722
 METRICS = (
@@ -87,30 +82,6 @@ METRICS = (
     "tau_ps",
     "time_compression",
 )
-
-
-def _angles(x: np.ndarray, molecule: Any) -> tuple[np.ndarray, np.ndarray]:
-    return dihedral(x, molecule.phi), dihedral(x, molecule.psi)
-
-
-def _compare(phi: np.ndarray, psi: np.ndarray, ref: tuple[np.ndarray, np.ndarray]) -> dict:
-    pops = basin_populations(phi, psi)
-    rpops = basin_populations(*ref)
-    return {
-        "jsd_phi": jsd(histogram(phi), histogram(ref[0])),
-        "jsd_psi": jsd(histogram(psi), histogram(ref[1])),
-        "jsd_phipsi": jsd(histogram2d(phi, psi), histogram2d(*ref)),
-        "basin_mae": float(np.mean([abs(pops[b] - rpops[b]) for b in BASINS])),
-        "pops": pops,
-    }
-
-
-def _block_pops(phi: np.ndarray, psi: np.ndarray, blocks: int = 10) -> np.ndarray:
-    out = []
-    for a, b in zip(np.array_split(phi, blocks), np.array_split(psi, blocks), strict=True):
-        p = basin_populations(a, b)
-        out.append([p[k] for k in BASINS])
-    return np.array(out)
 
 
 def _openmm_runs(
@@ -135,70 +106,6 @@ def _openmm_runs(
         wall += out["wall_s"]
         steps += out["n_steps"]
     return np.concatenate(frames), wall, steps
-
-
-def _world_models(relax_ps: float | None) -> tuple[Any, Any, dict[str, Any], Any]:
-    """The campaign's world model (and one without the corrector), its settings and space."""
-    from sciwm.spec import load_spec
-    from surrogates.md.world_model import MDEmulatorWorldModel
-
-    spec = load_spec(CAMPAIGN)
-    space = spec.space()
-    settings = dict(spec.world_model.settings)
-    if relax_ps is not None:
-        settings["relax_ps"] = relax_ps
-    outcomes = [f"pop_{b}" for b in BASINS]
-    model = MDEmulatorWorldModel(space, outcomes, **settings)
-    no_relax = MDEmulatorWorldModel(space, outcomes, **{**settings, "relax_ps": 0.0})
-    return model, no_relax, settings, space
-
-
-def _property_head(model: Any, space: Any, temperatures: list[float]) -> dict[float, dict]:
-    """The world model's posterior of the three populations at each temperature."""
-    length = space[model.l_name].high if model.l_dim is not None else None
-    out = {}
-    for t in temperatures:
-        params = {p.name: p.low for p in space.parameters}
-        params[model.t_name] = t
-        if length is not None:
-            params[model.l_name] = length
-        X = space.encode([params]).double()
-        mean, std = [], []
-        for b in BASINS:
-            post = model.posterior(X, f"pop_{b}")
-            mean.append(float(post.mean.reshape(-1)[0]))
-            std.append(float(post.variance.reshape(-1)[0].clamp_min(0).sqrt()))
-        out[t] = {"pops": np.array(mean), "std": np.array(std)}
-    return out
-
-
-def _real_results(data: Any, molecule: Any, space: Any, model: Any) -> tuple[list, list]:
-    """The training runs as completed experiments of the campaign's longest length."""
-    from sciwm.experiment import Experiment, Observation, Status
-
-    length_ps = float(space[model.l_name].high) if model.l_dim is not None else 1000.0
-    experiments, observations = [], []
-    for traj in data.select(role="train"):
-        per_run = max(1, int(round(length_ps / traj.frame_ps)))
-        phi, psi = _angles(traj.positions.numpy(), molecule)
-        for k in range(len(phi) // per_run):
-            sl = slice(k * per_run, (k + 1) * per_run)
-            pops = basin_populations(phi[sl], psi[sl])
-            params = {p.name: p.low for p in space.parameters}
-            params[model.t_name] = traj.temperature
-            if model.l_dim is not None:
-                params[model.l_name] = length_ps
-            exp = Experiment.create("md-bench", len(experiments), params)
-            experiments.append(exp)
-            observations.append(
-                Observation(
-                    exp.id,
-                    Status.COMPLETED,
-                    {f"pop_{b}": pops[b] for b in BASINS},
-                    cost=traj.openmm_s_per_ns * length_ps / 1000.0,
-                )
-            )
-    return experiments, observations
 
 
 def run(
@@ -226,7 +133,7 @@ def run(
     torch.set_num_threads(1)
     t_start = time.perf_counter()
     data = load_dataset()
-    model, no_relax, settings, space = _world_models(relax_ps)
+    model, no_relax, settings, space = world_models(relax_ps)
     emulation = model.emulation
     molecule = emulation.models[0].molecule
     n_seeds = int(seeds or 1)
@@ -251,10 +158,10 @@ def run(
     t_fit = time.perf_counter()
     model.fit([], [])
     fit_s = time.perf_counter() - t_fit
-    heads = {"property_head": _property_head(model, space, all_t)}
-    experiments, observations = _real_results(data, molecule, space, model)
+    heads = {"property_head": property_head(model, space, all_t)}
+    experiments, observations = real_results(data, molecule, space, model)
     model.fit(experiments, observations)
-    heads["property_head_real"] = _property_head(model, space, all_t)
+    heads["property_head_real"] = property_head(model, space, all_t)
     log(f"world model fitted ({fit_s:.1f} s for the emulated grid)")
 
     rows: list[dict[str, Any]] = []
@@ -262,7 +169,7 @@ def run(
     for temperature, split in temps:
         ref_runs = data.select(role="reference", temperature=temperature)
         ref_x = np.concatenate([t.positions.numpy() for t in ref_runs])
-        ref = _angles(ref_x, molecule)
+        ref = angles(ref_x, molecule)
         first = ref_runs[0].positions.numpy()
         idx = np.linspace(0, len(first) - 1, n_starts).astype(int)
         starts = first[idx]
@@ -282,8 +189,8 @@ def run(
                 )
                 roll = est["rollout"]
                 x = roll.positions[1:].reshape(-1, molecule.n_atoms, 3).numpy()
-                phi, psi = _angles(x, molecule)
-                cmp = _compare(phi, psi, ref)
+                phi, psi = angles(x, molecule)
+                cmp = compare(phi, psi, ref)
                 cmp.update(
                     pops={b: est["mean"][f"pop_{b}"] for b in BASINS},
                     valid_fraction=float(roll.valid.float().mean()),
@@ -327,7 +234,7 @@ def run(
         per_start_ps = max(0.002, emu_wall / n_starts / s_per_ps)
         om_x, om_wall, om_steps = _openmm_runs(starts, temperature, per_start_ps, 7)
         s_per_ps = (om_wall + probe_wall) / ((om_steps + probe_steps) * 0.002)
-        om = _compare(*_angles(om_x, molecule), ref)
+        om = compare(*angles(om_x, molecule), ref)
         om_pops = np.array([om["pops"][b] for b in BASINS])
         res["openmm_same_cost"] = {
             **om,
@@ -344,16 +251,16 @@ def run(
         # reference noise floor
         if split == "train":
             other = data.select(role="train", temperature=temperature)[0].positions.numpy()
-            noise = _compare(*_angles(other, molecule), ref)
+            noise = compare(*angles(other, molecule), ref)
         elif len(ref_runs) > 1:
             rest = np.concatenate([t.positions.numpy() for t in ref_runs[1:]])
-            noise = _compare(*_angles(first, molecule), _angles(rest, molecule))
+            noise = compare(*angles(first, molecule), angles(rest, molecule))
         else:
             half = len(ref_x) // 2
-            noise = _compare(*_angles(ref_x[:half], molecule), (ref[0][half:], ref[1][half:]))
+            noise = compare(*angles(ref_x[:half], molecule), (ref[0][half:], ref[1][half:]))
         res["reference_noise"] = noise
-        res["ref_pops"] = np.array(list(_compare(*ref, ref)["pops"].values()))
-        res["ref_block_std"] = _block_pops(*ref, blocks=10 * len(ref_runs)).std(0, ddof=1) / (
+        res["ref_pops"] = np.array(list(compare(*ref, ref)["pops"].values()))
+        res["ref_block_std"] = block_pops(*ref, blocks=10 * len(ref_runs)).std(0, ddof=1) / (
             math.sqrt(10 * len(ref_runs))
         )
         rows.append(

@@ -6,7 +6,8 @@ import pytest
 
 pytest.importorskip("openmm")
 
-from sciwm.bench import md as bench  # noqa: E402
+from sciwm.bench.md_world_model import property_head, world_models  # noqa: E402
+from sciwm.md.observables import BASINS  # noqa: E402
 from surrogates.md.world_model import DEFAULT_CHECKPOINT  # noqa: E402
 
 pytestmark = [
@@ -16,13 +17,13 @@ pytestmark = [
 
 
 def test_property_head_is_the_campaign_world_models() -> None:
-    model, no_relax, settings, space = bench._world_models(None)
+    model, no_relax, settings, space = world_models(None)
     assert settings == {"grid": 5, "n_trajectories": 16, "tau_ps": 100.0, "rollout_ps": 500.0}
     assert model.cfg.grid == 5 and model.cfg.relax > 0 and no_relax.cfg.relax == 0.0
     model.fit([], [])
-    heads = bench._property_head(model, space, [350.0])
+    heads = property_head(model, space, [350.0])
     predicted = model.predict([{"temperature": 350.0, "length_ps": 500.0}])[0]
-    for k, b in enumerate(bench.BASINS):
+    for k, b in enumerate(BASINS):
         estimate = predicted.outcomes[f"pop_{b}"]
         assert heads[350.0]["pops"][k] == pytest.approx(estimate.mean, abs=1e-9)
         # predict adds a 500 ps run's sampling noise to the head's latent std
