@@ -1,7 +1,8 @@
 """The ``sciwm`` command: run, inspect, report and query campaigns; the demo; benchmarks.
 
 Heavy packages (Prefect, botorch) load only inside the commands that need them, so
-``sciwm predict`` and ``sciwm campaign status`` answer without Prefect's start-up.
+``sciwm predict`` and ``sciwm campaign status`` answer without Prefect's start-up. The
+commands that read a campaign back from the store live in :mod:`sciwm.cli_inspect`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sciwm.errors import ParameterError, SciwmError
+from sciwm.cli_inspect import fmt, list_campaigns, open_store, predict, report, status
+from sciwm.errors import SciwmError
 from sciwm.prediction import DEFAULT_LEVEL
 from sciwm.runtime import configure_environment
 
@@ -99,24 +101,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.action == "run":
             return _run_campaign(args.file, args.tracking_uri, not args.no_prefect)
         if args.action == "status":
-            return _status(args.name, args.tracking_uri)
+            return status(args.name, args.tracking_uri)
         if args.action == "report":
-            return _report(args.name, args.tracking_uri, args.out)
+            return report(args.name, args.tracking_uri, args.out)
         if args.action == "list":
-            return _list(args.tracking_uri)
+            return list_campaigns(args.tracking_uri)
     if args.command == "predict":
-        return _predict(args.name, args.param, args.level, args.tracking_uri)
+        return predict(args.name, args.param, args.level, args.tracking_uri)
     if args.command == "demo":
         return _demo(args.budget, args.tracking_uri, not args.no_prefect)
     if args.command == "bench":
         return _bench(args.suite, args.out, args.quick, args.seeds)
     raise AssertionError(args)
-
-
-def _store(tracking_uri: str | None) -> Any:
-    from sciwm.store import RecordStore, default_tracking_uri
-
-    return RecordStore(tracking_uri or default_tracking_uri())
 
 
 # -- campaign run ----------------------------------------------------------------------------
@@ -174,135 +170,11 @@ def _print_result(result: Any) -> None:
     print(f"  real cost spent  : {result.spent:.2f} of {result.budget:.2f}")
     if result.best_value is not None:
         print(f"  best objective   : {result.best_value:.6g}")
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in (result.best_parameters or {}).items())
+        params = ", ".join(f"{k}={fmt(v)}" for k, v in (result.best_parameters or {}).items())
         print(f"  best parameters  : {params}")
         if result.best_note:
             print(f"  note             : {result.best_note}")
     print(f"  MLflow store     : {result.tracking_uri}")
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-# -- status / list ---------------------------------------------------------------------------
-def _status(name: str, tracking_uri: str | None) -> int:
-    from sciwm.summary import campaign_summary, fidelity_note
-
-    store = _store(tracking_uri)
-    spec = store.campaign_spec(name)
-    records = store.records(name)
-    obj = spec.objective.name
-    header = ["seq", "id", "status", *spec.space().names, obj, "cost", "predicted", "note"]
-    rows = []
-    for r in records:
-        o = r.observation
-        pred = r.prediction.outcomes.get(obj) if r.prediction else None
-        rows.append(
-            [
-                str(r.experiment.seq),
-                r.experiment.id,
-                r.status.value,
-                *(_fmt(r.experiment.parameters.get(n)) for n in spec.space().names),
-                _fmt(o.outcomes[obj]) if o and obj in o.outcomes else "-",
-                _fmt(o.cost) if o and o.cost is not None else "-",
-                f"{pred.mean:.4g}±{pred.std:.2g}" if pred else "-",
-                ((o.error or "") if o else "")[:60].replace("\n", " "),
-            ]
-        )
-    _print_table(header, rows)
-    s = campaign_summary(records, maximize=spec.maximize, objective=obj)
-    spent = float(s.get("spent", 0.0))
-    print()
-    print(f"best {obj}: {_fmt(s.get('best_value')) if s.get('best_value') is not None else '-'}")
-    if s.get("best_parameters"):
-        print(
-            "best parameters: "
-            + ", ".join(f"{k}={_fmt(v)}" for k, v in s["best_parameters"].items())
-        )
-        note = fidelity_note(spec.space(), s["best_parameters"])
-        if note:
-            print(f"note: {note}")
-    print(
-        f"budget: spent {spent:.2f} {spec.budget.unit}, left {spec.budget.total - spent:.2f} "
-        f"of {spec.budget.total:.2f}"
-    )
-    return 0
-
-
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
-    ]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-
-
-def _list(tracking_uri: str | None) -> int:
-    store = _store(tracking_uri)
-    names = store.campaigns()
-    if not names:
-        print(f"no campaigns in {store.tracking_uri}")
-    for n in names:
-        print(n)
-    return 0
-
-
-# -- report ----------------------------------------------------------------------------------
-def _report(name: str, tracking_uri: str | None, out: Path | None) -> int:
-    from sciwm.report import write_report
-
-    store = _store(tracking_uri)
-    paths = write_report(store, name, out or Path("reports") / name)
-    for p in paths:
-        print(f"wrote {p}")
-    return 0
-
-
-# -- predict ---------------------------------------------------------------------------------
-def _predict(name: str, pairs: list[str], level: float, tracking_uri: str | None) -> int:
-    if not 0 < level < 1:
-        raise ParameterError(f"--level must lie strictly between 0 and 1, got {level}")
-    store = _store(tracking_uri)
-    spec = store.campaign_spec(name)
-    space = spec.space()
-    values: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ParameterError(f"--param {pair!r} is not of the form name=value")
-        values[key.strip()] = value.strip()
-    params = space.validate(values)
-    model = store.load_world_model(name) or _fresh_world_model(store, spec, name)
-    t0 = time.perf_counter()
-    (pred,) = model.predict([params], level=level)
-    dt = (time.perf_counter() - t0) * 1000
-    pct = f"{level:.0%}"
-    header = ["quantity", "mean", "std", f"{pct} interval"]
-    rows = [
-        [k, f"{e.mean:.4g}", f"{e.std:.3g}", f"[{e.lower:.4g}, {e.upper:.4g}]"]
-        for k, e in pred.outcomes.items()
-    ]
-    c = pred.cost
-    rows.append(
-        [
-            f"cost ({spec.budget.unit})",
-            f"{c.mean:.4g}",
-            f"{c.std:.3g}",
-            f"[{c.lower:.4g}, {c.upper:.4g}]",
-        ]
-    )
-    _print_table(header, rows)
-    assert model.summary is not None
-    print(
-        f"\nworld model '{model.name}' trained on {model.summary.n_observations} experiments; "
-        f"answered in {dt:.1f} ms; nothing real was run"
-    )
-    if pred.extrapolating:
-        print("warning: this point is far from the training data; trust the intervals less")
-    return 0
 
 
 # -- demo ------------------------------------------------------------------------------------
@@ -334,14 +206,14 @@ def _demo(budget: float | None, tracking_uri: str | None, use_prefect: bool) -> 
     wall = time.time() - t0
     from sciwm.report import write_report
 
-    store = _store(tracking_uri)
+    store = open_store(tracking_uri)
     plots = write_report(store, spec.name, Path("reports") / spec.name)
     print()
     rows = [
-        ["best accuracy (held-out 20%)", _fmt(result.best_value)],
+        ["best accuracy (held-out 20%)", fmt(result.best_value)],
         [
             "best configuration",
-            ", ".join(f"{k}={_fmt(v)}" for k, v in (result.best_parameters or {}).items()),
+            ", ".join(f"{k}={fmt(v)}" for k, v in (result.best_parameters or {}).items()),
         ],
         [
             "real experiments run",
@@ -363,24 +235,6 @@ def _demo(budget: float | None, tracking_uri: str | None, use_prefect: bool) -> 
         "-p train_size=1000"
     )
     return 0
-
-
-def _fresh_world_model(store: Any, spec: Any, name: str) -> Any:
-    """The campaign's world model fitted on its results, for a campaign that logged none."""
-    from sciwm.registry import build_world_model
-
-    model = build_world_model(spec.world_model, spec.space(), spec.outcome_names)
-    finished = [r for r in store.records(name) if r.observation is not None]
-    experiments = [r.experiment for r in finished]
-    observations = [r.observation.checked(spec.outcome_names) for r in finished]
-    if not model.can_fit(experiments, observations):
-        raise SciwmError(
-            f"campaign {name!r} has no fitted world model yet: its {spec.world_model.type!r} "
-            f"world model cannot predict from {len(finished)} finished experiment(s); run "
-            "`sciwm campaign run` until more have completed"
-        )
-    model.fit(experiments, observations)
-    return model
 
 
 def _retitle(text: str, name: str, budget: float) -> str:

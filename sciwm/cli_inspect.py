@@ -1,0 +1,191 @@
+"""The ``sciwm`` commands that read a campaign back from the record store.
+
+``sciwm campaign status``, ``campaign list``, ``campaign report`` and ``predict`` answer from
+the MLflow store and the campaign's logged world model; none of them runs a real experiment or
+imports Prefect, so they start fast.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sciwm.errors import ParameterError, SciwmError
+
+
+def open_store(tracking_uri: str | None) -> Any:
+    """The record store at ``tracking_uri`` (default: :func:`~sciwm.store.default_tracking_uri`)."""
+    from sciwm.store import RecordStore, default_tracking_uri
+
+    return RecordStore(tracking_uri or default_tracking_uri())
+
+
+def fmt(v: Any) -> str:
+    """A value as a table cell: floats to 4 significant digits."""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+# -- status / list ---------------------------------------------------------------------------
+def status(name: str, tracking_uri: str | None) -> int:
+    """``sciwm campaign status``: every experiment, the best so far and the budget left.
+
+    Args:
+        name: The campaign.
+        tracking_uri: The store (``None``: the default).
+
+    Returns:
+        The exit status (0).
+    """
+    from sciwm.summary import campaign_summary, fidelity_note
+
+    store = open_store(tracking_uri)
+    spec = store.campaign_spec(name)
+    records = store.records(name)
+    obj = spec.objective.name
+    header = ["seq", "id", "status", *spec.space().names, obj, "cost", "predicted", "note"]
+    rows = []
+    for r in records:
+        o = r.observation
+        pred = r.prediction.outcomes.get(obj) if r.prediction else None
+        rows.append(
+            [
+                str(r.experiment.seq),
+                r.experiment.id,
+                r.status.value,
+                *(fmt(r.experiment.parameters.get(n)) for n in spec.space().names),
+                fmt(o.outcomes[obj]) if o and obj in o.outcomes else "-",
+                fmt(o.cost) if o and o.cost is not None else "-",
+                f"{pred.mean:.4g}±{pred.std:.2g}" if pred else "-",
+                ((o.error or "") if o else "")[:60].replace("\n", " "),
+            ]
+        )
+    print_table(header, rows)
+    s = campaign_summary(records, maximize=spec.maximize, objective=obj)
+    spent = float(s.get("spent", 0.0))
+    print()
+    print(f"best {obj}: {fmt(s.get('best_value')) if s.get('best_value') is not None else '-'}")
+    if s.get("best_parameters"):
+        print(
+            "best parameters: "
+            + ", ".join(f"{k}={fmt(v)}" for k, v in s["best_parameters"].items())
+        )
+        note = fidelity_note(spec.space(), s["best_parameters"])
+        if note:
+            print(f"note: {note}")
+    print(
+        f"budget: spent {spent:.2f} {spec.budget.unit}, left {spec.budget.total - spent:.2f} "
+        f"of {spec.budget.total:.2f}"
+    )
+    return 0
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    """Print ``rows`` under ``header`` in left-aligned columns."""
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def list_campaigns(tracking_uri: str | None) -> int:
+    """``sciwm campaign list``: the campaigns in the store, one a line; returns 0."""
+    store = open_store(tracking_uri)
+    names = store.campaigns()
+    if not names:
+        print(f"no campaigns in {store.tracking_uri}")
+    for n in names:
+        print(n)
+    return 0
+
+
+# -- report ----------------------------------------------------------------------------------
+def report(name: str, tracking_uri: str | None, out: Path | None) -> int:
+    """``sciwm campaign report``: write the campaign's PNG plots to ``out``; returns 0."""
+    from sciwm.report import write_report
+
+    store = open_store(tracking_uri)
+    paths = write_report(store, name, out or Path("reports") / name)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+# -- predict ---------------------------------------------------------------------------------
+def predict(name: str, pairs: list[str], level: float, tracking_uri: str | None) -> int:
+    """``sciwm predict``: the campaign's world model at one point; runs nothing real.
+
+    Args:
+        name: The campaign.
+        pairs: ``name=value`` strings, one per parameter of the campaign's space.
+        level: Interval coverage, strictly between 0 and 1.
+        tracking_uri: The store (``None``: the default).
+
+    Returns:
+        The exit status (0).
+
+    Raises:
+        ParameterError: If ``level`` or a parameter value is not valid for the campaign.
+        SciwmError: If the campaign has no world model that can predict yet.
+    """
+    if not 0 < level < 1:
+        raise ParameterError(f"--level must lie strictly between 0 and 1, got {level}")
+    store = open_store(tracking_uri)
+    spec = store.campaign_spec(name)
+    space = spec.space()
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ParameterError(f"--param {pair!r} is not of the form name=value")
+        values[key.strip()] = value.strip()
+    params = space.validate(values)
+    model = store.load_world_model(name) or fresh_world_model(store, spec, name)
+    t0 = time.perf_counter()
+    (pred,) = model.predict([params], level=level)
+    dt = (time.perf_counter() - t0) * 1000
+    pct = f"{level:.0%}"
+    header = ["quantity", "mean", "std", f"{pct} interval"]
+    rows = [
+        [k, f"{e.mean:.4g}", f"{e.std:.3g}", f"[{e.lower:.4g}, {e.upper:.4g}]"]
+        for k, e in pred.outcomes.items()
+    ]
+    c = pred.cost
+    rows.append(
+        [
+            f"cost ({spec.budget.unit})",
+            f"{c.mean:.4g}",
+            f"{c.std:.3g}",
+            f"[{c.lower:.4g}, {c.upper:.4g}]",
+        ]
+    )
+    print_table(header, rows)
+    assert model.summary is not None
+    print(
+        f"\nworld model '{model.name}' trained on {model.summary.n_observations} experiments; "
+        f"answered in {dt:.1f} ms; nothing real was run"
+    )
+    if pred.extrapolating:
+        print("warning: this point is far from the training data; trust the intervals less")
+    return 0
+
+
+def fresh_world_model(store: Any, spec: Any, name: str) -> Any:
+    """The campaign's world model fitted on its results, for a campaign that logged none."""
+    from sciwm.registry import build_world_model
+
+    model = build_world_model(spec.world_model, spec.space(), spec.outcome_names)
+    finished = [r for r in store.records(name) if r.observation is not None]
+    experiments = [r.experiment for r in finished]
+    observations = [r.observation.checked(spec.outcome_names) for r in finished]
+    if not model.can_fit(experiments, observations):
+        raise SciwmError(
+            f"campaign {name!r} has no fitted world model yet: its {spec.world_model.type!r} "
+            f"world model cannot predict from {len(finished)} finished experiment(s); run "
+            "`sciwm campaign run` until more have completed"
+        )
+    model.fit(experiments, observations)
+    return model
