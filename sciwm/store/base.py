@@ -22,13 +22,7 @@ KIND_TAG = "sciwm.kind"
 class StoreBase:
     """An MLflow client on one tracking store, with the campaign lookups every part needs.
 
-    Args:
-        tracking_uri: Any MLflow tracking URI (default: :func:`default_tracking_uri`).
-        artifact_root: Directory for artifacts of new campaigns (default: ``mlruns/`` next to
-            a SQLite file; the server's default otherwise).
-
-    Raises:
-        StoreError: If the store cannot be reached.
+    Its arguments and errors are those of :class:`~sciwm.store.record_store.RecordStore`.
     """
 
     def __init__(self, tracking_uri: str | None = None, artifact_root: Path | None = None) -> None:

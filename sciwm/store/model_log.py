@@ -22,7 +22,7 @@ class ModelLog(StoreBase):
 
     World models are artifacts of the campaign's ``world-model`` run, curves are metrics of its
     ``campaign`` summary run; each run is created on first use, one of each kind per campaign.
-    Arguments as :class:`~sciwm.store.base.StoreBase`.
+    Its arguments are those of :class:`~sciwm.store.record_store.RecordStore`.
     """
 
     def __init__(self, tracking_uri: str | None = None, artifact_root: Path | None = None) -> None:
