@@ -3,7 +3,9 @@
 Whole OpenML data sets are held out (5 folds); the target is the test accuracy and the log
 train time of each learner at the data set's largest anchor, predicted from the run's
 description alone (learner, data set meta-features, training size). Every method sees the
-same folds. ``sciwm`` is what ``[world_model] type = "mlrun"`` with ``pretrain = "lcdb"``
+same folds; the ``sciwm`` rows are also scored (MAE, NLL, 90% coverage) on the held-out data
+sets at every smaller training size from ``MIN_ANCHOR`` (setting ``smaller_anchors``).
+``sciwm`` is what ``[world_model] type = "mlrun"`` with ``pretrain = "lcdb"``
 ships: :func:`surrogates.mlrun.pretrain.fit_prior` with its defaults (the ones
 :class:`~surrogates.mlrun.model.MLRunWorldModel` uses), trained on each fold's training data
 sets, with the default encoder (MiniLM); ``sciwm_<encoder>`` is the same with the campaign
@@ -27,10 +29,18 @@ import torch
 from sciwm.bench.common import env_info, print_table, write_result
 from sciwm.lcdb.cache import load_lcdb
 from sciwm.lcdb.meta import EXTRA_META
-from sciwm.lcdb.runs import final_targets
+from sciwm.lcdb.runs import RunData, final_targets
 from surrogates.mlrun import baselines
 from surrogates.mlrun.encoders import CachedEncoder, load_encoder
-from surrogates.mlrun.pretrain import MIN_ANCHOR, NEIGHBOURS, PRIOR_HEAD, fit_prior, prior_records
+from surrogates.mlrun.predictor import RunPredictor
+from surrogates.mlrun.pretrain import (
+    MIN_ANCHOR,
+    NEIGHBOURS,
+    PRIOR_HEAD,
+    fit_prior,
+    prior_records,
+    prior_targets,
+)
 
 Z90 = NormalDist().inv_cdf(0.95)
 TARGETS = ("final_metric", "cost")
@@ -40,6 +50,9 @@ METRICS = ("pairwise_accuracy", "pairwise_clear", "spearman", "mae", "nll", "cov
 CLEAR_GAP = 0.01
 #: What the prediction is made from: the description only (a campaign's run has no curve yet).
 SETTING = "no_curve"
+#: The same held-out data sets at every training size from ``MIN_ANCHOR`` up to, not
+#: including, their largest (what a campaign asks before it trains on all the data).
+SMALLER = "smaller_anchors"
 
 
 def _pairwise(y: np.ndarray, p: np.ndarray, min_gap: float = 0.0) -> float:
@@ -77,16 +90,46 @@ def metrics(
         pair.append(_pairwise(y[idx], mean[idx]))
         clear.append(_pairwise(y[idx], mean[idx], CLEAR_GAP))
         rho.append(_spearman(y[idx], mean[idx]))
-    s = np.clip(std, 1e-6, None)
-    nll = 0.5 * np.log(2 * math.pi * s**2) + 0.5 * ((y - mean) / s) ** 2
     return {
         "pairwise_accuracy": float(np.nanmean(pair)),
         "pairwise_clear": float(np.nanmean(clear)),
         "spearman": float(np.nanmean(rho)),
+        **interval_metrics(y, mean, std, half),
+    }
+
+
+def interval_metrics(
+    y: np.ndarray, mean: np.ndarray, std: np.ndarray, half: np.ndarray
+) -> dict[str, float]:
+    """MAE, Gaussian NLL and 90% coverage of ``n`` predictions (all ``n`` arrays)."""
+    s = np.clip(std, 1e-6, None)
+    nll = 0.5 * np.log(2 * math.pi * s**2) + 0.5 * ((y - mean) / s) ** 2
+    return {
         "mae": float(np.mean(np.abs(y - mean))),
         "nll": float(np.mean(nll)),
         "coverage90": float(np.mean(np.abs(y - mean) <= half)),
     }
+
+
+def smaller_anchors(data: RunData, datasets: set[str]) -> pd.DataFrame:
+    """Runs of ``datasets`` at training sizes from ``MIN_ANCHOR`` up to, not including, each
+    data set's largest anchor."""
+    runs = data.runs[data.runs["dataset"].isin(datasets)]
+    top = runs.groupby("dataset")["anchor"].transform("max")
+    return runs[(runs["anchor"] >= MIN_ANCHOR) & (runs["anchor"] < top)].reset_index(drop=True)
+
+
+def _intervals(
+    pred: RunPredictor, frame: pd.DataFrame, metas: dict, facts: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n x 2`` means, stds and 90% half-widths of the prior for a run table's rows."""
+    recs = prior_records(frame, metas, facts["extra_fill"])
+    mean, std, _ = pred.predict(recs)
+    size, full = pred.record_sizes(recs)
+    half = torch.stack(
+        [pred.interval_halfwidth(j, std[:, j], 0.9, size, full) for j in range(2)], 1
+    )
+    return mean.numpy(), std.numpy(), half.numpy()
 
 
 def run(
@@ -129,7 +172,9 @@ def run(
         rng = np.random.default_rng(seed)
         fold_of = dict(zip(rng.permutation(names), np.arange(len(names)) % n_folds, strict=True))
         preds: dict[str, list] = {}
+        smaller: dict[str, list] = {}
         order: list[np.ndarray] = []
+        smaller_rows: list[pd.DataFrame] = []
         for fold in range(n_folds):
             test_mask = finals["dataset"].map(fold_of).to_numpy() == fold
             train, test = finals[~test_mask], finals[test_mask]
@@ -145,6 +190,8 @@ def run(
             add("knn_datasets", *baselines.knn_datasets(train, test, metas))
             add("gp_meta", *baselines.gp_meta(train, test, metas))
             fold_data = data.subset(set(train["dataset"]))
+            below = smaller_anchors(data, set(test["dataset"]))
+            smaller_rows.append(below)
             for name in encoders:
                 method = "sciwm" if name == "minilm" else f"sciwm_{name}"
                 t0 = time.perf_counter()
@@ -164,6 +211,7 @@ def run(
                     [pred.interval_halfwidth(j, std[:, j], 0.9, size, full) for j in range(2)], 1
                 )
                 add(method, mean.numpy(), std.numpy(), half.numpy())
+                smaller.setdefault(method, []).append(_intervals(pred, below, metas, facts))
             if progress:
                 print(
                     f"seed {seed} fold {fold + 1}/{n_folds}: {test['dataset'].nunique()} held-out "
@@ -185,6 +233,24 @@ def run(
                             "value": value,
                             "target": target,
                             "setting": SETTING,
+                            "seed": seed,
+                        }
+                    )
+        below = pd.concat(smaller_rows, ignore_index=True)
+        y_below = prior_targets(below).numpy()
+        for method, parts in smaller.items():
+            mean, std, half = (np.concatenate([p[k] for p in parts]) for k in range(3))
+            for j, target in enumerate(TARGETS):
+                vals = interval_metrics(y_below[:, j], mean[:, j], std[:, j], half[:, j])
+                for metric in vals:
+                    rows.append(
+                        {
+                            "problem": "lcdb_leave_datasets_out",
+                            "method": method,
+                            "metric": metric,
+                            "value": vals[metric],
+                            "target": target,
+                            "setting": SMALLER,
                             "seed": seed,
                         }
                     )

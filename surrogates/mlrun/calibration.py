@@ -160,6 +160,7 @@ class SizeCalibrator:
         self.size_ids = torch.unique(ids[in_size_bins])
         self.bins = [self._pooled(ids, in_size_bins, k) for k in range(len(self.size_ids))]
         self.full_bin = ConformalCalibrator(s[at_full]) if has_full else None
+        self._memo: dict[str, Tensor] = {}
         if not self.bins:  # no scores (or only full-size ones): one bin for any size
             self.size_ids = torch.zeros(1, dtype=torch.long)
             self.bins = [self.full_bin or ConformalCalibrator()]
@@ -209,18 +210,19 @@ class SizeCalibrator:
 
     def scale(self, log2_size: Tensor, full: Tensor | None = None) -> Tensor:
         """``n`` multipliers of the predictive std (:attr:`ConformalCalibrator.scale` per bin)."""
-        return self._per_bin(log2_size, full, lambda c: c.scale)
+        return self._per_bin("scale", lambda c: c.scale)[self.bin_index(log2_size, full)]
 
     def quantile(self, level: float, log2_size: Tensor, full: Tensor | None = None) -> Tensor:
         """``n`` interval half-widths at ``level``, in units of the *raw* predictive std."""
-        return self._per_bin(log2_size, full, lambda c: c.quantile(level))
-
-    def _per_bin(
-        self, log2_size: Tensor, full: Tensor | None, value: Callable[[ConformalCalibrator], float]
-    ) -> Tensor:
-        cals = [*self.bins, self.full_bin or self.bins[-1]]
-        values = torch.tensor([value(c) for c in cals], dtype=torch.double)
+        values = self._per_bin(f"q{level!r}", lambda c: c.quantile(level))
         return values[self.bin_index(log2_size, full)]
+
+    def _per_bin(self, key: str, value: Callable[[ConformalCalibrator], float]) -> Tensor:
+        """A value per bin (the full-size bin last), computed once per key."""
+        if key not in self._memo:
+            cals = [*self.bins, self.full_bin or self.bins[-1]]
+            self._memo[key] = torch.tensor([value(c) for c in cals], dtype=torch.double)
+        return self._memo[key]
 
     def coverage(
         self,
