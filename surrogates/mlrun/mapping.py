@@ -21,7 +21,8 @@ from sciwm.lcdb.meta import check_meta, extra_vector, meta_vector
 from sciwm.lcdb.runs import RunData
 from sciwm.space import SearchSpace
 from surrogates.mlrun.heads import Inputs
-from surrogates.mlrun.predictor import RunPredictor, RunRecord
+from surrogates.mlrun.predictor import RunPredictor
+from surrogates.mlrun.record import RunRecord
 from surrogates.mlrun.settings import MLRunSettings
 
 

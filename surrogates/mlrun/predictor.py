@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +29,7 @@ from surrogates.mlrun.describe import segments
 from surrogates.mlrun.encoders import TextEncoder
 from surrogates.mlrun.heads import DeepEnsemble, HeadConfig, Inputs, cpu_threads
 from surrogates.mlrun.neighbours import NeighbourBank
+from surrogates.mlrun.record import RunRecord
 
 #: Standardised numeric features beyond the training range by more than this are
 #: "far from the data".
@@ -39,30 +38,6 @@ RANGE_MARGIN = 0.5
 TEXT_SIMILARITY = 0.97
 #: Standardised text features are clipped to this many standard deviations.
 TEXT_CLIP = 5.0
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One run to predict or learn from.
-
-    Attributes:
-        learner: Learner name.
-        dataset: Data set name.
-        meta: The data set's :data:`~sciwm.lcdb.meta.META_FEATURES` (empty: none, the
-            numeric block then holds zeros; only allowed when no meta-features are used).
-        anchor: Training-set size (or another positive budget).
-        hyperparameters: Learner settings rendered into the learner text.
-        extra: Further numbers fed directly to the heads (e.g. unit-cube coordinates).
-        curve: Observed prefix ``(anchors, scores, times)`` or ``None``.
-    """
-
-    learner: str
-    dataset: str
-    meta: Mapping[str, float] = field(default_factory=dict)
-    anchor: float = 1.0
-    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
-    extra: tuple[float, ...] = ()
-    curve: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
 
 class RunPredictor:

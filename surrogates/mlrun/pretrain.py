@@ -39,7 +39,8 @@ from sciwm.lcdb.runs import RunData
 from surrogates.mlrun.calibration import FULL_FRACTION, MIN_BIN_POINTS, SIZE_BIN_WIDTH
 from surrogates.mlrun.encoders import TextEncoder, cached_encoder
 from surrogates.mlrun.heads import HeadConfig
-from surrogates.mlrun.predictor import RunPredictor, RunRecord
+from surrogates.mlrun.predictor import RunPredictor
+from surrogates.mlrun.record import RunRecord
 
 TARGETS = ("score", "log_time")
 #: Nearest training data sets whose runs of the same learner are stacked onto the inputs.

@@ -52,7 +52,8 @@ def test_predictor_with_neighbours_round_trips_through_its_state() -> None:
 
     from surrogates.mlrun.encoders import load_encoder
     from surrogates.mlrun.heads import HeadConfig
-    from surrogates.mlrun.predictor import RunPredictor, RunRecord
+    from surrogates.mlrun.predictor import RunPredictor
+    from surrogates.mlrun.record import RunRecord
 
     rng = np.random.default_rng(0)
     metas = {

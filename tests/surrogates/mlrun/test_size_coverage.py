@@ -12,7 +12,8 @@ import torch
 from sciwm.lcdb.meta import META_FEATURES
 from surrogates.mlrun.encoders import load_encoder
 from surrogates.mlrun.heads import HeadConfig
-from surrogates.mlrun.predictor import RunPredictor, RunRecord
+from surrogates.mlrun.predictor import RunPredictor
+from surrogates.mlrun.record import RunRecord
 
 LEARNERS = [f"learner{i}" for i in range(10)]
 #: Noise std of a run's score below the full size and at it.
