@@ -304,8 +304,8 @@ def parse_spec(
         data: The campaign file's tables.
         source: Where it came from, for messages.
         check_world_model: Also find the world model's class through the registry and check
-            its ``[world_model.settings]`` (:func:`check_world_model`); off for a campaign read
-            back from the record store, which was checked when it started.
+            its ``[world_model.settings]`` (:func:`check_world_model_settings`); off for a
+            campaign read back from the record store, which was checked when it started.
 
     Raises:
         SpecError: Listing every problem with its location in the file and how to fix it.
