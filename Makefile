@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sciwm-installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test integration lint bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,13 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Tests against real servers (Slurm, PostgreSQL, a Prefect server, a browser) on loopback.
+# Each .ci/services/install-*.sh installs one service's packages (idempotent); the tests'
+# fixtures start and stop the servers themselves.
+integration: setup
+	for s in .ci/services/install-*.sh; do [ -e "$$s" ] || continue; bash "$$s" || exit 1; done
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m integration tests
 
 lint: setup
 	$(BIN)/ruff check sciwm surrogates scheduler lab_connectors flows tests
