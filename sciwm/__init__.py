@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "Connector": "sciwm.connector",
     "RecordStore": "sciwm.store",
     "run_campaign": "flows.campaign",
+    "open_campaign": "sciwm.api",
+    "Campaign": "sciwm.api",
 }
 
 __all__ = sorted(_EXPORTS)
