@@ -307,9 +307,14 @@ class LocalConnector(Connector):
                     "point the 'function' setting at a function"
                 )
             return
-        module = self.function.partition(":")[0]
+        module, _, attr = self.function.partition(":")
+        probe = (
+            f"import importlib; o = importlib.import_module({module!r})\n"
+            f"for a in {attr!r}.split('.'): o = getattr(o, a)\n"
+            "assert callable(o), f'{type(o).__name__}, not a callable'"
+        )
         check = subprocess.run(
-            [self.python, "-c", f"import importlib; importlib.import_module({module!r})"],
+            [self.python, "-c", probe],
             env=self._worker_env(),
             capture_output=True,
             text=True,
@@ -317,7 +322,7 @@ class LocalConnector(Connector):
         )
         if check.returncode != 0:
             raise ConnectorError(
-                f"cannot import module {module!r} for function {self.function!r} with "
+                f"cannot load function {self.function!r} with "
                 f"{self.python}: {last_line(check.stderr)}. Check the spelling and that the "
                 "package is installed for that interpreter (or on PYTHONPATH in 'env')."
             )

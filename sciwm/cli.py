@@ -65,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--budget", type=float, default=None, help="seconds of training compute")
     demo.add_argument("--no-prefect", action="store_true", help=argparse.SUPPRESS)
 
+    conn = sub.add_parser("connectors", help="list connectors; check that a backend is reachable")
+    consub = conn.add_subparsers(dest="action", required=True)
+    chk = consub.add_parser("check", help="check a connector NAME or a campaign FILE's connector")
+    chk.add_argument("target", help="connector name (e.g. local, http) or campaign TOML file")
+    chk.add_argument("--set", dest="settings", action="append", default=[], metavar="K=V")
+    consub.add_parser("list", help="registered connectors")
+
     bench = sub.add_parser("bench", help="run a benchmark suite")
     bench.add_argument("suite", choices=sorted(BENCH_SUITES))
     bench.add_argument("--out", type=Path, required=True, help="result JSON file")
@@ -110,6 +117,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return predict(args.name, args.param, args.level, args.tracking_uri)
     if args.command == "demo":
         return _demo(args.budget, args.tracking_uri, not args.no_prefect)
+    if args.command == "connectors":
+        from sciwm.cli_connectors import check_command, list_command
+
+        if args.action == "check":
+            return check_command(args.target, args.settings)
+        return list_command()
     if args.command == "bench":
         return _bench(args.suite, args.out, args.quick, args.seeds)
     raise AssertionError(args)

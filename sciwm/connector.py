@@ -1,21 +1,43 @@
 """The ``Connector`` contract: how sciwm talks to a real lab, process or cluster.
 
 Modelled on Ax's runner protocol, with errors as values: an experiment that fails comes back
-as a ``FAILED`` observation carrying its error text; only a backend that cannot be reached at
-all raises :class:`sciwm.errors.ConnectorError`.
+as a ``FAILED`` observation carrying its error text; a backend that is misconfigured raises
+:class:`sciwm.errors.ConnectorError`, and one that is down for now (connection refused, a
+call timed out, a 503) raises its subclass :class:`sciwm.errors.BackendUnavailable`, on which
+the campaign loop pauses dispatch and retries instead of failing experiments.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sciwm.errors import SciwmError
 from sciwm.experiment import Experiment, Observation, Status
 
 #: A JSON-serialisable description of a submitted experiment, enough to find it again after
 #: a crash of the campaign process.
 Handle = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result of :meth:`Connector.check`.
+
+    Attributes:
+        aspect: What was checked: ``"settings"``, ``"reachable"``, ``"credentials"``,
+            ``"queue"``, ``"paths"`` or a connector's own word.
+        ok: Whether it is as it should be.
+        message: What was found (never a secret).
+        fix: How to fix it, when ``ok`` is false.
+    """
+
+    aspect: str
+    ok: bool
+    message: str
+    fix: str | None = None
 
 
 class Connector(ABC):
@@ -60,6 +82,26 @@ class Connector(ABC):
     def capacity(self) -> int:
         """How many more experiments the backend can run at once right now."""
         return int(self.settings.get("parallelism", 1))
+
+    def check(self) -> list[Finding]:
+        """Whether the backend is reachable and correctly configured, as findings.
+
+        The default asks :meth:`capacity`: an answer means the backend is reachable. A
+        connector overrides this to check what only it knows (credentials, a queue, shared
+        paths). It never raises for a problem it can describe; it reports it.
+        """
+        try:
+            free = self.capacity()
+        except SciwmError as exc:
+            return [
+                Finding(
+                    "reachable",
+                    False,
+                    f"capacity() failed: {exc}",
+                    "make the backend reachable, or fix [connector.settings]",
+                )
+            ]
+        return [Finding("reachable", True, f"the backend answers; {free} slot(s) free now")]
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release resources (connections, pools). Running experiments are left running."""

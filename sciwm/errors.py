@@ -33,3 +33,20 @@ class WorldModelError(SciwmError):
 
 class BudgetError(SciwmError):
     """A budget is invalid or an action would exceed it."""
+
+
+class BackendUnavailable(ConnectorError):
+    """A backend is down or did not answer in time (connection refused, time-out, 502/503/504).
+
+    Transient by nature: the campaign loop retries the call with back-off and pauses dispatch
+    while it lasts, without failing experiments or spending budget. A connector raises it only
+    for conditions that may clear by themselves; a wrong setting or credential is a plain
+    :class:`ConnectorError`.
+
+    Attributes:
+        retry_after_s: The backend's own hint of when to try again, if it gave one.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -324,6 +324,10 @@ def test_function_path_is_checked_with_the_workers_pythonpath(tmp_path: Path) ->
     )
     obs = run_to_end(conn, exp(0.5))
     assert obs.status is Status.COMPLETED and obs.outcomes == {"y": 0.5}
+    with pytest.raises(ConnectorError, match="has no attribute 'g'"):
+        LocalConnector(
+            tmp_path / "w", function="my_lab_xyz:g", env={"PYTHONPATH": str(tmp_path / "extra")}
+        )
 
 
 @pytest.mark.parametrize(
