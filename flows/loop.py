@@ -20,7 +20,7 @@ import torch
 from flows.loop_state import CampaignResult, LoopState, ProgressFn
 from scheduler.agent import Agent, default_initial_experiments
 from scheduler.gate import Candidate, Decision, DispatchGate
-from scheduler.stopping import StoppingRule
+from scheduler.stopping import StoppingRule, expected_gain_per_cost
 from sciwm.connector import Connector
 from sciwm.errors import ConnectorError, WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
@@ -91,6 +91,8 @@ class CampaignLoop:
             patience=spec.stopping.patience,
             target=spec.stopping.target,
             maximize=spec.maximize,
+            min_gain_per_cost=spec.stopping.min_gain_per_cost,
+            gain_rounds=spec.stopping.gain_rounds,
         )
         self.state = self._load_state()
         # Small GP fits are fastest on one thread, and experiments need the other cores.
@@ -198,6 +200,7 @@ class CampaignLoop:
     def check_stop(self) -> str | None:
         """Why no further experiment should start, or ``None``."""
         reason = self.stopping.check(self.objective_values(), self.n_started)
+        reason = reason or self.stopping.check_gain(self.state.gains)
         if reason:
             return reason
         remaining = self.gate.remaining(self.spent, self.running_reserved())
@@ -252,8 +255,40 @@ class CampaignLoop:
         return decisions
 
     def dispatch(self, n: int) -> list[Decision]:
-        """Propose ``n`` candidates and dispatch those the gate lets through."""
-        return self.gate_and_dispatch(self.propose(n), n)
+        """Propose ``n`` candidates and dispatch those the gate lets through.
+
+        With ``[stopping] min_gain_per_cost`` set, the round's best expected gain per unit of
+        cost is noted first; when that ends the campaign nothing is dispatched.
+        """
+        candidates = self.propose(n)
+        if self.stopping.min_gain_per_cost is not None:
+            self.state.gains.append(self.gain_per_cost(candidates))
+            reason = self.stopping.check_gain(self.state.gains)
+            if reason is not None:
+                self.state.stop_reason = reason
+                return []
+        return self.gate_and_dispatch(candidates, n)
+
+    def gain_per_cost(self, candidates: list[Candidate]) -> float | None:
+        """Best expected gain per unit of cost among ``candidates``.
+
+        ``None`` for a round the world model did not steer (the initial design, a restart's
+        fresh design, the ``random`` acquisition) or before any result.
+        """
+        values = self.objective_values()
+        steered = any(c.acquisition_value is not None for c in candidates)
+        if not steered or not self.model.is_fitted or not values:
+            return None
+        pick = max if self.spec.maximize else min
+        X = self.space.encode([c.parameters for c in candidates])
+        try:
+            gains = expected_gain_per_cost(
+                self.model, self.spec.objective.name, self.spec.maximize, X, pick(values)
+            )
+        except WorldModelError as exc:
+            log.warning("expected gain per cost not computed: %s", exc)
+            return None
+        return float(gains.max())
 
     def step(self) -> bool:
         """One pass of the loop; ``False`` once the campaign is over."""
@@ -275,6 +310,8 @@ class CampaignLoop:
             return True
         self.fit()
         decisions = self.dispatch(n)
+        if self.state.stop_reason is not None:  # a stopping rule fired while proposing
+            return bool(self.state.running)
         if not any(d.dispatch for d in decisions) and not self.state.running:
             left = self.gate.remaining(self.spent, [])
             unit = self.spec.budget.unit
@@ -299,6 +336,7 @@ class CampaignLoop:
             self.fit()
         finally:
             self.connector.close()
+        self._record_stop_reason()
         if self.progress:
             self.progress(self.state, self.spent)
         return self.result()
@@ -332,6 +370,15 @@ class CampaignLoop:
         )
 
     # -- helpers ------------------------------------------------------------------------
+    def _record_stop_reason(self) -> None:
+        """Write why the campaign stopped to the store (``sciwm campaign status`` shows it)."""
+        reason = self.state.stop_reason or "finished"
+        log.info("campaign %s stopped: %s", self.spec.name, reason)
+        try:
+            self.store.log_stop_reason(self.spec.name, reason)
+        except Exception as exc:  # noqa: BLE001 - the results are recorded; only the note is lost
+            log.warning("could not record the stop reason (%s)", exc)
+
     def _call(self, fn, *args):  # noqa: ANN001, ANN202 - thin retry wrapper
         """Call a connector method, retrying with back-off; a persistent failure stops here.
 

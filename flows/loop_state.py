@@ -19,6 +19,9 @@ class LoopState:
         refit_needed: Whether results arrived since the last fit.
         fits: Number of world-model fits so far (the artifact step).
         stop_reason: Why the loop stopped proposing (``None`` while it goes on).
+        gains: Per proposal round, the best candidate's expected gain per unit of cost
+            (``None`` without a fitted world model); kept in memory, so a resumed campaign
+            counts its rounds afresh.
     """
 
     finished: list[Record] = field(default_factory=list)
@@ -27,6 +30,7 @@ class LoopState:
     refit_needed: bool = True
     fits: int = 0
     stop_reason: str | None = None
+    gains: list[float | None] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

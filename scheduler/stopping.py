@@ -1,4 +1,11 @@
-"""Stopping rules: when a campaign ends before its budget is spent."""
+"""Stopping rules: when a campaign ends before its budget is spent.
+
+Besides the experiment cap, a target and patience, a campaign may stop once nothing is worth
+its price: :func:`expected_gain_per_cost` values each proposal round's best candidate as its
+expected improvement of the objective (in the objective's units) per unit of predicted cost,
+and :meth:`StoppingRule.check_gain` stops when that stays below ``min_gain_per_cost`` for
+``gain_rounds`` rounds in a row.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+from torch import Tensor
+
 from sciwm.errors import SpecError
+from sciwm.world_model import WorldModel
+
+#: Default number of consecutive rounds below ``min_gain_per_cost`` that stop a campaign.
+DEFAULT_GAIN_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -20,12 +34,18 @@ class StoppingRule:
         target: Stop once the best objective value reaches this value (>= when maximising,
             <= when minimising); ``None`` switches the rule off.
         maximize: Direction of the objective.
+        min_gain_per_cost: Stop once the best candidate of ``gain_rounds`` consecutive
+            proposal rounds is expected to improve the objective by less than this per unit
+            of predicted cost (objective units per cost unit); ``None`` switches it off.
+        gain_rounds: Consecutive rounds below ``min_gain_per_cost`` that stop the campaign.
     """
 
     max_experiments: int
     patience: int = 0
     target: float | None = None
     maximize: bool = True
+    min_gain_per_cost: float | None = None
+    gain_rounds: int = DEFAULT_GAIN_ROUNDS
 
     def __post_init__(self) -> None:
         if self.max_experiments < 1:
@@ -36,6 +56,11 @@ class StoppingRule:
             raise SpecError(f"stopping.patience must be >= 0 (0 is off), got {self.patience}")
         if self.target is not None and not math.isfinite(self.target):
             raise SpecError(f"stopping.target must be a finite number, got {self.target!r}")
+        g = self.min_gain_per_cost
+        if g is not None and not (math.isfinite(g) and g >= 0):
+            raise SpecError(f"stopping.min_gain_per_cost must be a number >= 0, got {g!r}")
+        if self.gain_rounds < 1:
+            raise SpecError(f"stopping.gain_rounds must be at least 1, got {self.gain_rounds}")
 
     def check(self, objective_values_in_order: Sequence[float], n_experiments: int) -> str | None:
         """Whether to stop now.
@@ -68,3 +93,58 @@ class StoppingRule:
                     f"best objective {sign * best:.6g}"
                 )
         return None
+
+    def check_gain(self, gains: Sequence[float | None]) -> str | None:
+        """Whether the expected gain per unit of cost has stayed too low for too long.
+
+        Args:
+            gains: Per proposal round, in order, the best candidate's
+                :func:`expected_gain_per_cost` (``None``: a round without a fitted world
+                model, e.g. the initial design, which breaks a run of low rounds).
+
+        Returns:
+            A human-readable reason to stop, or ``None`` to go on (always ``None`` when
+            ``min_gain_per_cost`` is off).
+        """
+        if self.min_gain_per_cost is None or len(gains) < self.gain_rounds:
+            return None
+        last = list(gains)[-self.gain_rounds :]
+        if any(g is None or not g < self.min_gain_per_cost for g in last):
+            return None
+        worst = max(float(g) for g in last if g is not None)
+        return (
+            f"expected gain per unit cost below {self.min_gain_per_cost:.3g} for "
+            f"{self.gain_rounds} rounds (best of the last rounds {worst:.3g})"
+        )
+
+
+def expected_gain_per_cost(
+    model: WorldModel, objective: str, maximize: bool, X: Tensor, best: float
+) -> Tensor:
+    """Expected improvement on ``best`` per unit of predicted cost, at unit-cube points.
+
+    The improvement is the closed-form expected improvement of the world model's latent
+    posterior of the objective over the best value observed so far, in the objective's units;
+    the cost is the predicted median cost, ``exp(E[log c(x)])`` (the cost term of
+    ``"ei_per_cost"``).
+
+    Args:
+        model: A fitted world model.
+        objective: The objective's name.
+        maximize: Whether it is maximised.
+        X: A ``n x d`` tensor of unit-cube points.
+        best: Best objective value observed so far.
+
+    Returns:
+        A ``n`` tensor (objective units per cost unit, >= 0).
+    """
+    with torch.no_grad():
+        post = model.posterior(X.unsqueeze(-2), objective)
+        mean = post.mean.reshape(-1)
+        std = post.variance.reshape(-1).clamp_min(1e-18).sqrt()
+        log_cost = model.log_cost_posterior(X.unsqueeze(-2)).mean.reshape(-1)
+    gain = (mean - best) if maximize else (best - mean)
+    z = gain / std
+    normal = torch.distributions.Normal(torch.zeros_like(z), torch.ones_like(z))
+    ei = gain * normal.cdf(z) + std * normal.log_prob(z).exp()
+    return ei.clamp_min(0.0) / log_cost.exp()

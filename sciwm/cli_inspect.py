@@ -77,6 +77,9 @@ def status(name: str, tracking_uri: str | None) -> int:
         f"budget: spent {spent:.2f} {spec.budget.unit}, left {spec.budget.total - spent:.2f} "
         f"of {spec.budget.total:.2f}"
     )
+    reason = store.stop_reason(name)
+    if reason:
+        print(f"stopped because: {reason}")
     return 0
 
 

@@ -198,6 +198,16 @@ class StoppingSpec(_Frozen):
     target: float | None = Field(
         default=None, description="Stop once the objective reaches this value."
     )
+    min_gain_per_cost: float | None = Field(
+        default=None,
+        ge=0,
+        description="Stop once the best candidate's expected improvement of the objective per "
+        "unit of predicted cost (objective units per cost unit) stays below this for "
+        "'gain_rounds' proposal rounds in a row; left out: off.",
+    )
+    gain_rounds: int = Field(
+        default=3, ge=1, description="Rounds below 'min_gain_per_cost' that stop the campaign."
+    )
 
 
 class StoreSpec(_Frozen):

@@ -72,6 +72,20 @@ class ModelLog(StoreBase):
                 step=step,
             )
 
+    def log_stop_reason(self, campaign: str, reason: str) -> None:
+        """Record why the campaign stopped (tag ``sciwm.stop_reason`` of its summary run)."""
+        run_id = self._aux_run(campaign, "summary", "campaign")
+        with self._guard(f"recording why campaign {campaign!r} stopped"):
+            log_batched(self._client, run_id, tags={"sciwm.stop_reason": reason[:5000]})
+
+    def stop_reason(self, campaign: str) -> str | None:
+        """Why the campaign last stopped, or ``None`` if it has not stopped yet."""
+        run_id = self._aux_run(campaign, "summary", "campaign", create=False)
+        if run_id is None:
+            return None
+        with self._guard(f"reading why campaign {campaign!r} stopped"):
+            return self._client.get_run(run_id).data.tags.get("sciwm.stop_reason")
+
     def _aux_run(self, campaign: str, kind: str, run_name: str, create: bool = True) -> str | None:
         """The campaign's one run of ``kind`` (world model or summary), created on demand."""
         key = (campaign, kind)

@@ -32,6 +32,7 @@ def test_status_lists_every_experiment_and_the_budget(finished_campaign: Path, c
     assert out.count("completed") == 6
     assert "best f:" in out
     assert "budget: spent" in out and "left" in out
+    assert "stopped because: reached the maximum of 6 experiments" in out
 
 
 def test_predict_answers_with_intervals(finished_campaign: Path, capsys) -> None:
