@@ -1,0 +1,45 @@
+"""Fixtures that start real servers on loopback for the integration tests.
+
+Each server is started once per test session by the first test that needs it and stopped at
+the end. A server that is not installed fails its tests with the name of the script in
+``.ci/services/`` that installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.services.slurm import SlurmCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A running single-node Slurm; ``SLURM_CONF`` points at it for the whole session."""
+    # not under pytest's tmp dir: the munge and slurm users must reach it (pytest's is 0700)
+    scratch = Path(tempfile.mkdtemp(prefix="sciwm-slurm-"))
+    cluster = SlurmCluster(scratch)
+    try:
+        cluster.start()
+    except RuntimeError as exc:
+        cluster.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+        pytest.fail(str(exc), pytrace=False)
+    saved = os.environ.get("SLURM_CONF")
+    os.environ.update(cluster.env)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+        if saved is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = saved
