@@ -145,7 +145,9 @@ def parse_settings(workdir: Path, settings: Mapping[str, Any]) -> SlurmSettings:
         isinstance(k, str) and re.fullmatch(r"[A-Za-z_]\w*", k) and isinstance(v, str)
         for k, v in env.items()
     ):
-        raise _fail("env", env, 'give a table of string values, e.g. env = { OMP_NUM_THREADS = "1" }')
+        raise _fail(
+            "env", env, 'give a table of string values, e.g. env = { OMP_NUM_THREADS = "1" }'
+        )
     options = _lines("sbatch_options", s.get("sbatch_options", ()))
     if any(not o.startswith("-") for o in options):
         raise _fail("sbatch_options", list(options), 'give sbatch options such as "--qos=short"')
@@ -186,9 +188,15 @@ def load_template(path: str | None) -> str:
     names = _PLACEHOLDER.findall(text)
     bad = sorted(set(names) - set(PLACEHOLDERS))
     if bad:
-        raise _fail("template", str(file), f"it uses unknown placeholder(s) {bad}; known: {list(PLACEHOLDERS)}")
+        raise _fail(
+            "template",
+            str(file),
+            f"it uses unknown placeholder(s) {bad}; known: {list(PLACEHOLDERS)}",
+        )
     if "run" not in names:
-        raise _fail("template", str(file), "it must contain {{ run }}, the lines that run the experiment")
+        raise _fail(
+            "template", str(file), "it must contain {{ run }}, the lines that run the experiment"
+        )
     return text
 
 

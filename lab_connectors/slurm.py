@@ -167,8 +167,7 @@ class SlurmConnector(Connector):
         out = sc.run([self.config.command("scancel"), job_id], f"cancel job {job_id}")
         if out.returncode != 0 and "already completing or completed" not in out.stderr:
             raise ConnectorError(
-                f"scancel {job_id} (experiment {experiment_id}) failed: "
-                f"{sc.first_line(out.stderr)}"
+                f"scancel {job_id} (experiment {experiment_id}) failed: {sc.first_line(out.stderr)}"
             )
 
     def capacity(self) -> int:
@@ -191,7 +190,7 @@ class SlurmConnector(Connector):
         exports = [f"export {k}={q(v)}" for k, v in self.config.env.items()]
         run = [
             *exports,
-            f"echo \"$SLURM_JOB_ID\" > {q(d + '/' + JOB_ID_FILE)}",
+            f'echo "$SLURM_JOB_ID" > {q(d + "/" + JOB_ID_FILE)}',
             f"date +%s.%N > {q(d + '/' + JOB_STARTED_FILE)}",
             f"exec {q(self.config.python)} -m lab_connectors._local_worker {q(d)}",
         ]
@@ -233,7 +232,9 @@ class SlurmConnector(Connector):
         )
         if found is not None:
             return found
-        started = (exp_dir / JOB_ID_FILE).read_text().strip() if (exp_dir / JOB_ID_FILE).exists() else ""
+        started = (
+            (exp_dir / JOB_ID_FILE).read_text().strip() if (exp_dir / JOB_ID_FILE).exists() else ""
+        )
         return started if started.isdigit() else None
 
     def _write_handle(self, exp_dir: Path, experiment_id: str, job_id: str) -> Handle:
@@ -273,14 +274,24 @@ class SlurmConnector(Connector):
                 meta["cost_source"] = "slurm_elapsed"
             start = started or obs.started_at
             return Observation(
-                experiment_id, obs.status, obs.outcomes, cost, start, obs.finished_at,
-                obs.error, meta,
+                experiment_id,
+                obs.status,
+                obs.outcomes,
+                cost,
+                start,
+                obs.finished_at,
+                obs.error,
+                meta,
             )
         cost = None if run_time is None else run_time / unit_s
         times = {"started_at": started, "finished_at": time.time()}
         if state == "CANCELLED" or (exp_dir / CANCEL_FILE).exists():
             return Observation(
-                experiment_id, Status.CANCELLED, cost=cost, error="cancelled", metadata=meta,
+                experiment_id,
+                Status.CANCELLED,
+                cost=cost,
+                error="cancelled",
+                metadata=meta,
                 **times,
             )
         if state == "TIMEOUT":
@@ -288,9 +299,7 @@ class SlurmConnector(Connector):
             error = f"the job hit its time limit ({limit}) and Slurm stopped it (TIMEOUT)"
             meta["timed_out"] = True
         elif state == "GONE":
-            error = (
-                f"job {job_id} is no longer known to Slurm and left no result in {exp_dir}"
-            )
+            error = f"job {job_id} is no longer known to Slurm and left no result in {exp_dir}"
         else:
             exit_code = fields.get("ExitCode", "?") if fields else "?"
             error = f"job {job_id} ended {state} (exit code {exit_code}) without a result"

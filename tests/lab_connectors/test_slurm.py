@@ -61,7 +61,9 @@ def test_missing_command_is_a_clear_unreachable_error(tmp_path: Path) -> None:
 
 def test_controller_down_is_unreachable(tmp_path: Path) -> None:
     fake = tmp_path / "squeue"  # a test double standing in for a client whose slurmctld is down
-    fake.write_text("#!/bin/sh\necho 'squeue: error: Unable to contact slurm controller' >&2\nexit 1\n")
+    fake.write_text(
+        "#!/bin/sh\necho 'squeue: error: Unable to contact slurm controller' >&2\nexit 1\n"
+    )
     fake.chmod(0o755)
     with pytest.raises(sc.SlurmUnreachable, match="slurmctld is running"):
         sc.run([str(fake)], "poll")
@@ -120,7 +122,10 @@ def test_job_script_from_the_default_template(tmp_path: Path) -> None:
     assert first_command > max(lines.index(d) for d in directives)  # sbatch reads only these
     assert "module load cuda/12" in lines
     assert "export OMP_NUM_THREADS=4" in lines
-    assert lines[-1] == f"exec /opt/venv/bin/python -m lab_connectors._local_worker '{tmp_path}/my dir'"
+    assert (
+        lines[-1]
+        == f"exec /opt/venv/bin/python -m lab_connectors._local_worker '{tmp_path}/my dir'"
+    )
     out = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
     assert out.returncode == 0, out.stderr
 

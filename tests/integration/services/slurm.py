@@ -254,7 +254,9 @@ class SlurmCluster:
                 return
             time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"the Slurm node is {state!r}, not idle, after {timeout_s} s\n{self.logs()}")
+        raise RuntimeError(
+            f"the Slurm node is {state!r}, not idle, after {timeout_s} s\n{self.logs()}"
+        )
 
 
 def _read_pid(path: Path) -> int | None:
