@@ -7,7 +7,7 @@ import re
 import subprocess
 from collections.abc import Sequence
 
-from sciwm.errors import ConnectorError
+from sciwm.errors import BackendUnavailable, ConnectorError
 
 #: Job states in which the job has not finished yet.
 ACTIVE_STATES = frozenset(
@@ -45,16 +45,16 @@ _KEY = re.compile(r"(?:^|\s)([A-Za-z][\w/:]*)=")
 _DURATION = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)")
 
 
-class SlurmUnreachable(ConnectorError):
-    """Slurm's controller cannot be reached (or its commands are missing)."""
+class SlurmUnreachable(BackendUnavailable):
+    """Slurm's controller cannot be reached, or did not answer in time."""
 
 
 def run(cmd: Sequence[str], what: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
     """Run a Slurm command; returns the finished process whatever its exit status.
 
     Raises:
-        SlurmUnreachable: If the command is not installed, times out, or says the controller
-            cannot be reached.
+        ConnectorError: If the command is not installed.
+        SlurmUnreachable: If it times out or says the controller cannot be reached.
     """
     try:
         out = subprocess.run(
@@ -65,7 +65,7 @@ def run(cmd: Sequence[str], what: str, timeout_s: float = 60.0) -> subprocess.Co
             stdin=subprocess.DEVNULL,
         )
     except FileNotFoundError:
-        raise SlurmUnreachable(
+        raise ConnectorError(
             f"cannot run {cmd[0]!r} to {what}: no such command. Install Slurm's client commands "
             "on this machine, or set the slurm connector's slurm_bin to the directory holding "
             "sbatch, squeue, scontrol and scancel."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,7 @@ class SlurmSettings:
     setup: tuple[str, ...] = ()
     sbatch_options: tuple[str, ...] = ()
     template: str = ""
-    python: str = "python3"
+    python: str = sys.executable
     env: Mapping[str, str] = field(default_factory=dict)
     outcome: str = "objective"
     cost_unit: str = "s"
@@ -164,7 +165,7 @@ def parse_settings(workdir: Path, settings: Mapping[str, Any]) -> SlurmSettings:
         setup=_lines("setup", s.get("setup", ())),
         sbatch_options=options,
         template=template,
-        python=s.get("python") or "python3",
+        python=s.get("python") or sys.executable,
         env=dict(env),
         outcome=s.get("outcome") or "objective",
         cost_unit=cost_unit,

@@ -24,8 +24,9 @@ from typing import Any, ClassVar
 from lab_connectors import _slurm_commands as sc
 from lab_connectors._local_process import tail
 from lab_connectors._local_worker import EXPERIMENT_FILE, RESULT_FILE, read_json, write_json_atomic
+from lab_connectors._slurm_check import check
 from lab_connectors._slurm_settings import COST_UNITS, SlurmSettings, parse_settings, render
-from sciwm.connector import Connector, Handle
+from sciwm.connector import Connector, Finding, Handle
 from sciwm.errors import ConnectorError
 from sciwm.experiment import Experiment, Observation, Status
 
@@ -65,7 +66,8 @@ class SlurmConnector(Connector):
         setup: Shell lines run before the experiment (``module load ...``, ``source ...``).
         sbatch_options: Further ``#SBATCH`` options, e.g. ``["--account=lab", "--qos=short"]``.
         template: Path of a job-script template to use instead of ``slurm_job.sh``.
-        python: Interpreter on the compute nodes (default: ``python3``).
+        python: Interpreter on the compute nodes, with sciwm installed (default: the one
+            running sciwm, right when the nodes share its file system).
         env: Environment variables exported in the job script.
         outcome: Outcome name given to a bare number returned by the callable.
         cost_unit: ``"s"``, ``"min"`` or ``"h"``: the unit of the cost and of the cost cap.
@@ -180,6 +182,10 @@ class SlurmConnector(Connector):
             if isinstance(handle, dict) and self.poll(handle) is Status.RUNNING:
                 running += 1
         return max(self.config.parallelism - running, 0)
+
+    def check(self) -> list[Finding]:
+        """Slurm's commands present, slurmctld answering, the partition up, shared_dir writable."""
+        return check(self.config)
 
     # -- the job script ----------------------------------------------------------------------
 

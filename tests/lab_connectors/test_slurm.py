@@ -6,6 +6,7 @@ The connector against a real Slurm is in tests/integration/slurm/.
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from lab_connectors import _slurm_commands as sc
 from lab_connectors._slurm_settings import load_template, parse_settings, render
 from lab_connectors.slurm import SlurmConnector, job_comment, job_name
-from sciwm.errors import ConnectorError
+from sciwm.errors import BackendUnavailable, ConnectorError
 from sciwm.experiment import Experiment
 
 FN = "tests.lab_connectors.fixtures_fns:quadratic"
@@ -54,9 +55,10 @@ def test_parse_job_id() -> None:
         sc.parse_job_id("Submitted batch job 5\n")
 
 
-def test_missing_command_is_a_clear_unreachable_error(tmp_path: Path) -> None:
-    with pytest.raises(sc.SlurmUnreachable, match="slurm_bin"):
+def test_missing_command_is_a_setting_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConnectorError, match="slurm_bin") as info:
         sc.run([str(tmp_path / "sbatch"), "--version"], "submit")
+    assert not isinstance(info.value, BackendUnavailable)  # a setting to fix, not a pause
 
 
 def test_controller_down_is_unreachable(tmp_path: Path) -> None:
@@ -65,7 +67,7 @@ def test_controller_down_is_unreachable(tmp_path: Path) -> None:
         "#!/bin/sh\necho 'squeue: error: Unable to contact slurm controller' >&2\nexit 1\n"
     )
     fake.chmod(0o755)
-    with pytest.raises(sc.SlurmUnreachable, match="slurmctld is running"):
+    with pytest.raises(BackendUnavailable, match="slurmctld is running"):
         sc.run([str(fake)], "poll")
 
 
@@ -153,3 +155,15 @@ def test_job_identity(tmp_path: Path) -> None:
     assert job_name("00003-abcdef0123") == "sciwm-00003-abcdef0123"
     assert job_comment(tmp_path / "a") != job_comment(tmp_path / "b")
     assert job_comment(tmp_path / "a").startswith("sciwm:")
+
+
+def test_check_without_slurm_says_what_is_missing(tmp_path: Path) -> None:
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    conn = SlurmConnector(tmp_path, function=FN, slurm_bin=str(tmp_path / "bin"), python="nope3")
+    conn.config = replace(conn.config, shared_dir=Path("/proc/sciwm-not-writable"))
+    found = {f.aspect: f for f in conn.check()}
+    assert not found["commands"].ok and "slurm_bin" in found["commands"].fix
+    assert "reachable" not in found  # nothing to ask without the commands
+    assert not found["paths"].ok and "not writable" in found["paths"].message
+    assert not found["python"].ok

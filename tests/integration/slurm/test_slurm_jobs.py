@@ -92,3 +92,14 @@ def test_a_job_past_its_time_limit_is_stopped_by_slurm(tmp_path: Path) -> None:
     assert obs.metadata["slurm_state"] == "TIMEOUT"
     assert 60.0 <= obs.cost <= 120.0
     assert time.monotonic() - start < 150
+
+
+def test_check_finds_the_cluster_and_names_what_is_wrong(tmp_path: Path) -> None:
+    good = {f.aspect: f for f in slurm_connector(tmp_path / "a", "quadratic").check()}
+    assert all(f.ok for f in good.values()), good
+    assert "partition 'debug'" in good["queue"].message
+    bad = slurm_connector(tmp_path / "b", "quadratic", partition="gpu-nope").check()
+    queue = next(f for f in bad if f.aspect == "queue")
+    assert (
+        not queue.ok and "'gpu-nope' does not exist" in queue.message and "debug" in queue.message
+    )
