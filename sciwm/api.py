@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sciwm.errors import ParameterError, SciwmError
+from sciwm.errors import ParameterError, SciwmError, WorldModelError
 from sciwm.prediction import Prediction
 
 if TYPE_CHECKING:
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 #: Seconds between two checks of the store for a newer world model.
 RELOAD_CHECK_S = 2.0
+
+
+class NotReadyError(WorldModelError):
+    """The campaign's world model cannot predict yet: it logged none and has too few results."""
 
 
 @dataclass(frozen=True)
@@ -246,7 +250,7 @@ class Campaign:
 
         Raises:
             ParameterError: If a candidate or ``level`` is not valid.
-            SciwmError: If the campaign's world model cannot predict yet.
+            NotReadyError: If the campaign's world model cannot predict yet.
         """
         level = self._level(level)
         params = self.validate(candidates)
@@ -266,7 +270,7 @@ class Campaign:
 
         Raises:
             ParameterError: If a candidate or ``level`` is not valid.
-            SciwmError: If the campaign's world model cannot predict yet.
+            NotReadyError: If the campaign's world model cannot predict yet.
         """
         from sciwm.api_rank import acquisition_values
 
@@ -290,7 +294,7 @@ class Campaign:
         A campaign that logged none gets one fitted on its results, refitted when more finish.
 
         Raises:
-            SciwmError: If the world model cannot predict yet (too few results).
+            NotReadyError: If the world model cannot predict yet (too few results).
         """
         with self._lock:
             now = time.monotonic()
@@ -329,7 +333,14 @@ class Campaign:
         from sciwm.cli_inspect import fresh_world_model
 
         model = self.store.load_world_model(self.name) if key[0] == "logged" else None
-        return model or fresh_world_model(self.store, self.spec, self.name)
+        if model is not None:
+            return model
+        try:
+            return fresh_world_model(self.store, self.spec, self.name)
+        except SciwmError as exc:
+            if type(exc) is SciwmError:  # too few results (a fit failure keeps its own type)
+                raise NotReadyError(str(exc)) from None
+            raise
 
     # -- internals ----------------------------------------------------------------------
     @property
@@ -364,4 +375,4 @@ def _sortable(value: float) -> float:
     return value if math.isfinite(value) else -math.inf
 
 
-__all__ = ["Campaign", "Ranked", "open_campaign", "SciwmError"]
+__all__ = ["Campaign", "NotReadyError", "Ranked", "open_campaign"]

@@ -16,15 +16,25 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sciwm.cli_inspect import fmt, list_campaigns, open_store, predict, report, status
+from sciwm.cli_inspect import (
+    fmt,
+    list_campaigns,
+    open_store,
+    predict,
+    predict_file,
+    report,
+    status,
+)
 from sciwm.errors import SciwmError
 from sciwm.prediction import DEFAULT_LEVEL
 from sciwm.runtime import configure_environment
+from sciwm.serve.command import add_serve_arguments, run_serve
 
 BENCH_SUITES = {
     "campaign": "sciwm.bench.campaign:run",
     "mlrun": "sciwm.bench.mlrun:run",
     "md": "sciwm.bench.md:run",
+    "serve": "sciwm.bench.serve:run",
 }
 
 
@@ -60,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
         "--param", "-p", action="append", default=[], metavar="K=V", help="a parameter value"
     )
     pred.add_argument("--level", type=float, default=DEFAULT_LEVEL, help="interval coverage (0-1)")
+    pred.add_argument(
+        "--file", type=Path, default=None, help="candidates, one per row (CSV) or a JSON list"
+    )
+    pred.add_argument(
+        "--format", choices=("table", "csv", "json"), default=None, help="output (with --file)"
+    )
+    pred.add_argument("--out", type=Path, default=None, help="write the output here")
+
+    srv = sub.add_parser("serve", help="a REST service and page asking the world models")
+    add_serve_arguments(srv)
 
     demo = sub.add_parser("demo", help="tune a scikit-learn model for real, on defaults")
     demo.add_argument("--budget", type=float, default=None, help="seconds of training compute")
@@ -114,7 +134,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.action == "list":
             return list_campaigns(args.tracking_uri)
     if args.command == "predict":
+        if args.file is not None or args.format or args.out:
+            return predict_file(
+                args.name, args.file, args.level, args.tracking_uri, args.format, args.out
+            )
         return predict(args.name, args.param, args.level, args.tracking_uri)
+    if args.command == "serve":
+        return run_serve(args)
     if args.command == "demo":
         return _demo(args.budget, args.tracking_uri, not args.no_prefect)
     if args.command == "connectors":

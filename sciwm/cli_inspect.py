@@ -192,3 +192,140 @@ def fresh_world_model(store: Any, spec: Any, name: str) -> Any:
         )
     model.fit(experiments, observations)
     return model
+
+
+# -- predict --file --------------------------------------------------------------------------
+def predict_file(
+    name: str,
+    file: Path | None,
+    level: float,
+    tracking_uri: str | None,
+    out_format: str | None = None,
+    out: Path | None = None,
+) -> int:
+    """``sciwm predict NAME --file F``: the world model's prediction for every candidate in F.
+
+    Args:
+        name: The campaign.
+        file: Candidates: a CSV file with a header row of parameter names, or a JSON list of
+            objects (or ``{"candidates": [...]}``), by its suffix (``.csv`` / ``.json``).
+        level: Interval coverage, strictly between 0 and 1.
+        tracking_uri: The store (``None``: the default).
+        out_format: ``"table"``, ``"csv"`` or ``"json"`` (default: from ``out``'s suffix, else
+            a table).
+        out: Where to write (default: standard output).
+
+    Returns:
+        The exit status (0).
+
+    Raises:
+        ParameterError: If the file, a row or ``level`` is not valid (the row is named).
+        SciwmError: If the campaign has no world model that can predict yet.
+    """
+    from sciwm.api import open_campaign
+
+    if file is None:
+        raise ParameterError("--format and --out go with --file FILE (a CSV or JSON file)")
+    if not 0 < level < 1:
+        raise ParameterError(f"--level must lie strictly between 0 and 1, got {level}")
+    fmt_ = out_format or _format_of(out)
+    rows = read_candidates(file)
+    camp = open_campaign(name, tracking_uri)
+    params = []
+    for i, row in enumerate(rows, start=1):
+        try:
+            params.append(camp.space.validate(row))
+        except ParameterError as exc:
+            raise ParameterError(f"{file}, candidate {i}: {exc}") from None
+    t0 = time.perf_counter()
+    preds = camp.world_model().predict(params, level=level) if params else []
+    dt = (time.perf_counter() - t0) * 1000
+    text = render_predictions(params, preds, fmt_)
+    if out is None:
+        print(text, end="")
+    else:
+        out.write_text(text)
+        print(f"wrote {len(preds)} predictions to {out} ({dt:.0f} ms; nothing real was run)")
+    if any(p.extrapolating for p in preds) and fmt_ == "table":
+        print("warning: some candidates lie outside the world model's data (extrapolating=True)")
+    return 0
+
+
+def _format_of(out: Path | None) -> str:
+    if out is None:
+        return "table"
+    suffix = out.suffix.lower().lstrip(".")
+    if suffix not in ("csv", "json"):
+        raise ParameterError(f"--out {out}: name a .csv or .json file, or give --format csv|json")
+    return suffix
+
+
+def read_candidates(file: Path) -> list[dict[str, Any]]:
+    """Candidate rows of a CSV (header row of names) or JSON (a list of objects) file.
+
+    Raises:
+        ParameterError: If the file is missing, of another kind, or malformed.
+    """
+    import csv
+    import json
+
+    suffix = file.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise ParameterError(f"--file {file}: give a .csv or .json file of candidates")
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ParameterError(f"--file {file}: cannot read it ({exc.strerror})") from None
+    if suffix == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k} for r in reader]
+        if reader.fieldnames is None:
+            raise ParameterError(f"--file {file}: empty; the first row must name the parameters")
+        return rows
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParameterError(f"--file {file}: not valid JSON ({exc})") from None
+    if isinstance(data, dict) and "candidates" in data:
+        data = data["candidates"]
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise ParameterError(
+            f"--file {file}: expected a JSON list of objects of parameter values, e.g. "
+            '[{"x": 0.5, "kind": "a"}]'
+        )
+    return data
+
+
+def render_predictions(params: list[dict[str, Any]], preds: list[Any], out_format: str) -> str:
+    """Predictions as a table, CSV or JSON text (one row or object per candidate)."""
+    import csv
+    import io
+    import json
+
+    if out_format == "json":
+        items = [{"parameters": p, **pr.to_dict()} for p, pr in zip(params, preds, strict=True)]
+        return json.dumps(items, indent=2) + "\n"
+    flat = []
+    for p, pr in zip(params, preds, strict=True):
+        row: dict[str, Any] = dict(p)
+        for key, est in [*pr.outcomes.items(), ("cost", pr.cost)]:
+            for field in ("mean", "std", "lower", "upper"):
+                row[f"{key}_{field}"] = getattr(est, field)
+        row["extrapolating"] = pr.extrapolating
+        flat.append(row)
+    if not flat:
+        return ""
+    if out_format == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(flat[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat)
+        return buf.getvalue()
+    import contextlib
+
+    header = list(flat[0])
+    cells = [[fmt(r[h]) for h in header] for r in flat]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        print_table(header, cells)
+    return buf.getvalue()

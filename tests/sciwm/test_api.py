@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import sciwm
-from sciwm.errors import ParameterError, SciwmError, StoreError
+from sciwm.errors import ParameterError, StoreError
 from tests.sciwm.serve.campaigns import open_empty_campaign, run_small_campaign
 
 pytestmark = pytest.mark.timeout(240)
@@ -71,9 +71,7 @@ def test_rank_orders_by_ei_per_cost_from_the_world_models_cost(camp: sciwm.Campa
     assert [r.rank for r in ranked] == list(range(1, len(grid) + 1))
     values = [r.value for r in ranked]
     assert values == sorted(values, reverse=True)
-    assert sorted(map(str, (r.parameters for r in ranked))) == sorted(
-        map(str, camp.validate(grid))
-    )
+    assert sorted(map(str, (r.parameters for r in ranked))) == sorted(map(str, camp.validate(grid)))
     for r in ranked[:5]:
         # value = log EI - 0.5 * log(median cost); the median of the log-normal cost is the
         # geometric mean of its interval's ends
@@ -110,7 +108,7 @@ def test_campaign_without_results_says_it_cannot_predict_yet(uri: str) -> None:
     empty = sciwm.open_campaign("api-empty", tracking_uri=uri)
     assert empty.status()["n_experiments"] == 0 and empty.best() is None
     assert len(empty.experiments()) == 0
-    with pytest.raises(SciwmError, match="no fitted world model yet"):
+    with pytest.raises(sciwm.api.NotReadyError, match="no fitted world model yet"):
         empty.predict([{"x": 0.2, "y": 0.5, "kind": "a"}])
 
 
