@@ -34,7 +34,6 @@ BENCH_SUITES = {
     "campaign": "sciwm.bench.campaign:run",
     "mlrun": "sciwm.bench.mlrun:run",
     "md": "sciwm.bench.md:run",
-    "serve": "sciwm.bench.serve:run",
 }
 
 
