@@ -91,6 +91,14 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--set", dest="settings", action="append", default=[], metavar="K=V")
     consub.add_parser("list", help="registered connectors")
 
+    lab = sub.add_parser("lab", help="the reference HTTP lab server")
+    lab_serve = lab.add_subparsers(dest="action", required=True).add_parser(
+        "serve", help="serve a callable or a data set over the HTTP lab protocol"
+    )
+    from lab_connectors.http_server.serve import add_arguments
+
+    add_arguments(lab_serve)
+
     bench = sub.add_parser("bench", help="run a benchmark suite")
     bench.add_argument("suite", choices=sorted(BENCH_SUITES))
     bench.add_argument("--out", type=Path, required=True, help="result JSON file")
@@ -148,6 +156,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.action == "check":
             return check_command(args.target, args.settings)
         return list_command()
+    if args.command == "lab":
+        from lab_connectors.http_server.serve import serve
+
+        return serve(args)
     if args.command == "bench":
         return _bench(args.suite, args.out, args.quick, args.seeds)
     raise AssertionError(args)

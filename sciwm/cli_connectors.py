@@ -72,8 +72,9 @@ def findings_for(target: str, settings: dict[str, Any] | None = None) -> tuple[s
     Raises:
         SpecError: If a campaign file is missing or invalid.
     """
+    from types import SimpleNamespace
+
     from sciwm.registry import connector_class
-    from sciwm.spec import ConnectorSpec
 
     kind, merged, what = _target(target, dict(settings or {}))
     try:
@@ -85,7 +86,7 @@ def findings_for(target: str, settings: dict[str, Any] | None = None) -> tuple[s
         from sciwm.registry import build_connector
 
         try:
-            connector = build_connector(ConnectorSpec(type=kind, settings=merged), tmp)
+            connector = build_connector(SimpleNamespace(type=kind, settings=merged), tmp)
         except SciwmError as exc:
             return what, [
                 Finding(

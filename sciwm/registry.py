@@ -142,10 +142,16 @@ def resolve(group: str, ref: str) -> type:
 
 
 def _checked_class(obj: Any, group: str, origin: str) -> type:
-    from sciwm.connector import Connector
-    from sciwm.world_model import WorldModel
+    base: type
+    if group == CONNECTORS:  # building a connector must not pay for importing torch
+        from sciwm.connector import Connector
 
-    base: type = Connector if group == CONNECTORS else WorldModel
+        base = Connector
+    else:
+        from sciwm.world_model import WorldModel
+
+        base = WorldModel
+
     error = _ERROR[group]
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise error(
