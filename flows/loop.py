@@ -19,15 +19,18 @@ import torch
 
 from flows.loop_state import CampaignResult, LoopState, ProgressFn
 from scheduler.agent import Agent, default_initial_experiments
+from scheduler.constraints import OutcomeConstraint
 from scheduler.gate import Candidate, Decision, DispatchGate
+from scheduler.multiobjective import objectives_of
 from scheduler.stopping import StoppingRule, expected_gain_per_cost
 from sciwm.connector import Connector
 from sciwm.errors import ConnectorError, WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
+from sciwm.pareto import as_tensor, feasible, hypervolume_trace, reference_point
 from sciwm.registry import build_connector, build_world_model
 from sciwm.spec import CampaignSpec
 from sciwm.store import Record, RecordStore
-from sciwm.summary import fidelity_note
+from sciwm.summary import fidelity_note, infeasible_note, pareto_summary
 from sciwm.world_model import WorldModel
 
 log = logging.getLogger("sciwm.campaign")
@@ -68,12 +71,19 @@ class CampaignLoop:
         # settings left out of the campaign file take the agent's and the gate's defaults
         agent_settings = sched.agent_settings()
         agent_settings.setdefault("initial_experiments", default_initial_experiments(self.model))
+        objs = spec.objectives
         self.agent = Agent(
             self.space,
             spec.objective.name,
             spec.maximize,
             acquisition=sched.acquisition,
             seed=spec.campaign.seed,
+            objectives=objectives_of(
+                [o.name for o in objs], [o.maximize for o in objs], [o.ref for o in objs]
+            )
+            if spec.multi_objective
+            else None,
+            constraints=[OutcomeConstraint(c.outcome, c.op, c.bound) for c in spec.constraints],
             **agent_settings,
         )
         gate_settings = (
@@ -90,7 +100,7 @@ class CampaignLoop:
             max_experiments=spec.stopping.max_experiments,
             patience=spec.stopping.patience,
             target=spec.stopping.target,
-            maximize=spec.maximize,
+            maximize=spec.maximize or spec.multi_objective,  # several: the hypervolume
             min_gain_per_cost=spec.stopping.min_gain_per_cost,
             gain_rounds=spec.stopping.gain_rounds,
         )
@@ -149,15 +159,27 @@ class CampaignLoop:
         return [e for e, _ in pairs], [o for _, o in pairs]
 
     def objective_values(self) -> list[float]:
-        """Objective of each completed experiment, in order of completion."""
-        name = self.spec.objective.name
-        return [
-            r.observation.outcomes[name]
+        """Objective of each completed, feasible experiment, in order of completion.
+
+        With several objectives: the hypervolume of the results up to each of them (the
+        reference point the campaign file's, or inferred from every result so far), so that
+        ``patience`` counts results without a hypervolume gain.
+        """
+        names = [o.name for o in self.spec.objectives]
+        done = [
+            r.observation.outcomes
             for r in self.state.finished
             if r.observation
             and r.observation.status is Status.COMPLETED
-            and name in r.observation.outcomes
+            and all(n in r.observation.outcomes for n in names)
+            and feasible(r.observation.outcomes, self.spec.constraints)
         ]
+        if not self.spec.multi_objective:
+            return [o[names[0]] for o in done]
+        maximize = [o.maximize for o in self.spec.objectives]
+        Y = as_tensor([[o[n] for n in names] for o in done], len(names))
+        ref = reference_point(Y, maximize, [o.ref for o in self.spec.objectives])
+        return [] if ref is None else hypervolume_trace(Y, maximize, ref)
 
     def model_can_fit(self, state: LoopState | None = None) -> bool:
         """Whether the world model can be fitted on the finished experiments (it says)."""
@@ -349,10 +371,15 @@ class CampaignLoop:
             if r.observation and r.observation.status is Status.COMPLETED
         ]
         name = self.spec.objective.name
+        cons = self.spec.constraints
+        ok = [r for r in completed if feasible(r.observation.outcomes, cons)]  # type: ignore[union-attr]
         best = None
-        if completed:
+        front = None
+        if self.spec.multi_objective:
+            front = pareto_summary(self.state.finished, self.spec)
+        elif ok:
             pick = max if self.spec.maximize else min
-            best = pick(completed, key=lambda r: r.observation.outcomes[name])  # type: ignore[union-attr]
+            best = pick(ok, key=lambda r: r.observation.outcomes[name])  # type: ignore[union-attr]
         return CampaignResult(
             name=self.spec.name,
             stop_reason=self.state.stop_reason or "finished",
@@ -367,6 +394,9 @@ class CampaignLoop:
             best_note=None
             if best is None
             else fidelity_note(self.space, best.experiment.parameters),
+            pareto_front=None if front is None else front["front"],
+            hypervolume=None if front is None else front["hypervolume"],
+            infeasible_note=infeasible_note(len(completed), len(ok), cons),
         )
 
     # -- helpers ------------------------------------------------------------------------

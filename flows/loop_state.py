@@ -50,6 +50,11 @@ class CampaignResult:
         tracking_uri: Where the records are.
         best_note: What to know about the best value, e.g. that it was measured below the
             target fidelity.
+        pareto_front: With several objectives, the Pareto front of the completed feasible
+            results (``experiment_id``, ``parameters``, ``outcomes`` each); ``best_value``
+            is then ``None``.
+        hypervolume: The front's hypervolume (several objectives).
+        infeasible_note: Set when no completed result satisfies the ``[[constraints]]``.
     """
 
     name: str
@@ -63,6 +68,9 @@ class CampaignResult:
     best_parameters: dict | None
     tracking_uri: str
     best_note: str | None = None
+    pareto_front: list[dict] | None = None
+    hypervolume: float | None = None
+    infeasible_note: str | None = None
 
 
 ProgressFn = Callable[[LoopState, float], None]

@@ -9,9 +9,16 @@ where ``E[log c(x)]`` is the posterior mean of the world model's log-cost model 
 the predicted median cost). With ``cost_exponent = 1`` this is log(EI / cost), the "expected
 improvement per unit cost" of Snoek et al. (2012); smaller exponents trust the cost less.
 ``"gittins"`` is the Pandora's-box Gittins index of :mod:`scheduler.gittins` (cost-aware).
+
+With several objectives the expected improvement is that of the hypervolume
+(:mod:`scheduler.multiobjective`), divided by the predicted cost the same way; with outcome
+constraints the log acquisition gains the log probability of feasibility
+(:mod:`scheduler.constraints`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from botorch.acquisition import AcquisitionFunction
@@ -21,7 +28,9 @@ from botorch.models.model import Model
 from botorch.sampling import SobolQMCNormalSampler
 from torch import Tensor
 
+from scheduler.constraints import FeasibilityWeighted, OutcomeConstraint, feasibility
 from scheduler.gittins import GittinsIndex, adaptive_lambda
+from scheduler.multiobjective import Objectives, build_mo_acquisition
 from sciwm.world_model import WorldModel
 
 #: Acquisition names the agent understands.
@@ -45,8 +54,9 @@ class LogEIPerCost(AcquisitionFunction):
     """Log expected improvement per unit of predicted cost.
 
     Args:
-        log_ei: A log-EI acquisition function (e.g. ``qLogNoisyExpectedImprovement``);
-            pending points are handed to it.
+        log_ei: A log-EI acquisition function (e.g. ``qLogNoisyExpectedImprovement``, or the
+            log hypervolume improvement of several objectives); pending points are handed
+            to it.
         log_cost_model: A botorch model of the natural log of the cost.
         cost_exponent: Weight of the cost term (1: EI per unit cost; 0: plain EI).
     """
@@ -88,6 +98,10 @@ def build_acquisition(
     cost_exponent: float = 1.0,
     seed: int = 0,
     gittins_lambda: float | None = None,
+    *,
+    objectives: Objectives | None = None,
+    Y_baseline: Tensor | None = None,
+    constraints: Sequence[OutcomeConstraint] = (),
 ) -> AcquisitionFunction:
     """The agent's acquisition function on a fitted world model.
 
@@ -95,7 +109,9 @@ def build_acquisition(
         model: A fitted world model.
         objective: Name of the outcome to optimise.
         maximize: Whether to maximise it (otherwise it is negated).
-        X_baseline: A ``n x d`` tensor of observed unit-cube points.
+        X_baseline: A ``n x d`` tensor of observed unit-cube points (with constraints: the
+            feasible ones; ``0 x d`` when none is feasible yet, and the acquisition is the
+            log probability of feasibility alone).
         X_pending: A ``m x d`` tensor of points still running (or already chosen for this
             batch), or ``None``.
         kind: ``"ei_per_cost"``, ``"gittins"`` or ``"ei"``.
@@ -103,6 +119,11 @@ def build_acquisition(
         seed: Seed of the quasi-Monte-Carlo base samples.
         gittins_lambda: Unitless cost weight of ``"gittins"``; ``None`` sets it adaptively
             (see :func:`scheduler.gittins.adaptive_lambda`).
+        objectives: Several objectives (then ``objective`` and ``maximize`` are ignored);
+            ``None`` or a single one: the single-objective acquisitions.
+        Y_baseline: A ``n x m`` tensor of the objectives observed at ``X_baseline`` (several
+            objectives: for inferring the reference point).
+        constraints: Outcome constraints, weighted in by their probability of feasibility.
 
     Returns:
         An acquisition function taking ``b x q x d`` tensors.
@@ -114,6 +135,29 @@ def build_acquisition(
         raise ValueError(
             f"unknown model-based acquisition {kind!r}; use one of {', '.join(MODEL_ACQUISITIONS)}"
         )
+    multi = objectives is not None and objectives.multi
+    if (multi or constraints) and kind == "gittins":
+        raise ValueError("the 'gittins' acquisition supports one unconstrained objective")
+    if multi or constraints:
+        base: AcquisitionFunction | None = None
+        if X_baseline.shape[0] > 0:
+            if multi:
+                assert objectives is not None
+                base = build_mo_acquisition(
+                    model, objectives, X_baseline, Y_baseline, X_pending, seed=seed
+                )
+            else:
+                base = _log_nei(model, objective, maximize, X_baseline, X_pending, seed)
+        acqf: AcquisitionFunction
+        if constraints:
+            log_pf = feasibility(model, constraints)
+            acqf = log_pf if base is None else FeasibilityWeighted(base, log_pf)
+        else:
+            assert base is not None
+            acqf = base
+        if kind == "ei":
+            return acqf
+        return LogEIPerCost(acqf, model.log_cost_model(), cost_exponent)
     if kind == "gittins":
         index = GittinsIndex(
             model.outcome_model(objective),
@@ -131,10 +175,25 @@ def build_acquisition(
                 index, GITTINS_LAMBDA_MAX, seed=seed, X_extra=local.clamp(0.0, 1.0)
             )
         return index
+    log_ei = _log_nei(model, objective, maximize, X_baseline, X_pending, seed)
+    if kind == "ei":
+        return log_ei
+    return LogEIPerCost(log_ei, model.log_cost_model(), cost_exponent)
+
+
+def _log_nei(
+    model: WorldModel,
+    objective: str,
+    maximize: bool,
+    X_baseline: Tensor,
+    X_pending: Tensor | None,
+    seed: int,
+) -> AcquisitionFunction:
+    """``qLogNoisyExpectedImprovement`` of one objective (negated when minimised)."""
     transform = None
     if not maximize:
         transform = ScalarizedPosteriorTransform(weights=torch.tensor([-1.0], dtype=torch.double))
-    log_ei = qLogNoisyExpectedImprovement(
+    return qLogNoisyExpectedImprovement(
         model=model.outcome_model(objective),
         X_baseline=X_baseline,
         sampler=SobolQMCNormalSampler(sample_shape=torch.Size([MC_SAMPLES]), seed=seed),
@@ -142,6 +201,3 @@ def build_acquisition(
         X_pending=X_pending,
         cache_root=False,  # the contract's posterior is not a GPyTorch model
     )
-    if kind == "ei":
-        return log_ei
-    return LogEIPerCost(log_ei, model.log_cost_model(), cost_exponent)

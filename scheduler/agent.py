@@ -17,11 +17,14 @@ from botorch.optim import optimize_acqf
 from torch import Tensor
 
 from scheduler.acquisition import ACQUISITIONS, build_acquisition
+from scheduler.constraints import OutcomeConstraint
 from scheduler.fidelity import choose_fidelity, project_to_target
 from scheduler.gate import Candidate
+from scheduler.multiobjective import Objectives
 from scheduler.restart import epoch_start
 from sciwm.errors import SpecError, WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
+from sciwm.pareto import as_tensor, feasible
 from sciwm.prediction import DEFAULT_LEVEL
 from sciwm.space import SearchSpace, Value
 from sciwm.world_model import WorldModel
@@ -97,7 +100,13 @@ class Agent:
         restart_after: Completed experiments without a real improvement after which the
             search restarts from a fresh Sobol design, with a world model fitted on the new
             epoch's results only (see :mod:`scheduler.restart`); 0: never (default
-            :data:`DEFAULT_RESTART_AFTER`).
+            :data:`DEFAULT_RESTART_AFTER`). Restarts watch a single objective; with several
+            objectives they are off.
+        objectives: Several objectives (a Pareto front, :mod:`scheduler.multiobjective`);
+            then ``objective`` and ``maximize`` name the first. ``None``: one objective.
+        constraints: Outcome constraints (:mod:`scheduler.constraints`): proposals are
+            weighted by their probability of feasibility, improvement is measured against
+            the feasible results.
 
     Raises:
         SpecError: If a setting is out of range.
@@ -117,6 +126,8 @@ class Agent:
         cost_exponent: float = DEFAULT_COST_EXPONENT,
         gittins_lambda: float | None = None,
         restart_after: int = DEFAULT_RESTART_AFTER,
+        objectives: Objectives | None = None,
+        constraints: Sequence[OutcomeConstraint] = (),
     ) -> None:
         if acquisition not in ACQUISITIONS:
             raise SpecError(
@@ -137,6 +148,13 @@ class Agent:
             raise SpecError(f"gittins_lambda must be a number > 0, got {gittins_lambda!r}")
         if restart_after < 0:
             raise SpecError(f"restart_after must be >= 0 (0: never), got {restart_after}")
+        if objectives is not None and not objectives.multi:
+            objectives = None
+        if (objectives is not None or constraints) and acquisition == "gittins":
+            raise SpecError(
+                "the 'gittins' acquisition supports one unconstrained objective; use "
+                "'ei_per_cost' or 'ei'"
+            )
         self.space = space
         self.objective = objective
         self.maximize = maximize
@@ -147,7 +165,11 @@ class Agent:
         self.raw_samples = int(raw_samples)
         self.cost_exponent = float(cost_exponent)
         self.gittins_lambda = None if gittins_lambda is None else float(gittins_lambda)
-        self.restart_after = int(restart_after)
+        self.restart_after = 0 if objectives is not None else int(restart_after)
+        self.objectives = objectives
+        self.constraints = tuple(constraints)
+        #: Outcomes a completed result needs for the acquisition's baseline.
+        self.required = list(objectives.names) if objectives is not None else [objective]
 
     # -- public -------------------------------------------------------------------------
     def propose(
@@ -198,8 +220,7 @@ class Agent:
             e
             for e, o in zip(experiments, observations, strict=True)
             if o.status is Status.COMPLETED
-            and self.objective in o.outcomes
-            and math.isfinite(float(o.outcomes[self.objective]))
+            and all(k in o.outcomes and math.isfinite(float(o.outcomes[k])) for k in self.required)
         ]
         if self.acquisition == "random":
             X = self._random(n_prior, n)
@@ -209,7 +230,10 @@ class Agent:
             values = [None] * n
         else:
             assert model is not None
-            X, values = self._optimize(model, completed, seen, pending, n, n_prior, slot_cost)
+            results = {e.id: o for e, o in zip(experiments, observations, strict=True)}
+            X, values = self._optimize(
+                model, completed, seen, pending, n, n_prior, slot_cost, results
+            )
         params = self.space.decode(X)
         predictor = full if full is not None and full.is_fitted else None
         predictions = predictor.predict(params, level) if predictor else [None] * n
@@ -276,12 +300,24 @@ class Agent:
         n: int,
         n_prior: int,
         slot_cost: float = 0.0,
+        results: Mapping[str, Observation] | None = None,
     ) -> tuple[Tensor, list[float | None]]:
         """Sequential greedy batch of ``n`` points (``n x d``) and their acquisition values."""
         space = self.space
+        Y_base = None
         # the acquisition values the target fidelity: what low-fidelity results say about it
         if completed:
-            X_base = space.encode([e.parameters for e in completed])
+            outcomes = [(results or {})[e.id].outcomes for e in completed]
+            if self.constraints:  # improve on the feasible results (none: feasibility alone)
+                keep = [i for i, o in enumerate(outcomes) if feasible(o, self.constraints)]
+                completed = [completed[i] for i in keep]
+                outcomes = [outcomes[i] for i in keep]
+            X_base = space.encode([e.parameters for e in completed]).reshape(-1, space.dim)
+            if self.objectives is not None:
+                Y_base = as_tensor(
+                    [[o[k] for k in self.objectives.names] for o in outcomes],
+                    len(self.objectives.names),
+                )
         else:  # no result yet: improve on what the model predicts for the design it replaces
             X_base = self._sobol(0, DEFAULT_INITIAL_EXPERIMENTS)
         X_baseline = project_to_target(X_base, space.fidelity_indices)
@@ -302,6 +338,7 @@ class Agent:
                 X_seen,
                 n_prior + i,
                 slot_cost,
+                Y_base,
             )
             chosen.append(x)
             values.append(value)
@@ -316,6 +353,7 @@ class Agent:
         X_seen: Tensor,
         step: int,
         slot_cost: float = 0.0,
+        Y_baseline: Tensor | None = None,
     ) -> tuple[Tensor, float | None]:
         """Best non-duplicate point (``d``) of the acquisition, or a random one if that fails."""
         seed = self.seed * 1_000_003 + step
@@ -333,6 +371,9 @@ class Agent:
                     cost_exponent=self.cost_exponent,
                     seed=seed,
                     gittins_lambda=self.gittins_lambda,
+                    objectives=self.objectives,
+                    Y_baseline=Y_baseline,
+                    constraints=self.constraints,
                 )
                 fidelity = self.space.fidelity_indices
                 X, vals = optimize_acqf(

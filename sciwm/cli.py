@@ -224,6 +224,13 @@ def _print_result(result: Any) -> None:
         print(f"  best parameters  : {params}")
         if result.best_note:
             print(f"  note             : {result.best_note}")
+    if result.pareto_front is not None:
+        hv = "-" if result.hypervolume is None else f"{result.hypervolume:.6g}"
+        print(f"  Pareto front     : {len(result.pareto_front)} results, hypervolume {hv}")
+        for p in result.pareto_front:
+            print("    " + ", ".join(f"{k}={fmt(v)}" for k, v in p["outcomes"].items()))
+    if result.infeasible_note:
+        print(f"  INFEASIBLE       : {result.infeasible_note}")
     print(f"  MLflow store     : {result.tracking_uri}")
 
 

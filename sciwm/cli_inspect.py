@@ -30,6 +30,10 @@ def fmt(v: Any) -> str:
 def status(name: str, tracking_uri: str | None) -> int:
     """``sciwm campaign status``: every experiment, the best so far and the budget left.
 
+    With several objectives it shows each objective's value and the Pareto front with its
+    hypervolume; with ``[[constraints]]`` the best is the best feasible result, and a
+    campaign with no feasible result says so.
+
     Args:
         name: The campaign.
         tracking_uri: The store (``None``: the default).
@@ -37,13 +41,15 @@ def status(name: str, tracking_uri: str | None) -> int:
     Returns:
         The exit status (0).
     """
-    from sciwm.summary import campaign_summary, fidelity_note
+    from sciwm.summary import campaign_summary, fidelity_note, infeasible_note
 
     store = open_store(tracking_uri)
     spec = store.campaign_spec(name)
     records = store.records(name)
     obj = spec.objective.name
-    header = ["seq", "id", "status", *spec.space().names, obj, "cost", "predicted", "note"]
+    shown = [o.name for o in spec.objectives] if spec.multi_objective else [obj]
+    shown += [c.outcome for c in spec.constraints if c.outcome not in shown]
+    header = ["seq", "id", "status", *spec.space().names, *shown, "cost", "predicted", "note"]
     rows = []
     for r in records:
         o = r.observation
@@ -54,25 +60,38 @@ def status(name: str, tracking_uri: str | None) -> int:
                 r.experiment.id,
                 r.status.value,
                 *(fmt(r.experiment.parameters.get(n)) for n in spec.space().names),
-                fmt(o.outcomes[obj]) if o and obj in o.outcomes else "-",
+                *(fmt(o.outcomes[k]) if o and k in o.outcomes else "-" for k in shown),
                 fmt(o.cost) if o and o.cost is not None else "-",
                 f"{pred.mean:.4g}±{pred.std:.2g}" if pred else "-",
                 ((o.error or "") if o else "")[:60].replace("\n", " "),
             ]
         )
     print_table(header, rows)
-    s = campaign_summary(records, maximize=spec.maximize, objective=obj)
+    s = campaign_summary(
+        records, maximize=spec.maximize, objective=obj, constraints=spec.constraints
+    )
     spent = float(s.get("spent", 0.0))
     print()
-    print(f"best {obj}: {fmt(s.get('best_value')) if s.get('best_value') is not None else '-'}")
-    if s.get("best_parameters"):
-        print(
-            "best parameters: "
-            + ", ".join(f"{k}={fmt(v)}" for k, v in s["best_parameters"].items())
-        )
-        note = fidelity_note(spec.space(), s["best_parameters"])
-        if note:
-            print(f"note: {note}")
+    if spec.multi_objective:
+        _print_front(records, spec)
+    else:
+        best = s.get("best_value")
+        word = "best feasible" if spec.constraints else "best"
+        print(f"{word} {obj}: {fmt(best) if best is not None else '-'}")
+        if s.get("best_parameters"):
+            print(
+                "best parameters: "
+                + ", ".join(f"{k}={fmt(v)}" for k, v in s["best_parameters"].items())
+            )
+            note = fidelity_note(spec.space(), s["best_parameters"])
+            if note:
+                print(f"note: {note}")
+    completed = s["counts"].get("completed", 0)
+    note = infeasible_note(completed, s["n_feasible"], spec.constraints)
+    if note:
+        print(f"INFEASIBLE: {note}")
+    elif spec.constraints:
+        print(f"feasible: {s['n_feasible']} of {completed} completed experiments")
     print(
         f"budget: spent {spent:.2f} {spec.budget.unit}, left {spec.budget.total - spent:.2f} "
         f"of {spec.budget.total:.2f}"
@@ -81,6 +100,35 @@ def status(name: str, tracking_uri: str | None) -> int:
     if reason:
         print(f"stopped because: {reason}")
     return 0
+
+
+def _print_front(records: list[Any], spec: Any) -> None:
+    """The Pareto front, its hypervolume and reference point (several objectives)."""
+    from sciwm.summary import pareto_summary
+
+    p = pareto_summary(records, spec)
+    names = [o.name for o in spec.objectives]
+    if p["ref"] is None:
+        print("Pareto front: no completed result yet")
+        return
+    ref = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, p["ref"], strict=True))
+    how = "inferred from the results" if p["ref_inferred"] else "from the campaign file"
+    print(f"Pareto front: {len(p['front'])} of {p['n_feasible']} results")
+    front_rows = [
+        [
+            pt["experiment_id"],
+            *(fmt(pt["outcomes"][n]) for n in names),
+            ", ".join(f"{k}={fmt(v)}" for k, v in pt["parameters"].items()),
+        ]
+        for pt in p["front"]
+    ]
+    print_table(["id", *names, "parameters"], front_rows)
+    print(f"hypervolume: {p['hypervolume']:.6g} (reference point {ref}, {how})")
+    if p["dominated_by_ref"]:
+        print(
+            "note: no result beats the reference point in every objective yet (hypervolume 0); "
+            "check the objectives' 'ref' in the campaign file"
+        )
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -87,10 +88,54 @@ class ParameterSpec(_Frozen):
 
 
 class ObjectiveSpec(_Frozen):
-    """``[[objectives]]``: an outcome to optimise."""
+    """``[[objectives]]``: an outcome to optimise.
+
+    With several objectives the campaign seeks their Pareto front; ``ref`` is the objective's
+    coordinate of the reference point of the hypervolume (a value the campaign must beat to
+    count; left out: inferred from the results, see :mod:`sciwm.pareto`).
+    """
 
     name: str
     direction: Literal["maximize", "minimize"] = "maximize"
+    ref: float | None = Field(
+        default=None,
+        description="Reference-point coordinate of the hypervolume (several objectives only).",
+    )
+
+    @field_validator("ref")
+    @classmethod
+    def _finite_ref(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError(f"ref must be a finite number, got {v!r}")
+        return v
+
+    @property
+    def maximize(self) -> bool:
+        """Whether this objective is maximised."""
+        return self.direction == "maximize"
+
+
+class ConstraintSpec(_Frozen):
+    """``[[constraints]]``: an outcome that must stay on one side of a bound.
+
+    A result is feasible when every constraint holds; proposals are weighted by the world
+    model's probability of feasibility, and the best result reported is the best feasible one.
+    """
+
+    outcome: str
+    op: Literal["<=", ">="]
+    bound: float
+
+    @field_validator("bound")
+    @classmethod
+    def _finite_bound(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError(f"bound must be a finite number, got {v!r}")
+        return v
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` of the outcome satisfies the constraint."""
+        return value <= self.bound if self.op == "<=" else value >= self.bound
 
 
 class BudgetSpec(_Frozen):
@@ -225,6 +270,10 @@ class CampaignSpec(_Frozen):
     outcomes: list[str] = Field(
         default_factory=list, description="Further outcomes to record and model."
     )
+    constraints: list[ConstraintSpec] = Field(
+        default_factory=list,
+        description="Outcome constraints; an outcome not listed above is recorded and modelled.",
+    )
     budget: BudgetSpec
     connector: ConnectorSpec
     world_model: WorldModelSpec = WorldModelSpec()
@@ -243,13 +292,19 @@ class CampaignSpec(_Frozen):
 
     @field_validator("objectives")
     @classmethod
-    def _one_objective(cls, v: list[ObjectiveSpec], info: ValidationInfo) -> list[ObjectiveSpec]:
-        if len(v) > 1:
+    def _unique_objectives(
+        cls, v: list[ObjectiveSpec], info: ValidationInfo
+    ) -> list[ObjectiveSpec]:
+        names = [o.name for o in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"objective names must be unique; repeated: {dupes}")
+        if len(v) == 1 and v[0].ref is not None:
             raise ValueError(
-                "only one [[objectives]] entry is supported for now; list the others under "
-                "'outcomes = [...]' to record and model them"
+                f"objective {v[0].name!r}: 'ref' (a hypervolume reference point) applies only "
+                "with several [[objectives]]; remove it, or use [stopping] target"
             )
-        _no_clash([o.name for o in v], info)
+        _no_clash(names, info)
         return v
 
     @field_validator("outcomes")
@@ -263,12 +318,42 @@ class CampaignSpec(_Frozen):
         _no_clash(v, info)
         return v
 
+    @field_validator("constraints")
+    @classmethod
+    def _constraints_named(
+        cls, v: list[ConstraintSpec], info: ValidationInfo
+    ) -> list[ConstraintSpec]:
+        _no_clash([c.outcome for c in v], info)
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> CampaignSpec:
         try:
             self.space()
         except ParameterError as exc:
             raise ValueError(str(exc)) from None
+        if self.multi_objective:
+            if self.stopping.target is not None:
+                raise ValueError(
+                    "stopping.target applies to a single objective; with several "
+                    "[[objectives]] stop on budget, max_experiments or patience (results "
+                    "without a hypervolume gain)"
+                )
+            if self.stopping.min_gain_per_cost is not None:
+                raise ValueError(
+                    "stopping.min_gain_per_cost applies to a single objective; with several "
+                    "[[objectives]] use patience (results without a hypervolume gain)"
+                )
+            if self.scheduler.acquisition == "gittins":
+                raise ValueError(
+                    "scheduler.acquisition 'gittins' supports one objective; use "
+                    "'ei_per_cost' (hypervolume improvement per unit cost) or 'ei'"
+                )
+        if self.constraints and self.scheduler.acquisition == "gittins":
+            raise ValueError(
+                "scheduler.acquisition 'gittins' does not weigh [[constraints]]; use "
+                "'ei_per_cost' or 'ei'"
+            )
         return self
 
     # -- derived ------------------------------------------------------------------------
@@ -283,13 +368,20 @@ class CampaignSpec(_Frozen):
 
     @property
     def objective(self) -> ObjectiveSpec:
-        """The (single) objective."""
+        """The first (with one objective: the) objective."""
         return self.objectives[0]
 
     @property
+    def multi_objective(self) -> bool:
+        """Whether the campaign has several objectives (it seeks a Pareto front)."""
+        return len(self.objectives) > 1
+
+    @property
     def outcome_names(self) -> list[str]:
-        """Every outcome: the objective first, then the further outcomes."""
-        return [self.objective.name, *self.outcomes]
+        """Every outcome: the objectives first, the further outcomes, then constrained ones
+        listed nowhere else."""
+        names = [*(o.name for o in self.objectives), *self.outcomes]
+        return names + [c.outcome for c in self.constraints if c.outcome not in names]
 
     @property
     def maximize(self) -> bool:

@@ -10,6 +10,7 @@ from sciwm.experiment import Status
 
 if TYPE_CHECKING:
     from sciwm.space import SearchSpace
+    from sciwm.spec import CampaignSpec
     from sciwm.store import Record
 
 
@@ -43,22 +44,33 @@ def fidelity_note(space: SearchSpace, parameters: Mapping[str, Any]) -> str | No
     return f"measured at {at}, below the target fidelity {target}"
 
 
-def campaign_summary(records: Sequence[Record], maximize: bool, objective: str) -> dict[str, Any]:
+def campaign_summary(
+    records: Sequence[Record],
+    maximize: bool,
+    objective: str,
+    constraints: Sequence[Any] = (),
+) -> dict[str, Any]:
     """Where a campaign stands.
 
     Args:
         records: The campaign's records (as from :meth:`sciwm.store.RecordStore.records`).
         maximize: Whether the objective is maximised.
         objective: Name of the objective outcome.
+        constraints: The campaign's outcome constraints (``[[constraints]]``): the best
+            value is the best feasible one.
 
     Returns:
         A JSON-serialisable dict: ``n_experiments``; ``counts`` by status value (every status
         present, zeros included); ``spent``, the sum of measured costs of all observations
         (failures cost too); ``best_value``, ``best_parameters`` and ``best_experiment_id``
-        over completed experiments with a finite objective (``None`` when there is none).
+        over completed (and feasible) experiments with a finite objective (``None`` when
+        there is none); ``n_feasible``, completed experiments that satisfy every constraint.
     """
+    from sciwm.pareto import feasible
+
     counts = {status.value: 0 for status in Status}
     spent = 0.0
+    n_feasible = 0
     best: tuple[float, Record] | None = None
     for record in records:
         counts[record.status.value] += 1
@@ -67,8 +79,11 @@ def campaign_summary(records: Sequence[Record], maximize: bool, objective: str) 
             continue
         if obs.cost is not None and math.isfinite(obs.cost):
             spent += obs.cost
+        if obs.status is not Status.COMPLETED or not feasible(obs.outcomes, constraints):
+            continue
+        n_feasible += 1
         value = obs.outcomes.get(objective)
-        if obs.status is not Status.COMPLETED or value is None or not math.isfinite(value):
+        if value is None or not math.isfinite(value):
             continue
         if best is None or (value > best[0] if maximize else value < best[0]):
             best = (float(value), record)
@@ -79,4 +94,85 @@ def campaign_summary(records: Sequence[Record], maximize: bool, objective: str) 
         "best_value": None if best is None else best[0],
         "best_parameters": None if best is None else dict(best[1].experiment.parameters),
         "best_experiment_id": None if best is None else best[1].experiment.id,
+        "n_feasible": n_feasible,
+    }
+
+
+def infeasible_note(n_completed: int, n_feasible: int, constraints: Sequence[Any]) -> str | None:
+    """What to say when no completed result satisfies the constraints (else ``None``).
+
+    Args:
+        n_completed: Completed experiments.
+        n_feasible: Those that satisfy every constraint.
+        constraints: The constraints (each with ``outcome``, ``op`` and ``bound``).
+    """
+    if not constraints or n_feasible or not n_completed:
+        return None
+    what = ", ".join(f"{c.outcome} {c.op} {c.bound:g}" for c in constraints)
+    return (
+        f"infeasible so far: none of the {n_completed} completed experiments satisfies "
+        f"every constraint ({what}); the best result reported is the best feasible one"
+    )
+
+
+def completed_in_order(records: Sequence[Record]) -> list[Record]:
+    """Finished records in order of completion (finish time, then sequence number)."""
+    finished = [r for r in records if r.observation is not None]
+    finished.sort(key=lambda r: (r.observation.finished_at or 0.0, r.experiment.seq))  # type: ignore[union-attr]
+    return finished
+
+
+def pareto_summary(records: Sequence[Record], spec: CampaignSpec) -> dict[str, Any]:
+    """The Pareto front of a campaign with several objectives.
+
+    Only completed, feasible results with every objective finite count.
+
+    Args:
+        records: The campaign's records.
+        spec: The campaign (its ``[[objectives]]`` and ``[[constraints]]``).
+
+    Returns:
+        A JSON-serialisable dict: ``front``, a list of ``{"experiment_id", "parameters",
+        "outcomes"}`` (the objectives' values), best first in the first objective;
+        ``hypervolume`` (``None`` without a result); ``ref`` (the reference point, natural
+        sign) and ``ref_inferred`` (whether any coordinate was inferred); ``n_feasible``;
+        ``dominated_by_ref``: whether results exist but none beats ``ref`` in every
+        objective (the hypervolume is then 0).
+    """
+    from sciwm.pareto import as_tensor, feasible, hypervolume, pareto_mask, reference_point
+
+    names = [o.name for o in spec.objectives]
+    maximize = [o.maximize for o in spec.objectives]
+    usable = [
+        r
+        for r in completed_in_order(records)
+        if r.observation is not None
+        and r.observation.status is Status.COMPLETED
+        and feasible(r.observation.outcomes, spec.constraints)
+        and all(
+            n in r.observation.outcomes and math.isfinite(r.observation.outcomes[n]) for n in names
+        )
+    ]
+    Y = as_tensor([[r.observation.outcomes[n] for n in names] for r in usable], len(names))  # type: ignore[union-attr]
+    given = [o.ref for o in spec.objectives]
+    ref = reference_point(Y, maximize, given)
+    mask = pareto_mask(Y, maximize).tolist()
+    front = [
+        {
+            "experiment_id": r.experiment.id,
+            "parameters": dict(r.experiment.parameters),
+            "outcomes": {n: r.observation.outcomes[n] for n in names},  # type: ignore[union-attr]
+        }
+        for r, on in zip(usable, mask, strict=True)
+        if on
+    ]
+    front.sort(key=lambda p: p["outcomes"][names[0]], reverse=maximize[0])
+    hv = None if ref is None else hypervolume(Y, maximize, ref)
+    return {
+        "front": front,
+        "hypervolume": hv,
+        "ref": ref,
+        "ref_inferred": any(g is None for g in given),
+        "n_feasible": len(usable),
+        "dominated_by_ref": bool(usable) and hv == 0.0,
     }

@@ -5,6 +5,9 @@ problem's experiment costs::
 
     cost(u) = COST_MIN * COST_SPAN ** ((u_1 + u_d) / 2)     # in [1, 10]: log-linear, 10x
 
+Multi-objective problems (:data:`MO_PROBLEMS`, e.g. botorch's BraninCurrin) share the cost
+surface and report their objectives as outcomes ``f1 .. fm``.
+
 The cheapest corner is ``u_1 = u_d = 0``, the dearest ``u_1 = u_d = 1``; the median cost over
 the space is ``10 ** 0.5 = 3.16`` and the mean about 3.5. The cost is simulated: a number the
 lab reports, not time spent.
@@ -70,13 +73,7 @@ class Problem:
 
     @cached_property
     def _space(self) -> SearchSpace:
-        bounds = self._fn.bounds
-        return SearchSpace(
-            tuple(
-                Parameter(f"x{i + 1}", "float", float(bounds[0, i]), float(bounds[1, i]))
-                for i in range(self.dim)
-            )
-        )
+        return box_space(self._fn.bounds)
 
     def target(self) -> float:
         """Threshold of ``cost_to_target``: within 1% of the value range of the optimum."""
@@ -102,16 +99,103 @@ PROBLEMS = (
 )
 
 
-def problem_named(name: str) -> Problem:
-    """The problem of :data:`PROBLEMS` called ``name``.
+@dataclass(frozen=True)
+class MOProblem:
+    """A botorch multi-objective test function (every objective minimised) with the cost
+    surface.
+
+    The simulated lab reports its objectives as outcomes ``f1 .. fm`` (:attr:`objectives`) and
+    its cost as :func:`cost_of` of the point, like a :class:`Problem`.
+
+    Attributes:
+        name: Problem name (``"branin_currin"``).
+        function: Name of the class in ``botorch.test_functions.multi_objective``.
+        dim: Dimension.
+        ref: The reference point of the hypervolume (botorch's, natural sign).
+        max_hv: The best known hypervolume (botorch's ``_max_hv``).
+        cap: Budget per run (cost units) in the full benchmark.
+        cap_quick: Budget per run with ``--quick``.
+    """
+
+    name: str
+    function: str
+    dim: int
+    ref: tuple[float, ...]
+    max_hv: float
+    cap: float
+    cap_quick: float
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """Outcome names, ``f1 .. fm``."""
+        return tuple(f"f{i + 1}" for i in range(len(self.ref)))
+
+    def make(self) -> Any:
+        """The botorch test function (minimisation, no noise)."""
+        from botorch.test_functions import multi_objective
+
+        return getattr(multi_objective, self.function)()
+
+    @cached_property
+    def _fn(self) -> Any:
+        return self.make()
+
+    def space(self) -> SearchSpace:
+        """The search space: float parameters ``x1 .. xd`` with the function's bounds."""
+        return self._space
+
+    @cached_property
+    def _space(self) -> SearchSpace:
+        return box_space(self._fn.bounds)
+
+    def evaluate_outcomes(self, parameters: Mapping[str, Value]) -> tuple[dict[str, float], float]:
+        """Objective values and cost of one experiment.
+
+        Args:
+            parameters: ``{"x1": ..., "xd": ...}`` inside the bounds of :meth:`space`.
+
+        Returns:
+            ``({"f1": ..., "fm": ...}, cost(u))`` with ``u`` the point in the unit cube.
+        """
+        u = self.space().encode([parameters])
+        values = self._fn(to_native(self._fn, u))[0].tolist()
+        return dict(zip(self.objectives, map(float, values), strict=True)), float(cost_of(u)[0])
+
+
+MO_PROBLEMS = (
+    MOProblem(
+        "branin_currin",
+        "BraninCurrin",
+        2,
+        ref=(18.0, 6.0),
+        max_hv=59.36011874867746,
+        cap=150.0,
+        cap_quick=80.0,
+    ),
+)
+
+
+def problem_named(name: str) -> Problem | MOProblem:
+    """The problem of :data:`PROBLEMS` or :data:`MO_PROBLEMS` called ``name``.
 
     Raises:
         KeyError: If there is none, naming the problems there are.
     """
-    for problem in PROBLEMS:
+    for problem in (*PROBLEMS, *MO_PROBLEMS):
         if problem.name == name:
             return problem
-    raise KeyError(f"no problem {name!r}; choose from {[p.name for p in PROBLEMS]}")
+    names = [p.name for p in (*PROBLEMS, *MO_PROBLEMS)]
+    raise KeyError(f"no problem {name!r}; choose from {names}")
+
+
+def box_space(bounds: torch.Tensor) -> SearchSpace:
+    """Float parameters ``x1 .. xd`` with a test function's ``2 x d`` bounds."""
+    return SearchSpace(
+        tuple(
+            Parameter(f"x{i + 1}", "float", float(bounds[0, i]), float(bounds[1, i]))
+            for i in range(bounds.shape[-1])
+        )
+    )
 
 
 def cost_of(u: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,8 @@ Campaign file::
 
 Settings:
     problem: Name of a problem of :mod:`sciwm.testing.problems` (``"branin"``,
-        ``"hartmann6"``); its outcome is ``"f"`` and its cost the problem's cost surface.
+        ``"hartmann6"``); its outcome is ``"f"`` and its cost the problem's cost surface. A
+        multi-objective problem (``"branin_currin"``) reports outcomes ``"f1"``, ``"f2"``.
     function: Instead of ``problem``, an import path ``"package.module:function"`` called as
         ``fn(**parameters)``. It returns a number (the outcome named ``outcome``), a dict of
         outcomes, or ``{"outcomes": {...}, "cost": c}``; raising makes a ``FAILED`` experiment.
@@ -59,7 +60,7 @@ from sciwm.connector import Connector, Handle
 from sciwm.errors import ConnectorError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.registry import load_object
-from sciwm.testing.problems import OBJECTIVE, problem_named
+from sciwm.testing.problems import OBJECTIVE, MOProblem, problem_named
 
 STATE_FILE = "simulated_lab.json"
 _KNOWN = (
@@ -276,6 +277,9 @@ class SimulatedLab(Connector):
                 self._problem.space().validate(parameters)
             except Exception as exc:  # noqa: BLE001 - a bad parameter fails the experiment
                 return Status.FAILED, {}, 0.0, f"{type(exc).__name__}: {exc}"
+            if isinstance(self._problem, MOProblem):
+                outcomes, cost = self._problem.evaluate_outcomes(parameters)
+                return Status.COMPLETED, outcomes, cost, None
             value, cost = self._problem.evaluate(parameters)
             return Status.COMPLETED, {self.outcome: value}, cost, None
         assert self._function is not None

@@ -239,10 +239,12 @@ def test_spec_is_frozen(tmp_path: Path) -> None:
             id="duplicate-parameter",
         ),
         pytest.param(
-            edited('direction = "minimize"', 'direction = "minimize"\n[[objectives]]\nname = "x2"'),
+            edited(
+                'direction = "minimize"', 'direction = "minimize"\n[[objectives]]\nname = "energy"'
+            ),
             "objectives",
-            "only one [[objectives]]",
-            id="two-objectives",
+            "objective names must be unique; repeated: ['energy']",
+            id="two-objectives-same-name",
         ),
         pytest.param(
             edited("low = 1e-4", "low = 0.0"),
