@@ -104,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, required=True, help="result JSON file")
     bench.add_argument("--quick", action="store_true", help="fewer seeds, a few minutes")
     bench.add_argument("--seeds", type=int, default=None, help="number of seeds")
+    bench.add_argument(
+        "--problems",
+        default=None,
+        help="campaign suite only: comma-separated problems (branin, hartmann6) and groups "
+        "of real-data campaigns (lcdb); default all",
+    )
     return p
 
 
@@ -161,7 +167,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return serve(args)
     if args.command == "bench":
-        return _bench(args.suite, args.out, args.quick, args.seeds)
+        return _bench(args.suite, args.out, args.quick, args.seeds, args.problems)
     raise AssertionError(args)
 
 
@@ -306,11 +312,16 @@ def _retitle(text: str, name: str, budget: float) -> str:
 
 
 # -- bench -----------------------------------------------------------------------------------
-def _bench(suite: str, out: Path, quick: bool, seeds: int | None) -> int:
+def _bench(
+    suite: str, out: Path, quick: bool, seeds: int | None, problems: str | None = None
+) -> int:
     from sciwm.registry import load_object
 
     run = load_object(BENCH_SUITES[suite], what="benchmark suite")
-    run(quick=quick, seeds=seeds, out=out)
+    if problems is not None and suite != "campaign":
+        raise SciwmError("sciwm bench: --problems applies to the campaign suite only; drop it")
+    extra = {} if problems is None else {"problems": [p.strip() for p in problems.split(",")]}
+    run(quick=quick, seeds=seeds, out=out, **extra)
     print(f"\nwrote {out}")
     return 0
 

@@ -31,6 +31,7 @@ from sciwm.bench.campaign.methods import (
 from sciwm.bench.campaign.product import SIMULATED_LAB, TimedStore, campaign_file, run_product
 from sciwm.bench.campaign.report import TABLE_METRICS, cell, summarize, target_check
 from sciwm.bench.common import env_info, format_table, make_result, save_result
+from sciwm.registry import load_object
 from sciwm.testing.problems import PROBLEMS, Problem
 
 SUITE = "campaign"
@@ -43,6 +44,12 @@ RUNNERS: dict[str, Callable[[Problem, int, float, Settings], RunResult]] = {
 }
 
 Task = tuple[Problem, str, int, float, Settings, str]
+
+#: Suites of real-data campaigns, by the problem group that selects them (``problems`` of
+#: :func:`run`, ``--problems`` of ``sciwm bench campaign``): each is called as
+#: ``suite(quick, seeds, progress, out)``, prints its own table and returns
+#: ``(rows, config)``.
+EXTRA_SUITES: dict[str, str] = {"lcdb": "sciwm.bench.campaign.real_report:lcdb_suite"}
 
 #: One record store per process and benchmark run, by the run's directory: opening a new
 #: SQLite MLflow store costs seconds, so the campaigns of one process share it.
@@ -108,8 +115,10 @@ def run(
         )
         s = replace(s, methods=tuple(m for m in s.methods if m != "optuna_tpe"))
     chosen = [p for p in PROBLEMS if problems is None or p.name in problems]
-    if not chosen:
-        raise ValueError(f"no such problem(s) {problems}; choose from {[p.name for p in PROBLEMS]}")
+    extra = [g for g in EXTRA_SUITES if problems is None or g in problems]
+    if not chosen and not extra:
+        known = [p.name for p in PROBLEMS] + list(EXTRA_SUITES)
+        raise ValueError(f"no such problem(s) {problems}; choose from {known}")
     cap_of = {p.name: (p.cap_quick if quick else p.cap) for p in chosen}
     cap_of.update(caps or {})
     # Longest runs first so that the parallel workers finish together.
@@ -141,31 +150,43 @@ def run(
             cap_of[chosen[0].name],
             scheduler=s.scheduler,
             max_experiments=s.max_experiments,
-        ),
+        )
+        if chosen
+        else None,
         "wall_s_total": wall,
     }
+    for group in extra:
+        suite = load_object(EXTRA_SUITES[group], what="campaign benchmark suite")
+        more, config[group] = suite(quick, seeds, progress, out)
+        rows += more
     env = env_info()
     env["torch_threads"] = 1 if workers > 1 else threads
     env["workers"] = workers
     result = make_result(SUITE, rows, config, env)
     if progress:
         print(file=sys.stderr)
-    print(
-        format_table(
-            [r for r in result["rows"] if r["metric"] in TABLE_METRICS],
-            TABLE_METRICS,
-            METHODS,
-            cell=cell,
+    if chosen:
+        print(
+            format_table(
+                [r for r in result["rows"] if r["metric"] in TABLE_METRICS and not _extra(r)],
+                TABLE_METRICS,
+                METHODS,
+                cell=cell,
+            )
         )
-    )
     for r in result["rows"]:
-        if r["metric"] == "target_met":
+        if r["metric"] == "target_met" and not _extra(r):
             word = "met" if r["value"] else "NOT met"
             print(f"target {r['criterion']} on {r['problem']}: {word}")
     print(f"total wall time {wall:.0f} s with {workers} worker(s)")
     if out is not None:
         save_result(out, result)
     return result
+
+
+def _extra(row: dict[str, Any]) -> bool:
+    """Whether a row belongs to a suite of :data:`EXTRA_SUITES` (``lcdb``, ``lcdb:<id>``)."""
+    return str(row["problem"]).split(":")[0] in EXTRA_SUITES
 
 
 def _run_tasks(
