@@ -220,7 +220,8 @@ def predict(name: str, pairs: list[str], level: float, tracking_uri: str | None)
         f"answered in {dt:.1f} ms; nothing real was run"
     )
     if pred.extrapolating:
-        print("warning: this point is far from the training data; trust the intervals less")
+        why = pred.extrapolating_reason or "this point is far from the training data"
+        print(f"extrapolating: {why}; trust the intervals less")
     return 0
 
 

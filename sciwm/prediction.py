@@ -96,15 +96,19 @@ class Prediction:
     Attributes:
         outcomes: Estimate for every outcome the model knows.
         cost: Estimate of the real cost of running it.
-        extrapolating: True where the query lies outside the model's training data (the
-            intervals are then widened or should be distrusted).
-        notes: Free-form remarks (e.g. which inputs were out of range).
+        extrapolating: True where the question lies outside the conditions the model was
+            trained on (a parameter beyond the observed range, a condition far from every
+            observation): the intervals are then widened or should be distrusted.
+        notes: Free-form remarks.
+        extrapolating_reason: One line saying why ``extrapolating`` is set (e.g.
+            ``"temperature=700 K is above the trained 300-600 K"``); ``None`` when it is not.
     """
 
     outcomes: dict[str, Estimate]
     cost: Estimate
     extrapolating: bool = False
     notes: list[str] = field(default_factory=list)
+    extrapolating_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -112,5 +116,6 @@ class Prediction:
             "outcomes": {k: v.to_dict() for k, v in self.outcomes.items()},
             "cost": self.cost.to_dict(),
             "extrapolating": self.extrapolating,
+            "extrapolating_reason": self.extrapolating_reason,
             "notes": list(self.notes),
         }

@@ -23,6 +23,9 @@ from surrogates.gp_fit import fit_or_restore
 
 #: Posterior std above this fraction of the prior std marks a query as extrapolating.
 EXTRAPOLATION_RATIO = 0.9
+#: A numeric parameter beyond the observed range by more than this many of its lengthscales
+#: marks a query as extrapolating.
+RANGE_LENGTHSCALES = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,20 +179,21 @@ class GPWorldModel(WorldModel):
         X = self.space.encode(parameters)
         means: dict[str, Tensor] = {}
         stds: dict[str, Tensor] = {}
-        extrapolating = torch.zeros(len(parameters), dtype=torch.bool)
+        reasons: list[str | None] = [None] * len(parameters)
         with torch.no_grad():
             for outcome, model in self._models.items():
                 post = model.posterior(X, observation_noise=True)
                 means[outcome] = post.mean.squeeze(-1)
                 stds[outcome] = post.variance.clamp_min(0).sqrt().squeeze(-1)
-                extrapolating |= self._extrapolating(model, X)
+                for i, why in enumerate(self._extrapolation_reasons(model, X)):
+                    reasons[i] = reasons[i] or why
             assert self._cost_model is not None
             cpost = self._cost_model.posterior(X, observation_noise=True)
             cmean = cpost.mean.squeeze(-1)
             cstd = cpost.variance.clamp_min(0).sqrt().squeeze(-1)
         out = []
         for i in range(len(parameters)):
-            flag = bool(extrapolating[i])
+            flag = reasons[i] is not None
             out.append(
                 Prediction(
                     outcomes={
@@ -201,8 +205,44 @@ class GPWorldModel(WorldModel):
                     notes=["far from the training data: the interval is close to the prior"]
                     if flag
                     else [],
+                    extrapolating_reason=reasons[i],
                 )
             )
+        return out
+
+    def _extrapolation_reasons(self, model: SingleTaskGP, X: Tensor) -> list[str | None]:
+        """Why each of ``n`` unit-cube points is outside what ``model`` was trained on.
+
+        A numeric parameter beyond the observed range by more than ``RANGE_LENGTHSCALES`` of
+        its lengthscale, or a latent std above ``EXTRAPOLATION_RATIO`` of the prior's (far
+        from every observation, in lengthscale units); ``None`` where neither holds.
+        """
+        train = model.train_inputs[0].reshape(-1, X.shape[-1])
+        lo, hi = train.min(0).values, train.max(0).values
+        kern = model.covar_module
+        ls = getattr(getattr(kern, "base_kernel", kern), "lengthscale", None)
+        ls = torch.ones(X.shape[-1]) if ls is None else ls.detach().reshape(-1)
+        ls = ls.to(X).expand(X.shape[-1])
+        far = self._extrapolating(model, X)
+        nearest = (torch.cdist(X / ls, train / ls).min(-1).values).tolist()
+        out: list[str | None] = []
+        for i, x in enumerate(X):
+            why = None
+            for j, p in enumerate(self.space.parameters):
+                if p.kind == "categorical":
+                    continue
+                if (lo[j] - x[j]) > RANGE_LENGTHSCALES * ls[j] or (
+                    x[j] - hi[j]
+                ) > RANGE_LENGTHSCALES * ls[j]:
+                    seen = self.space.decode(torch.stack([lo, hi]))
+                    why = (
+                        f"{p.name}={self.space.decode(x.unsqueeze(0))[0][p.name]:g} is outside "
+                        f"the observed {seen[0][p.name]:g}-{seen[1][p.name]:g}"
+                    )
+                    break
+            if why is None and bool(far[i]):
+                why = f"{nearest[i]:.1f} lengthscales from the nearest observation"
+            out.append(why)
         return out
 
     @staticmethod

@@ -112,10 +112,11 @@ def params_of(experiment: Experiment) -> dict[str, str]:
 
 
 def prediction_metrics(prediction: Prediction | None) -> dict[str, float]:
-    """``pred.<outcome>.mean/std/lower/upper`` and ``pred.cost.mean/std/upper``."""
+    """``pred.<outcome>.mean/std/lower/upper``, ``pred.cost.mean/std/upper`` and
+    ``pred.extrapolating`` (1.0 where the model answered outside its training conditions)."""
     if prediction is None:
         return {}
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"pred.extrapolating": float(prediction.extrapolating)}
     for name, est in prediction.outcomes.items():
         for field in ("mean", "std", "lower", "upper"):
             out[f"pred.{metric_key(name)}.{field}"] = getattr(est, field)
@@ -131,6 +132,7 @@ def prediction_from_dict(data: Mapping[str, Any]) -> Prediction:
         Estimate(**data["cost"]),
         bool(data.get("extrapolating", False)),
         list(data.get("notes", [])),
+        data.get("extrapolating_reason"),
     )
 
 

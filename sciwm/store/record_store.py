@@ -167,6 +167,9 @@ class RecordStore(ModelLog):
             }
             if prediction is not None:
                 tags.update(chunked("sciwm.prediction", json.dumps(prediction.to_dict())))
+                if prediction.extrapolating:  # searchable: tags.`sciwm.extrapolating` != ''
+                    why = prediction.extrapolating_reason or "outside the training conditions"
+                    tags["sciwm.extrapolating"] = why[:500]
             run = self._client.create_run(exp_id, tags=tags, run_name=experiment.id)
             run_id = run.info.run_id
             log_batched(

@@ -146,6 +146,19 @@ class Emulation:
     def train_temperatures(self) -> list[float]:
         return sorted(self.pool)
 
+    @property
+    def noise_length_range(self) -> tuple[float, float] | None:
+        """Shortest and longest run length (ps) whose sampling noise was measured on real
+        runs, or ``None`` without a table."""
+        if self.run_noise is None:
+            return None
+        known = [
+            length
+            for j, length in enumerate(self.noise_lengths)
+            if bool((self.run_noise[:, j, :] > 0).any())
+        ]
+        return (min(known), max(known)) if known else None
+
     def to(self, device: torch.device) -> Emulation:
         """Move the networks to ``device`` (in place); returns ``self``."""
         self.models = [m.to(device) for m in self.models]

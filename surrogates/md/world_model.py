@@ -328,28 +328,42 @@ class MDEmulatorWorldModel(WorldModel):
                 if (run := noise[name]) is not None:  # a real run's own sampling noise
                     var += float(run[i]) ** 2
                 ests[name] = Estimate.gaussian(float(m[i]), math.sqrt(var), level)
-            t = float(params[self.t_name])
-            flag = trained is not None and not (trained[0] <= t <= trained[1])
-            notes = (
-                [
-                    f"{self.t_name}={t:g} K is outside the emulator's training range "
-                    f"{trained[0]:g}-{trained[1]:g} K"
-                ]
-                if flag
-                else []
-            )
+            why = self._extrapolation_reason(params, trained)
             out.append(
                 Prediction(
                     outcomes=ests,
                     cost=Estimate.lognormal(float(cmean[i]), float(cstd[i]), level),
-                    extrapolating=flag,
-                    notes=notes,
+                    extrapolating=why is not None,
+                    notes=[why] if why else [],
+                    extrapolating_reason=why,
                 )
             )
         return out
 
     def _trained_range(self) -> tuple[float, float] | None:
         return self._train_range
+
+    def _extrapolation_reason(
+        self, params: Mapping[str, Any], trained: tuple[float, float] | None
+    ) -> str | None:
+        """Why ``params`` lie outside the trained conditions: a temperature outside the
+        emulator's training temperatures, or a run length outside those whose sampling noise
+        was measured on real runs; ``None`` inside both."""
+        t = float(params[self.t_name])
+        if trained is not None and not (trained[0] <= t <= trained[1]):
+            return (
+                f"{self.t_name}={t:g} K is outside the emulator's training temperatures "
+                f"{trained[0]:g}-{trained[1]:g} K"
+            )
+        lengths = self._load().noise_length_range if self.l_name in params else None
+        if lengths is not None:
+            length = float(params[self.l_name])
+            if not (lengths[0] <= length <= lengths[1]):
+                return (
+                    f"{self.l_name}={length:g} ps is outside the run lengths measured on real "
+                    f"runs ({lengths[0]:g}-{lengths[1]:g} ps)"
+                )
+        return None
 
     # -- persistence ----------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:

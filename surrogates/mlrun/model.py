@@ -296,18 +296,16 @@ class MLRunWorldModel(WorldModel):
             m, s, h = max(-MAX_LOG, min(MAX_LOG, m)), min(s, MAX_LOG_STD), min(h, MAX_LOG)
             cost = Estimate.lognormal(m, s, level)
             cost = Estimate(cost.mean, cost.std, math.exp(m - h), math.exp(m + h), level)
-            flag = bool(far[i])
+            why = far[i]
             out.append(
                 Prediction(
                     outcomes=outcomes,
                     cost=cost,
-                    extrapolating=flag,
-                    notes=[
-                        "far from the training data (unseen learner or numbers out of "
-                        "range): trust the interval less"
-                    ]
-                    if flag
+                    extrapolating=why is not None,
+                    notes=[f"far from the training data ({why}): trust the interval less"]
+                    if why
                     else [],
+                    extrapolating_reason=why,
                 )
             )
         return out
@@ -315,12 +313,12 @@ class MLRunWorldModel(WorldModel):
     def _outcomes_modelled(self) -> list[str]:
         return self.outcomes[:1] if self.lcdb else list(self.outcomes)
 
-    def _far(self, rows: list[dict], X: Tensor) -> Tensor:
+    def _far(self, rows: list[dict], X: Tensor) -> list[str | None]:
         pred = self._require()
         records = [self.mapping.record(r) for r in rows]
         raw_text = pred.text_features(records)
         x = self.mapping.inputs(pred, X)
-        return pred.far(Inputs(raw_text, x.numeric, x.curve), x)
+        return pred.far_reasons(Inputs(raw_text, x.numeric, x.curve), x)
 
     # -- persistence -------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from sciwm.errors import WorldModelError
-from sciwm.lcdb.meta import meta_vector
+from sciwm.lcdb.meta import META_FEATURES, meta_vector
 from surrogates.mlrun.calibration import FULL_FRACTION, SizeCalibrator
 from surrogates.mlrun.curve import N_CURVE_FEATURES, curve_features
 from surrogates.mlrun.describe import segments
@@ -316,16 +316,47 @@ class RunPredictor:
         return mean, std, self.far(raw, x)
 
     def far(self, raw: Inputs, x: Inputs) -> Tensor:
-        """``n`` flags: standardised numbers outside the training range, or an unseen learner."""
+        """``n`` flags: runs outside the training data (see :meth:`far_reasons`)."""
+        return torch.tensor([r is not None for r in self.far_reasons(raw, x)], dtype=torch.bool)
+
+    def far_reasons(self, raw: Inputs, x: Inputs) -> list[str | None]:
+        """Why each of ``n`` runs is outside the training data, or ``None``: an unseen
+        learner, a training size above the largest one trained on, or another number
+        (meta-feature, extra) beyond the training range by more than ``RANGE_MARGIN``
+        standard deviations."""
         s = self.stats
-        out_num = (
-            (x.numeric < s["num_min"] - RANGE_MARGIN) | (x.numeric > s["num_max"] + RANGE_MARGIN)
-        ).any(-1)
         half = self.encoder.dim  # the learner segment: a new data set is expected
         q = torch.nn.functional.normalize(raw.text[:, :half], dim=-1)
         bank = torch.nn.functional.normalize(s["text_bank"][:, :half], dim=-1)
-        unseen = (q @ bank.T).max(-1).values < TEXT_SIMILARITY
-        return out_num | unseen
+        similarity = (q @ bank.T).max(-1).values
+        num = x.numeric.detach()
+        low, high = num < s["num_min"] - RANGE_MARGIN, num > s["num_max"] + RANGE_MARGIN
+        high[:, 0] = num[:, 0] > s["num_max"][0] + 1e-4  # training size: any larger one
+        names = self.numeric_names()
+        out: list[str | None] = []
+        for i in range(len(num)):
+            if similarity[i] < TEXT_SIMILARITY:
+                out.append(f"a learner unlike any trained on (similarity {similarity[i]:.2f})")
+            elif bool(high[i, 0]):
+                top = 2 ** float(s["num_max"][0] * s["num_std"][0] + s["num_mean"][0])
+                seen = 2 ** float(num[i, 0] * s["num_std"][0] + s["num_mean"][0])
+                out.append(f"training size {seen:.0f} is above the largest trained on ({top:.0f})")
+            elif bool((low[i] | high[i]).any()):
+                j = int((low[i] | high[i]).nonzero()[0])
+                side = "below" if bool(low[i, j]) else "above"
+                out.append(f"{names[j]} is {side} the range of the training data")
+            else:
+                out.append(None)
+        return out
+
+    def numeric_names(self) -> list[str]:
+        """Names of the numeric inputs, in order (for messages)."""
+        names = ["log2 training size"]
+        if self.use_meta:
+            names += list(META_FEATURES)
+        width = int(self.stats["num_mean"].numel()) if self.stats else len(names)
+        names += [f"numeric input {j}" for j in range(len(names), width)]
+        return names
 
     def interval_halfwidth(
         self, target: int, std: Tensor, level: float, log2_size: Tensor, full: Tensor

@@ -89,8 +89,11 @@ def test_prediction_to_dict_is_json() -> None:
         cost=Estimate.lognormal(2.0, 0.2),
         extrapolating=True,
         notes=["far from data"],
+        extrapolating_reason="x=95 is outside the observed 0-10",
     )
     data = json.loads(json.dumps(p.to_dict()))
     assert data["outcomes"]["y"] == p.outcomes["y"].to_dict()
     assert data["cost"]["mean"] == pytest.approx(math.exp(2.0 + 0.02))
     assert data["extrapolating"] is True and data["notes"] == ["far from data"]
+    assert data["extrapolating_reason"] == "x=95 is outside the observed 0-10"
+    assert Prediction(p.outcomes, p.cost).to_dict()["extrapolating_reason"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -175,8 +176,24 @@ def test_round_trip(store: RecordStore, campaign: str) -> None:
     assert run.data.metrics["y"] == 1.5 and run.data.metrics["cost"] == 12.0
     assert run.data.metrics["pred.y.mean"] == 2.0 and run.data.metrics["pred.y.std"] == 0.5
     assert run.data.metrics["pred.cost.mean"] == pytest.approx(math.exp(0.02))
+    assert (
+        run.data.metrics["pred.extrapolating"] == 0.0 and "sciwm.extrapolating" not in run.data.tags
+    )
     assert run.data.tags["sciwm.experiment_id"] == exp.id
     assert run.data.tags["sciwm.status"] == "completed"
+
+
+def test_extrapolating_prediction_is_logged(store: RecordStore, campaign: str) -> None:
+    exp = Experiment.create(campaign, 0, {"x": 0.75, "kind": "a"})
+    pred = dataclasses.replace(
+        prediction(2.0), extrapolating=True, extrapolating_reason="x=0.75 is outside 0-0.5"
+    )
+    rec = store.record_proposal(exp, pred)
+    (back,) = store.records(campaign)
+    assert back.prediction == pred
+    run = client(store).get_run(rec.run_id)
+    assert run.data.metrics["pred.extrapolating"] == 1.0
+    assert run.data.tags["sciwm.extrapolating"] == "x=0.75 is outside 0-0.5"
 
 
 def test_record_proposal_is_idempotent(store: RecordStore, campaign: str) -> None:

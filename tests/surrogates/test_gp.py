@@ -167,6 +167,26 @@ def test_extrapolation_flag_far_from_data_only() -> None:
     assert not near.extrapolating and near.notes == []
     assert far.extrapolating and far.notes
     assert far.outcomes["y"].std > near.outcomes["y"].std
+    assert near.extrapolating_reason is None
+    assert far.extrapolating_reason == "x=95 is outside the observed 0-10"
+
+
+def test_extrapolation_reason_far_from_every_observation_inside_the_range() -> None:
+    # Observations at both ends only: the middle is inside the observed range but many
+    # lengthscales from any observation.
+    space = SearchSpace((Parameter("x", "float", 0.0, 1.0),))
+    xs = [0.0, 0.01, 0.02, 0.03, 0.97, 0.98, 0.99, 1.0]
+    experiments = _experiments([{"x": x} for x in xs])
+    observations = [
+        Observation(e.id, Status.COMPLETED, {"y": math.sin(40 * x)}, cost=1.0 + x)
+        for e, x in zip(experiments, xs, strict=True)
+    ]
+    model = GPWorldModel(space, ["y"], seed=0)
+    model.fit(experiments, observations)
+    (mid,) = model.predict([{"x": 0.5}])
+    assert mid.extrapolating
+    assert mid.extrapolating_reason is not None
+    assert mid.extrapolating_reason.endswith("lengthscales from the nearest observation")
 
 
 # -- settings, data checks, determinism ----------------------------------------------------------

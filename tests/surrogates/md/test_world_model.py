@@ -191,3 +191,26 @@ def test_run_noise_matches_independent_real_runs(temperature: float) -> None:
             blocks.append(pop[: (len(pop) // b) * b].reshape(-1, b).mean(1))
         measured = float(torch.cat(blocks).std())
         assert measured / 2 < predicted < 2 * measured, (length, predicted, measured)
+
+
+def test_extrapolating_outside_trained_temperatures_and_lengths() -> None:
+    space = SearchSpace(
+        (
+            Parameter("temperature", "float", 250.0, 700.0),
+            Parameter("length_ps", "float", 1.0, 10000.0, log=True, fidelity=True),
+        )
+    )
+    model = MDEmulatorWorldModel(space, ["pop_alpha_r"], **{**FAST, "grid": 1})
+    model.fit([], [])
+    lo, hi = model.emulation.train_temperatures[0], model.emulation.train_temperatures[-1]
+    shortest, longest = model.emulation.noise_length_range
+    inside, hot, long = model.predict(
+        [
+            {"temperature": (lo + hi) / 2, "length_ps": longest},
+            {"temperature": hi + 50.0, "length_ps": longest},
+            {"temperature": lo, "length_ps": 2 * longest},
+        ]
+    )
+    assert not inside.extrapolating and inside.extrapolating_reason is None
+    assert hot.extrapolating and f"temperature={hi + 50.0:g} K" in hot.extrapolating_reason
+    assert long.extrapolating and f"length_ps={2 * longest:g} ps" in long.extrapolating_reason

@@ -112,6 +112,8 @@ def test_prior_answers_before_any_run(prior_model: MLRunWorldModel) -> None:
         assert 0.0 < acc.mean < 1.2 and acc.lower < acc.mean < acc.upper
         assert p.cost.mean > 0 and not p.extrapolating
     assert preds[-1].extrapolating and "far from the training data" in preds[-1].notes[0]
+    assert preds[0].extrapolating_reason is None
+    assert preds[-1].extrapolating_reason.startswith("a learner unlike any trained on")
     small = prior_model.predict([{"learner": "SVC_rbf", "train_size": 32}])[0]
     assert small.cost.mean < preds[0].cost.mean  # more data costs more
 
@@ -197,3 +199,20 @@ def test_a_data_set_with_only_the_8_meta_features_is_still_predicted(cache: Path
     pred = model.predict([{"learner": "SVC_rbf", "train_size": 1437}])[0]
     acc = pred.outcomes["accuracy"]
     assert 0.0 < acc.mean <= 1.0 and acc.std < 1.0  # unknown extras stay bounded
+
+
+def test_training_size_above_the_largest_trained_on_is_extrapolating(cache: Path) -> None:
+    space = SearchSpace(
+        (
+            Parameter("learner", "categorical", choices=LEARNERS),
+            Parameter("train_size", "int", 32, 1_000_000, log=True),
+        )
+    )
+    model = MLRunWorldModel(space, ["accuracy"], **LCDB_SETTINGS)
+    model.fit([], [])
+    inside, huge = model.predict(
+        [{"learner": "SVC_rbf", "train_size": 512}, {"learner": "SVC_rbf", "train_size": 900_000}]
+    )
+    assert not inside.extrapolating and inside.extrapolating_reason is None
+    assert huge.extrapolating
+    assert huge.extrapolating_reason.startswith("training size 900000 is above the largest")
