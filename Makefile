@@ -15,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench,browser]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench,browser,postgres]"
 	touch $(STAMP)
 
 demo: setup

@@ -390,7 +390,7 @@ class CampaignLoop:
             budget=self.spec.budget.total,
             best_value=None if best is None else best.observation.outcomes[name],  # type: ignore[union-attr]
             best_parameters=None if best is None else dict(best.experiment.parameters),
-            tracking_uri=self.store.tracking_uri,
+            tracking_uri=self.store.display_uri,
             best_note=None
             if best is None
             else fidelity_note(self.space, best.experiment.parameters),
@@ -424,7 +424,7 @@ class CampaignLoop:
                 if attempt == CONNECTOR_RETRIES:
                     raise ConnectorError(
                         f"{exc}\nThe campaign stopped after {attempt} attempts; every recorded "
-                        f"result is kept in {self.store.tracking_uri}. Fix the backend and run "
+                        f"result is kept in {self.store.display_uri}. Fix the backend and run "
                         "`sciwm campaign run` again to resume."
                     ) from None
                 log.warning("connector call failed (attempt %d): %s", attempt, exc)

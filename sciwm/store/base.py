@@ -11,8 +11,10 @@ from sciwm.store.connection import (
     HINT,
     connect,
     default_tracking_uri,
+    redact_uri,
     short_reason,
     sqlite_artifact_root,
+    without_secrets,
 )
 
 #: The tag that tells a campaign, an experiment and the auxiliary runs apart.
@@ -27,6 +29,8 @@ class StoreBase:
 
     def __init__(self, tracking_uri: str | None = None, artifact_root: Path | None = None) -> None:
         self.tracking_uri = tracking_uri or default_tracking_uri()
+        #: The URI fit to show in messages and summaries: any password in it is ``***``.
+        self.display_uri = redact_uri(self.tracking_uri)
         self._artifact_root = artifact_root or sqlite_artifact_root(self.tracking_uri)
         self._campaign_ids: dict[str, str] = {}
         self._client = connect(self.tracking_uri)
@@ -57,9 +61,10 @@ class StoreBase:
             raise
         except Exception as exc:  # noqa: BLE001 - re-raised as a project error
             raise StoreError(
-                f"the MLflow tracking store at {self.tracking_uri} failed while {action}: "
-                f"{short_reason(exc)}. Everything recorded before is kept; once the store is "
-                f"reachable again, run the campaign again to resume it. {HINT}."
+                f"the MLflow tracking store at {self.display_uri} failed while {action}: "
+                f"{without_secrets(short_reason(exc), self.tracking_uri)}. Everything recorded "
+                "before is kept; once the store is reachable again, run the campaign again to "
+                f"resume it. {HINT}."
             ) from exc
 
     def _campaign_id(self, name: str) -> str:
@@ -74,7 +79,7 @@ class StoreBase:
     def _unknown(self, name: str) -> StoreError:
         known = self.campaigns()
         return StoreError(
-            f"no campaign named {name!r} in the MLflow tracking store at {self.tracking_uri}; "
+            f"no campaign named {name!r} in the MLflow tracking store at {self.display_uri}; "
             f"known campaigns: {known or 'none'}. Start it with `sciwm campaign run FILE.toml`, "
             "or point MLFLOW_TRACKING_URI / [store] tracking_uri at the store that holds it"
         )

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -43,11 +44,48 @@ def default_tracking_uri(root: Path | None = None) -> str:
     return f"sqlite:///{(root or Path.cwd()).resolve()}/mlflow.db"
 
 
+def redact_uri(uri: str) -> str:
+    """``uri`` fit to show: a password in it (``user:pw@host`` or ``?password=``) is ``***``."""
+    try:
+        parts = urlsplit(uri)
+        if parts.password is None and "password" not in parts.query.lower():
+            return uri
+        netloc = parts.netloc
+        if parts.password is not None:
+            user, _, host = netloc.rpartition("@")
+            netloc = f"{user.split(':', 1)[0]}:***@{host}"
+        query = parts.query
+        if query and "password" in query.lower():
+            pairs = parse_qsl(query, keep_blank_values=True)
+            query = urlencode(
+                [(k, "***" if "password" in k.lower() else v) for k, v in pairs], safe="*"
+            )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:  # not a URL at all (a bad port, say): show the scheme only
+        return uri.split("://", 1)[0] + "://***" if "://" in uri else uri
+
+
+def without_secrets(text: str, uri: str) -> str:
+    """``text`` with the URI's password replaced by ``***`` wherever it appears."""
+    try:
+        password = urlsplit(uri).password
+    except ValueError:
+        password = None
+    if password:
+        text = text.replace(password, "***")
+    return text.replace(uri, redact_uri(uri))
+
+
+#: The PostgreSQL drivers SQLAlchemy picks for ``postgresql://`` and ``postgresql+psycopg2://``.
+_DRIVERS = ("psycopg", "psycopg2")
+
+
 def connect(tracking_uri: str) -> MlflowClient:
     """A client of the store at ``tracking_uri``, checked to answer.
 
-    A tracking server is asked once, without retries and with a short timeout, so that a
-    wrong URI fails in seconds.
+    A tracking server is asked once, without retries and with a timeout of 20 s (a team's
+    server may be busy), so that a wrong URI fails in seconds. Error messages never show a
+    password from the URI.
 
     Raises:
         StoreError: Naming the URI, the cause and how to fix it.
@@ -55,14 +93,20 @@ def connect(tracking_uri: str) -> MlflowClient:
     try:
         client = _client_when_ready(tracking_uri)
     except Exception as exc:  # noqa: BLE001 - any failure means "unreachable"
-        reason = short_reason(exc)
+        reason = without_secrets(short_reason(exc), tracking_uri)
+        if any(f"No module named '{d}'" in reason for d in _DRIVERS):
+            reason += (
+                "; MLflow needs a PostgreSQL driver for this URI: install sciwm's postgres "
+                "extra (pip install 'sciwm[postgres]')"
+            )
         if "://" not in tracking_uri or tracking_uri.startswith("file:"):
             reason = (
                 "sciwm does not use MLflow's file store (a plain directory); give a "
                 "database URI such as sqlite:///PATH/mlflow.db or a tracking server URL"
             )
         raise StoreError(
-            f"cannot reach the MLflow tracking store at {tracking_uri}: {reason}. {HINT}."
+            f"cannot reach the MLflow tracking store at {redact_uri(tracking_uri)}: {reason}. "
+            f"{HINT}."
         ) from exc
     return client
 
@@ -80,7 +124,11 @@ def _client_when_ready(tracking_uri: str, attempts: int = 8) -> MlflowClient:
     """
     for attempt in range(attempts):
         try:
-            with _fail_fast_http(), _sqlite_init_lock(tracking_uri):
+            with (
+                _fail_fast_http(),
+                _sqlite_init_lock(tracking_uri),
+                _database_init_lock(tracking_uri),
+            ):
                 client = MlflowClient(tracking_uri)
                 client.search_experiments(max_results=1)
             return client
@@ -90,6 +138,41 @@ def _client_when_ready(tracking_uri: str, attempts: int = 8) -> MlflowClient:
                 raise
             time.sleep(0.25 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+#: Key of the PostgreSQL advisory lock sciwm processes take while MLflow creates its tables.
+_PG_INIT_LOCK = 0x5C1A_0001
+
+
+@contextmanager
+def _database_init_lock(uri: str) -> Iterator[None]:
+    """Connect once to a database server first, and serialise MLflow's table creation on it.
+
+    MLflow retries a database it cannot reach for about 100 s before it gives up; one
+    connection with a 10 s time-out makes a wrong host, port or password fail in seconds.
+    Two processes creating MLflow's tables in a new PostgreSQL database at once collide
+    (``duplicate key value violates unique constraint``); an advisory lock held on that
+    connection makes them take turns. Other URIs pass straight through.
+    """
+    scheme = uri.split("://", 1)[0].lower().split("+")[0] if "://" in uri else ""
+    if scheme not in ("postgresql", "mysql"):
+        yield
+        return
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(uri, poolclass=NullPool, connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect() as conn:
+            if scheme == "postgresql":
+                conn.execute(sqlalchemy.text(f"SELECT pg_advisory_lock({_PG_INIT_LOCK})"))
+            try:
+                yield
+            finally:
+                if scheme == "postgresql":
+                    conn.execute(sqlalchemy.text(f"SELECT pg_advisory_unlock({_PG_INIT_LOCK})"))
+    finally:
+        engine.dispose()
 
 
 @contextmanager
@@ -133,7 +216,7 @@ def sqlite_artifact_root(uri: str) -> Path | None:
 @contextmanager
 def _fail_fast_http() -> Iterator[None]:
     """No retries and a short timeout while checking that a tracking server answers."""
-    fast = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    fast = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
     saved = {k: os.environ.get(k) for k in fast}
     os.environ.update(fast)
     try:

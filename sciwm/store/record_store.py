@@ -96,7 +96,7 @@ class RecordStore(ModelLog):
             assert exp is not None
             if exp.tags.get(KIND_TAG) != "campaign":
                 raise StoreError(
-                    f"an MLflow experiment named {name!r} already exists in {self.tracking_uri} "
+                    f"an MLflow experiment named {name!r} already exists in {self.display_uri} "
                     "but was not created by sciwm; choose another [campaign] name"
                 )
             if exp.lifecycle_stage == "deleted":
@@ -113,7 +113,7 @@ class RecordStore(ModelLog):
             ]
             if changed:
                 raise StoreError(
-                    f"campaign {name!r} already exists in {self.tracking_uri} with a different "
+                    f"campaign {name!r} already exists in {self.display_uri} with a different "
                     f"{' and '.join(changed)}; its recorded experiments would not fit the new "
                     "campaign. Give the new campaign another [campaign] name, or restore the "
                     "original definition to resume it (budget, stopping, scheduler, connector and "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.services.postgres import MlflowServer, PostgresServer
 from tests.integration.services.slurm import SlurmCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,3 +44,43 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = saved
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A running PostgreSQL on a loopback port (password authentication)."""
+    try:
+        import psycopg  # noqa: F401 - the driver MLflow's postgresql:// URIs need
+    except ImportError:
+        pytest.fail("no PostgreSQL driver: pip install -e '.[postgres]'", pytrace=False)
+    scratch = Path(tempfile.mkdtemp(prefix="sciwm-pg-"))  # the postgres user must reach it
+    server = PostgresServer(scratch)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
+    """``mlflow server`` on a loopback port, its backend store a PostgreSQL database."""
+    server = MlflowServer(
+        postgres.create_database("mlflow_server"), tmp_path_factory.mktemp("mlflow-server")
+    )
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
