@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
         "--problems",
         default=None,
         help="campaign suite only: comma-separated problems (branin, hartmann6) and groups "
-        "of real-data campaigns (lcdb); default all",
+        "of real-data campaigns (lcdb, md); default all",
     )
     return p
 

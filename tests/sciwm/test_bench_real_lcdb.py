@@ -99,13 +99,17 @@ def test_hyperband_runs_rungs_and_keeps_to_the_cap():
 
 
 def _run(method: str, fits: list[Fit], problem: str = "lcdb:1", seed: int = 0) -> LcdbRun:
-    return LcdbRun(problem, method, seed, 100.0, 1.0, 0.9, 0.7, 0.89, 2048, tuple(fits),
-                   "x", 1.0, {})  # fmt: skip
+    return LcdbRun(
+        problem, method, seed, 100.0, 1.0, 0.9, 0.7, 0.89, 2048, tuple(fits), "x", 1.0, {}
+    )
 
 
 def test_cost_to_target_and_regret_count_full_size_results_within_budget():
-    fits = [Fit("mid", 2048, 0.85, 4.0, 4.0), Fit("slow", 512, 0.95, 1.0, 5.0),
-            Fit("cheap", 2048, 0.895, 1.0, 6.0)]  # fmt: skip
+    fits = [
+        Fit("mid", 2048, 0.85, 4.0, 4.0),
+        Fit("slow", 512, 0.95, 1.0, 5.0),
+        Fit("cheap", 2048, 0.895, 1.0, 6.0),
+    ]
     run = _run("random", fits)
     assert cost_to_target(run) == 6.0  # the small-size 0.95 does not count
     assert regret_at(run, 2.0) == pytest.approx(0.9 - 0.7)  # nothing at full size yet
@@ -167,9 +171,16 @@ def test_a_product_campaign_runs_through_the_loop_on_replayed_costs(tmp_path):
     pd.DataFrame(rows).to_csv(csv, index=False)
     store = TimedStore(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = run_lcdb_product(
-        p, "sciwm_no_world_model", 0, 30.0, store=store, root=tmp_path, pretrain_data=None,
-        max_experiments=4, replay_data=str(csv),
-    )  # fmt: skip
+        p,
+        "sciwm_no_world_model",
+        0,
+        30.0,
+        store=store,
+        root=tmp_path,
+        pretrain_data=None,
+        max_experiments=4,
+        replay_data=str(csv),
+    )
     assert 1 <= len(run.fits) <= 4
     assert run.fits[-1].spent == pytest.approx(sum(f.cost for f in run.fits))
     assert run.figures["virtual"] is None  # not recorded by the product: reported missing

@@ -40,8 +40,12 @@ REACHED_MIN = 0.95
 VIRTUAL_WRONG_MAX = 0.10
 STOPPED_WRONGLY_MAX = 0.05
 #: Figures of the product that are read from what it records (``None`` when it does not).
-RECORDED = ("virtual_fraction", "virtual_wrong_fraction", "stopped_early_fraction",
-            "stopped_wrongly_fraction")  # fmt: skip
+RECORDED = (
+    "virtual_fraction",
+    "virtual_wrong_fraction",
+    "stopped_early_fraction",
+    "stopped_wrongly_fraction",
+)
 
 
 def cost_to_target(run: LcdbRun) -> float:
@@ -85,30 +89,65 @@ def lcdb_rows(runs: Sequence[LcdbRun]) -> list[Row]:
             qual = {"runs": len(group), "reached": sum(math.isfinite(x) for x in ratios)}
             if problem != "lcdb":
                 costs = [cost_to_target(r) for r in group]
-                for metric, q in (("cost_to_target", 0.5), ("cost_to_target_q25", 0.25),
-                                  ("cost_to_target_q75", 0.75)):  # fmt: skip
+                for metric, q in (
+                    ("cost_to_target", 0.5),
+                    ("cost_to_target_q25", 0.25),
+                    ("cost_to_target_q75", 0.75),
+                ):
                     v = _quantile(costs, q)
-                    rows.append(_row(problem, method, metric, v, **qual, censored=math.isinf(v),
-                                     cap=group[0].cap))  # fmt: skip
-            for metric, q in (("cost_to_target_x_oracle", 0.5), ("cost_x_oracle_q25", 0.25),
-                              ("cost_x_oracle_q75", 0.75)):  # fmt: skip
+                    rows.append(
+                        _row(
+                            problem,
+                            method,
+                            metric,
+                            v,
+                            **qual,
+                            censored=math.isinf(v),
+                            cap=group[0].cap,
+                        )
+                    )
+            for metric, q in (
+                ("cost_to_target_x_oracle", 0.5),
+                ("cost_x_oracle_q25", 0.25),
+                ("cost_x_oracle_q75", 0.75),
+            ):
                 v = _quantile(ratios, q)
                 rows.append(_row(problem, method, metric, v, **qual, censored=math.isinf(v)))
             reached = sum(x <= REACH_BY for x in ratios) / len(ratios)
-            rows.append(_row(problem, method, "reached_fraction", reached, **qual,
-                             by_x_oracle=REACH_BY))  # fmt: skip
+            rows.append(
+                _row(problem, method, "reached_fraction", reached, **qual, by_x_oracle=REACH_BY)
+            )
             for b in BUDGETS:
                 regrets = [regret_at(r, b * r.oracle_cost) for r in group]
-                rows.append(_row(problem, method, "regret_at_budget", float(np.median(regrets)),
-                                 budget_x=b, q25=float(np.quantile(regrets, 0.25)),
-                                 q75=float(np.quantile(regrets, 0.75)), **qual))  # fmt: skip
+                rows.append(
+                    _row(
+                        problem,
+                        method,
+                        "regret_at_budget",
+                        float(np.median(regrets)),
+                        budget_x=b,
+                        q25=float(np.quantile(regrets, 0.25)),
+                        q75=float(np.quantile(regrets, 0.75)),
+                        **qual,
+                    )
+                )
             if method in LCDB_PRODUCT:
                 rows += _product_rows(problem, method, group)
         for r in mine:
-            rows.append(_row(r.problem, method, "run", cost_to_target(r), seed=r.seed,
-                             x_oracle=cost_to_target(r) / r.oracle_cost, fits=len(r.fits),
-                             reason=r.reason, wall_s=r.wall_s,
-                             learners=[f"{f.learner}@{f.anchor}" for f in r.fits]))  # fmt: skip
+            rows.append(
+                _row(
+                    r.problem,
+                    method,
+                    "run",
+                    cost_to_target(r),
+                    seed=r.seed,
+                    x_oracle=cost_to_target(r) / r.oracle_cost,
+                    fits=len(r.fits),
+                    reason=r.reason,
+                    wall_s=r.wall_s,
+                    learners=[f"{f.learner}@{f.anchor}" for f in r.fits],
+                )
+            )
     rows += lcdb_targets(rows)
     return rows
 
@@ -116,13 +155,13 @@ def lcdb_rows(runs: Sequence[LcdbRun]) -> list[Row]:
 def _product_rows(problem: str, method: str, group: Sequence[LcdbRun]) -> list[Row]:
     n = sum(len(r.fits) for r in group)
     wall = sum(r.wall_s for r in group)
-    out = [_row(problem, method, "loop_overhead_s", wall / max(n, 1), experiments=n,
-                seconds=wall)]  # fmt: skip
+    out = [_row(problem, method, "loop_overhead_s", wall / max(n, 1), experiments=n, seconds=wall)]
     for key in RECORDED:
         values = [r.figures.get(key) for r in group]
         if any(v is None for v in values):
-            out.append(_row(problem, method, key, None, missing=True,
-                            why="the product does not record it"))  # fmt: skip
+            out.append(
+                _row(problem, method, key, None, missing=True, why="the product does not record it")
+            )
         else:
             out.append(_row(problem, method, key, float(np.mean(values))))
     return out
@@ -148,17 +187,32 @@ def lcdb_targets(rows: Sequence[Row]) -> list[Row]:
     nwm = med.get("sciwm_no_world_model")
     if nwm is not None:
         ratio = nwm / s if math.isfinite(s) and s > 0 else math.nan
-        checks.append((f"{BELOW_NO_WORLD_MODEL:g}x_below_no_world_model",
-                       bool(ratio >= BELOW_NO_WORLD_MODEL), ratio))  # fmt: skip
+        checks.append(
+            (
+                f"{BELOW_NO_WORLD_MODEL:g}x_below_no_world_model",
+                bool(ratio >= BELOW_NO_WORLD_MODEL),
+                ratio,
+            )
+        )
     reached = agg[("sciwm", "reached_fraction")]["value"]
     checks.append((f"reached_{REACHED_MIN}_by_{REACH_BY:g}x", reached >= REACHED_MIN, reached))
-    for key, limit in (("virtual_wrong_fraction", VIRTUAL_WRONG_MAX),
-                       ("stopped_wrongly_fraction", STOPPED_WRONGLY_MAX)):  # fmt: skip
+    for key, limit in (
+        ("virtual_wrong_fraction", VIRTUAL_WRONG_MAX),
+        ("stopped_wrongly_fraction", STOPPED_WRONGLY_MAX),
+    ):
         v = agg.get(("sciwm", key), {}).get("value")
         checks.append((f"{key}_le_{limit}", None if v is None else v <= limit, v))
     for criterion, ok, value in checks:
-        out.append(_row("lcdb", "sciwm", "target_met", None if ok is None else int(ok),
-                        criterion=criterion, measured=value))  # fmt: skip
+        out.append(
+            _row(
+                "lcdb",
+                "sciwm",
+                "target_met",
+                None if ok is None else int(ok),
+                criterion=criterion,
+                measured=value,
+            )
+        )
     return out
 
 
@@ -166,8 +220,13 @@ def table(rows: Sequence[Row]) -> str:
     """The side-by-side table over all held-out data sets (medians in oracle multiples)."""
     agg = [r for r in rows if r["problem"] == "lcdb"]
     methods = [m for m in LCDB_METHODS if any(r["method"] == m for r in agg)]
-    head = ["method", "cost/oracle (q25-q75)", "reached<=20x",
-            *[f"regret@{b:g}x" for b in BUDGETS], "loop s/exp"]  # fmt: skip
+    head = [
+        "method",
+        "cost/oracle (q25-q75)",
+        "reached<=20x",
+        *[f"regret@{b:g}x" for b in BUDGETS],
+        "loop s/exp",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for m in methods:
         get = {(r["metric"], r.get("budget_x")): r for r in agg if r["method"] == m}
@@ -175,9 +234,11 @@ def table(rows: Sequence[Row]) -> str:
         def fmt(v: Any) -> str:
             return ">budget" if v is None or math.isinf(v) else f"{v:.2f}"
 
-        cost = (f"{fmt(get[('cost_to_target_x_oracle', None)]['value'])} "
-                f"({fmt(get[('cost_x_oracle_q25', None)]['value'])}-"
-                f"{fmt(get[('cost_x_oracle_q75', None)]['value'])})")  # fmt: skip
+        cost = (
+            f"{fmt(get[('cost_to_target_x_oracle', None)]['value'])} "
+            f"({fmt(get[('cost_x_oracle_q25', None)]['value'])}-"
+            f"{fmt(get[('cost_x_oracle_q75', None)]['value'])})"
+        )
         cells = [m, cost, f"{get[('reached_fraction', None)]['value']:.2f}"]
         cells += [f"{get[('regret_at_budget', b)]['value']:.3f}" for b in BUDGETS]
         loop = get.get(("loop_overhead_s", None))
@@ -202,8 +263,9 @@ def plot_regret(runs: Sequence[LcdbRun], path: Path) -> Path:
         med = np.median(curves, 0)
         style = {"lw": 2.4} if method == "sciwm" else {"lw": 1.3}
         (line,) = ax.plot(grid, med, label=method, **style)
-        ax.fill_between(grid, *np.quantile(curves, [0.25, 0.75], 0), color=line.get_color(),
-                        alpha=0.12)  # fmt: skip
+        ax.fill_between(
+            grid, *np.quantile(curves, [0.25, 0.75], 0), color=line.get_color(), alpha=0.12
+        )
     for b in BUDGETS:
         ax.axvline(b, color="grey", lw=0.6, ls=":")
     ax.set_xscale("log")
@@ -240,5 +302,13 @@ def lcdb_suite(
     return rows, config
 
 
-__all__ = ["BUDGETS", "cost_to_target", "lcdb_rows", "lcdb_suite", "lcdb_targets",
-           "plot_regret", "regret_at", "table"]  # fmt: skip
+__all__ = [
+    "BUDGETS",
+    "cost_to_target",
+    "lcdb_rows",
+    "lcdb_suite",
+    "lcdb_targets",
+    "plot_regret",
+    "regret_at",
+    "table",
+]

@@ -49,7 +49,10 @@ Task = tuple[Problem, str, int, float, Settings, str]
 #: :func:`run`, ``--problems`` of ``sciwm bench campaign``): each is called as
 #: ``suite(quick, seeds, progress, out)``, prints its own table and returns
 #: ``(rows, config)``.
-EXTRA_SUITES: dict[str, str] = {"lcdb": "sciwm.bench.campaign.real_report:lcdb_suite"}
+EXTRA_SUITES: dict[str, str] = {
+    "lcdb": "sciwm.bench.campaign.real_report:lcdb_suite",
+    "md": "sciwm.bench.campaign.md_campaign:md_suite",
+}
 
 #: One record store per process and benchmark run, by the run's directory: opening a new
 #: SQLite MLflow store costs seconds, so the campaigns of one process share it.
