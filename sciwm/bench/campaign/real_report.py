@@ -148,8 +148,50 @@ def lcdb_rows(runs: Sequence[LcdbRun]) -> list[Row]:
                     learners=[f"{f.learner}@{f.anchor}" for f in r.fits],
                 )
             )
+    rows += against_best_peer(rows)
     rows += lcdb_targets(rows)
     return rows
+
+
+def against_best_peer(rows: Sequence[Row]) -> list[Row]:
+    """Per data set, ``sciwm``'s median cost over the best peer's (``ratio_to_best_peer``,
+    the peer named; above 1: sciwm loses there)."""
+    med = {
+        (r["problem"], r["method"]): r["value"]
+        for r in rows
+        if r["metric"] == "cost_to_target_x_oracle" and r["problem"] != "lcdb"
+    }
+    out: list[Row] = []
+    for problem in sorted({p for p, _ in med}):
+        if (problem, "sciwm") not in med:
+            continue
+        peers = {
+            m: v
+            for (p, m), v in med.items()
+            if p == problem and m not in LCDB_PRODUCT and m != "oracle"
+        }
+        if not peers:
+            continue
+        best = min(peers, key=lambda m: peers[m])
+        s, b = med[(problem, "sciwm")], peers[best]
+        if math.isinf(s) and math.isinf(b):
+            ratio = math.nan
+        elif math.isinf(s):
+            ratio = math.inf
+        else:
+            ratio = s / b
+        out.append(
+            _row(
+                problem,
+                "sciwm",
+                "ratio_to_best_peer",
+                ratio,
+                peer=best,
+                sciwm_x_oracle=s,
+                peer_x_oracle=b,
+            )
+        )
+    return out
 
 
 def _product_rows(problem: str, method: str, group: Sequence[LcdbRun]) -> list[Row]:

@@ -181,7 +181,8 @@ def run(
         if r["metric"] == "target_met" and not _extra(r):
             word = "met" if r["value"] else "NOT met"
             print(f"target {r['criterion']} on {r['problem']}: {word}")
-    print(f"total wall time {wall:.0f} s with {workers} worker(s)")
+    if chosen:
+        print(f"total wall time {wall:.0f} s with {workers} worker(s)")
     if out is not None:
         save_result(out, result)
     return result
