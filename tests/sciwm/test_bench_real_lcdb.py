@@ -132,6 +132,8 @@ def test_rows_medians_reached_fraction_and_targets():
     assert get[("lcdb", "sciwm", "reached_fraction", None)]["value"] == 0.75
     assert get[("lcdb", "sciwm", "regret_at_budget", 2.0)]["value"] == pytest.approx(0.005)
     assert get[("lcdb", "sciwm", "virtual_fraction", None)]["missing"] is True
+    vs = get[("lcdb:1", "sciwm", "ratio_to_best_peer", None)]
+    assert vs["peer"] == "random" and vs["value"] == pytest.approx(1.2 / 6.0)
     met = {r["criterion"]: r["value"] for r in rows if r["metric"] == "target_met"}
     assert met["within_1.5x_oracle"] == 1
     assert met["below_every_peer"] == 1
