@@ -22,7 +22,8 @@ from scheduler.agent import Agent, default_initial_experiments
 from scheduler.constraints import OutcomeConstraint
 from scheduler.gate import Candidate, Decision, DispatchGate
 from scheduler.multiobjective import objectives_of
-from scheduler.stopping import StoppingRule, expected_gain_per_cost
+from scheduler.stopping import StoppingRule, best_gain_per_cost
+from scheduler.warm_start import apply_prior, read_prior
 from sciwm.connector import Connector
 from sciwm.errors import ConnectorError, WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
@@ -65,6 +66,11 @@ class CampaignLoop:
         store.open_campaign(spec, spec_text)
         sched = spec.scheduler
         self.model: WorldModel = build_world_model(spec.world_model, self.space, spec.outcome_names)
+        warm = spec.warm_start
+        self.prior = (
+            None if warm is None else read_prior(store, self.space, warm.campaigns, warm.values)
+        )
+        self._warm_start(self.model)
         self.connector: Connector = build_connector(
             spec.connector, workdir, {"parallelism": sched.parallelism}
         )
@@ -134,6 +140,12 @@ class CampaignLoop:
             return
         if logged is not None:
             self.model = logged
+            self._warm_start(self.model)
+
+    def _warm_start(self, model: WorldModel) -> None:
+        """Hand the earlier campaigns' results to the world model as its prior."""
+        if self.prior is not None:
+            apply_prior(model, self.prior, self.spec.world_model.type)
 
     @property
     def spent(self) -> float:
@@ -292,25 +304,15 @@ class CampaignLoop:
         return self.gate_and_dispatch(candidates, n)
 
     def gain_per_cost(self, candidates: list[Candidate]) -> float | None:
-        """Best expected gain per unit of cost among ``candidates``.
-
-        ``None`` for a round the world model did not steer (the initial design, a restart's
-        fresh design, the ``random`` acquisition) or before any result.
-        """
-        values = self.objective_values()
-        steered = any(c.acquisition_value is not None for c in candidates)
-        if not steered or not self.model.is_fitted or not values:
-            return None
-        pick = max if self.spec.maximize else min
-        X = self.space.encode([c.parameters for c in candidates])
-        try:
-            gains = expected_gain_per_cost(
-                self.model, self.spec.objective.name, self.spec.maximize, X, pick(values)
-            )
-        except WorldModelError as exc:
-            log.warning("expected gain per cost not computed: %s", exc)
-            return None
-        return float(gains.max())
+        """The round's best expected gain per unit of cost (see :func:`best_gain_per_cost`)."""
+        return best_gain_per_cost(
+            self.model if self.model.is_fitted else None,
+            self.spec.objective.name,
+            self.spec.maximize,
+            self.space,
+            candidates,
+            self.objective_values(),
+        )
 
     def step(self) -> bool:
         """One pass of the loop; ``False`` once the campaign is over."""

@@ -52,6 +52,11 @@ DEFAULT_INITIAL_EXPERIMENTS = 5
 #: Two encoded points closer than this (max-abs, unit cube) count as the same experiment.
 DUPLICATE_TOL = 1e-9
 
+#: Most completed experiments the acquisition improves on: past this many, the best ones by
+#: their observed objective (the noisy-EI baseline's cost grows with the square of its size;
+#: points far below the best have no chance of being the incumbent).
+BASELINE_MAX = 256
+
 
 def default_initial_experiments(model: WorldModel | None) -> int:
     """Size of the initial design when the campaign file does not set one.
@@ -230,6 +235,8 @@ class Agent:
             values = [None] * n
         else:
             assert model is not None
+            if self.objectives is None and len(completed) > BASELINE_MAX:
+                completed = self._best(completed, experiments, observations)
             results = {e.id: o for e, o in zip(experiments, observations, strict=True)}
             X, values = self._optimize(
                 model, completed, seen, pending, n, n_prior, slot_cost, results
@@ -241,6 +248,22 @@ class Agent:
             Candidate(parameters=p, prediction=pr, acquisition_value=v)
             for p, pr, v in zip(params, predictions, values, strict=True)
         ]
+
+    def _best(
+        self,
+        completed: Sequence[Experiment],
+        experiments: Sequence[Experiment],
+        observations: Sequence[Observation],
+    ) -> list[Experiment]:
+        """The :data:`BASELINE_MAX` of ``completed`` with the best objective values."""
+        ids = {c.id for c in completed}
+        value = {
+            e.id: float(o.outcomes[self.objective])
+            for e, o in zip(experiments, observations, strict=True)
+            if e.id in ids
+        }
+        sign = -1.0 if self.maximize else 1.0
+        return sorted(completed, key=lambda e: sign * value[e.id])[:BASELINE_MAX]
 
     # -- restarts -----------------------------------------------------------------------
     def _epoch_start(self, observations: Sequence[Observation]) -> int:

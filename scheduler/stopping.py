@@ -9,6 +9,7 @@ and :meth:`StoppingRule.check_gain` stops when that stays below ``min_gain_per_c
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,8 +17,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from sciwm.errors import SpecError
+from scheduler.gate import Candidate
+from sciwm.errors import SpecError, WorldModelError
+from sciwm.space import SearchSpace
 from sciwm.world_model import WorldModel
+
+logger = logging.getLogger(__name__)
 
 #: Default number of consecutive rounds below ``min_gain_per_cost`` that stop a campaign.
 DEFAULT_GAIN_ROUNDS = 3
@@ -148,3 +153,39 @@ def expected_gain_per_cost(
     normal = torch.distributions.Normal(torch.zeros_like(z), torch.ones_like(z))
     ei = gain * normal.cdf(z) + std * normal.log_prob(z).exp()
     return ei.clamp_min(0.0) / log_cost.exp()
+
+
+def best_gain_per_cost(
+    model: WorldModel | None,
+    objective: str,
+    maximize: bool,
+    space: SearchSpace,
+    candidates: Sequence[Candidate],
+    values: Sequence[float],
+) -> float | None:
+    """The best :func:`expected_gain_per_cost` of one proposal round's candidates.
+
+    Args:
+        model: The fitted world model (``None``: none yet).
+        objective: The objective's name.
+        maximize: Whether it is maximised.
+        space: The search space.
+        candidates: The round's candidates.
+        values: Objective values of the campaign's own completed experiments.
+
+    Returns:
+        The value, or ``None`` for a round the world model did not steer (the initial
+        design, a restart's fresh design, the ``random`` acquisition), before any result, or
+        when the world model cannot say.
+    """
+    steered = any(c.acquisition_value is not None for c in candidates)
+    finite = [float(v) for v in values if math.isfinite(float(v))]
+    if model is None or not steered or not finite:
+        return None
+    X = space.encode([c.parameters for c in candidates])
+    best = max(finite) if maximize else min(finite)
+    try:
+        return float(expected_gain_per_cost(model, objective, maximize, X, best).max())
+    except WorldModelError as exc:
+        logger.warning("expected gain per cost not computed: %s", exc)
+        return None

@@ -255,6 +255,29 @@ class StoppingSpec(_Frozen):
     )
 
 
+class WarmStartSpec(_Frozen):
+    """``[warm_start]``: earlier campaigns whose results the world model starts from.
+
+    Their results are the world model's prior, never this campaign's measurements (see
+    :mod:`scheduler.warm_start` for how parameters are matched).
+    """
+
+    campaigns: list[str] = Field(
+        min_length=1, description="Names of earlier campaigns in the same record store."
+    )
+    values: dict[str, float | int | str] = Field(
+        default_factory=dict,
+        description="Values the earlier campaigns ran at for parameters they did not have.",
+    )
+
+    @field_validator("campaigns")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"campaign names must be unique, got {v}")
+        return v
+
+
 class StoreSpec(_Frozen):
     """``[store]``: where results go (default ``sqlite:///./mlflow.db``, or MLFLOW_TRACKING_URI)."""
 
@@ -280,6 +303,7 @@ class CampaignSpec(_Frozen):
     scheduler: SchedulerSpec = SchedulerSpec()
     stopping: StoppingSpec = StoppingSpec()
     store: StoreSpec = StoreSpec()
+    warm_start: WarmStartSpec | None = None
 
     @field_validator("parameters")
     @classmethod
@@ -353,6 +377,11 @@ class CampaignSpec(_Frozen):
             raise ValueError(
                 "scheduler.acquisition 'gittins' does not weigh [[constraints]]; use "
                 "'ei_per_cost' or 'ei'"
+            )
+        if self.warm_start is not None and self.name in self.warm_start.campaigns:
+            raise ValueError(
+                "warm_start.campaigns names this campaign itself; its own results are used "
+                "anyway, list only earlier campaigns"
             )
         return self
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -20,6 +21,16 @@ from sciwm.space import SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
 from sciwm.world_model_settings import WorldModelSettings
 from surrogates.gp_fit import fit_or_restore
+from surrogates.gp_scalable import (
+    DEFAULT_SCALABLE_ABOVE,
+    DEFAULT_SUBSET_SIZE,
+    hyperparameters,
+    subset_indices,
+    warm_state,
+)
+from surrogates.gp_warm import fit_warm_gp, is_warm
+
+logger = logging.getLogger(__name__)
 
 #: Posterior std above this fraction of the prior std marks a query as extrapolating.
 EXTRAPOLATION_RATIO = 0.9
@@ -35,16 +46,26 @@ class GPSettings(WorldModelSettings):
     Attributes:
         min_points: Fewest observations to fit a GP (at least 2).
         seed: Seed of the hyperparameter fit.
+        scalable_above: Observations of an outcome (or of the cost) above which its GP is
+            fitted on a subset of ``subset_size`` of them (see :mod:`surrogates.gp_scalable`),
+            its hyperparameters starting from the previous fit's; 0: never.
+        subset_size: Size of that subset (at least 8).
     """
 
     model_name: ClassVar[str] = "gp"
 
     min_points: int = 2
     seed: int = 0
+    scalable_above: int = DEFAULT_SCALABLE_ABOVE
+    subset_size: int = DEFAULT_SUBSET_SIZE
 
     def check(self, space: SearchSpace | None) -> None:
         if self.min_points < 2:
             raise self.fail("min_points", f"must be at least 2, got {self.min_points}")
+        if self.scalable_above < 0:
+            raise self.fail("scalable_above", f"must be >= 0 (0: never), got {self.scalable_above}")
+        if self.subset_size < 8:
+            raise self.fail("subset_size", f"must be at least 8, got {self.subset_size}")
 
 
 class GPWorldModel(WorldModel):
@@ -69,6 +90,49 @@ class GPWorldModel(WorldModel):
         self.seed = self.cfg.seed
         self._models: dict[str, SingleTaskGP] = {}
         self._cost_model: SingleTaskGP | None = None
+        #: Results of each GP fitted on a subset in the last fit, by outcome (or "cost").
+        self._subset: dict[str, int] = {}
+        #: Earlier campaigns' results (:meth:`warm_start`), by outcome (or "cost"): X, Y.
+        self._prior: dict[str, tuple[Tensor, Tensor]] = {}
+        self._prior_models: dict[str, SingleTaskGP] = {}
+
+    def warm_start(
+        self, experiments: Sequence[Experiment], observations: Sequence[Observation]
+    ) -> None:
+        """Use earlier campaigns' results (in this space) as the prior of every later fit.
+
+        Each outcome's (and the cost's) GP fitted on them becomes the prior mean of the GP
+        of this campaign's own results (:mod:`surrogates.gp_warm`), whose weight the new
+        results learn; with no result of its own the model is that GP. An outcome with fewer
+        than ``min_points`` earlier results gets no prior. The earlier results never count
+        as this campaign's (:attr:`summary` lists only its own).
+        """
+        completed, costed = split_by_status(experiments, observations)
+        self._prior, self._prior_models = {}, {}
+        for outcome in self.outcomes:
+            rows = [(e, o) for e, o in completed if _has(o, outcome)]
+            if len(rows) >= self.min_points:
+                self._prior[outcome] = self._xy(rows, lambda o, k=outcome: o.outcomes[k])
+        if len(costed) >= self.min_points:
+            self._prior["cost"] = self._xy(costed, lambda o: math.log(o.cost))
+
+    def _xy(
+        self, rows: Sequence[tuple[Experiment, Observation]], value: Any
+    ) -> tuple[Tensor, Tensor]:
+        X = self.space.encode([e.parameters for e, _ in rows]).reshape(-1, self.space.dim)
+        return X, torch.tensor([[float(value(o))] for _, o in rows], dtype=torch.double)
+
+    def _fit_one(
+        self, what: str, X: Tensor, Y: Tensor, previous: SingleTaskGP | None, subset: dict
+    ) -> SingleTaskGP:
+        """The GP of one outcome (or "cost"): warm-started when there is a prior."""
+        if what not in self._prior:
+            return self._fit_gp(X, Y, None, previous, what, subset)
+        if what not in self._prior_models:
+            Xp, Yp = self._prior[what]
+            self._prior_models[what] = self._fit_gp(Xp, Yp, None, None, f"{what} (warm start)")
+        old = self._prior_models[what]
+        return old if len(X) == 0 else fit_warm_gp(old, X, Y, self.seed, what=what)
 
     # -- learning -----------------------------------------------------------------------
     def can_fit(
@@ -84,6 +148,17 @@ class GPWorldModel(WorldModel):
     ) -> str | None:
         """Why these results are too few to fit, or ``None``."""
         n = self.min_points
+        if self._prior:  # each GP needs its prior or enough results of its own
+            names = [*self.outcomes, "cost"]
+            counts = [sum(_has(o, k) for _, o in completed) for k in self.outcomes]
+            short = [
+                f"{k!r} ({m} results)"
+                for k, m in zip(names, [*counts, len(costed)], strict=True)
+                if k not in self._prior and m < n
+            ]
+            if short:
+                return f"without an earlier result, {', '.join(short)} need {n} results to fit"
+            return None
         if len(completed) < n:
             return (
                 f"the GP world model needs at least {n} completed experiments to fit, "
@@ -108,6 +183,7 @@ class GPWorldModel(WorldModel):
         if problem is not None:
             raise WorldModelError(problem)
         models: dict[str, SingleTaskGP] = {}
+        subset: dict[str, int] = {}
         used: set[str] = set()
         n_used = 0
         for outcome in self.outcomes:
@@ -116,29 +192,62 @@ class GPWorldModel(WorldModel):
                 for e, o in completed
                 if outcome in o.outcomes and math.isfinite(o.outcomes[outcome])
             ]
-            X = self.space.encode([e.parameters for e, _ in rows])
-            Y = torch.tensor([[o.outcomes[outcome]] for _, o in rows], dtype=torch.double)
-            models[outcome] = self._fit_gp(X, Y)
+            X, Y = self._xy(rows, lambda o, k=outcome: o.outcomes[k])
+            models[outcome] = self._fit_one(outcome, X, Y, self._models.get(outcome), subset)
             n_used = max(n_used, len(rows))
             used.update(e.id for e, _ in rows)
-        Xc = self.space.encode([e.parameters for e, _ in costed])
-        Yc = torch.tensor([[math.log(o.cost)] for _, o in costed], dtype=torch.double)
-        cost_model = self._fit_gp(Xc, Yc)
+        Xc, Yc = self._xy(costed, lambda o: math.log(o.cost))
+        cost_model = self._fit_one("cost", Xc, Yc, self._cost_model, subset)
         used.update(e.id for e, _ in costed)
-        self._models, self._cost_model = models, cost_model
+        self._models, self._cost_model, self._subset = models, cost_model, subset
         self.summary = TrainingSummary(
             n_observations=n_used,
             n_cost_observations=len(costed),
             outcomes=list(self.outcomes),
             experiment_ids=[e.id for e in experiments if e.id in used],
-            extra={"kernel": "rbf_ard", "targets": "standardized", "cost": "log"},
+            extra={
+                "kernel": "rbf_ard",
+                "targets": "standardized",
+                "cost": "log",
+                "subset": {k: [self.cfg.subset_size, n] for k, n in subset.items()},
+                "warm_start": {k: len(Y) for k, (_, Y) in self._prior.items()},
+            },
         )
 
     def _fit_gp(
-        self, X: Tensor, Y: Tensor, state: Mapping[str, Tensor] | None = None
+        self,
+        X: Tensor,
+        Y: Tensor,
+        state: Mapping[str, Tensor] | None = None,
+        previous: SingleTaskGP | None = None,
+        what: str = "an outcome",
+        subset: dict[str, int] | None = None,
     ) -> SingleTaskGP:
-        model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
-        return fit_or_restore(model, state, self.seed)
+        """An exact GP; past ``scalable_above`` results, one on a subset of them.
+
+        The subset's hyperparameters start from ``previous`` (the last fit of the same
+        outcome) when there is one; ``subset`` collects ``what`` with its result count.
+        """
+        limit = self.cfg.scalable_above
+        if state is not None or not limit or len(X) <= limit:
+            model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
+            return fit_or_restore(model, state, self.seed)
+        keep = subset_indices(Y, self.cfg.subset_size, self.seed)
+        model = SingleTaskGP(X[keep], Y[keep], outcome_transform=Standardize(m=1))
+        warm = previous is not None and warm_state(model, hyperparameters(previous))
+        if subset is not None:
+            subset[what] = len(X)
+        if what not in self._subset:  # the first fit past the threshold says so
+            logger.info(
+                "GP world model: %d results of %s exceed scalable_above = %d: fitting an exact "
+                "GP on a subset of %d (the highest, the lowest and a random third)%s",
+                len(X),
+                what,
+                limit,
+                len(keep),
+                ", starting from the previous fit's hyperparameters" if warm else "",
+            )
+        return fit_or_restore(model, None, self.seed, what=f"the GP of {what}")
 
     # -- querying -----------------------------------------------------------------------
     def _require_fitted(self) -> None:
@@ -263,10 +372,16 @@ class GPWorldModel(WorldModel):
         self._require_fitted()
         assert self._cost_model is not None
         tensors: dict[str, Tensor] = {}
-        for i, model in enumerate(self._models.values()):
-            self._pack(tensors, f"o{i}", model)
-        self._pack(tensors, "cost", self._cost_model)
-        return tensors, {"outcome_order": list(self._models)}
+        warm = []
+        for prefix, model in [
+            *((f"o{i}", m) for i, m in enumerate(self._models.values())),
+            ("cost", self._cost_model),
+        ]:
+            self._pack(tensors, prefix, model)
+            if is_warm(model):
+                self._pack(tensors, f"w.{prefix}", model.sciwm_prior)
+                warm.append(prefix)
+        return tensors, {"outcome_order": list(self._models), "warm": warm}
 
     @staticmethod
     def _pack(tensors: dict[str, Tensor], prefix: str, model: SingleTaskGP) -> None:
@@ -277,13 +392,25 @@ class GPWorldModel(WorldModel):
         for k, v in model.state_dict().items():
             tensors[f"{prefix}.state.{k}"] = v.detach().clone()
 
-    def _unpack(self, tensors: Mapping[str, Tensor], prefix: str) -> SingleTaskGP:
+    def _unpack(
+        self, tensors: Mapping[str, Tensor], prefix: str, warm: Sequence[str] = ()
+    ) -> SingleTaskGP:
         state = {
             k[len(prefix) + 7 :]: v for k, v in tensors.items() if k.startswith(f"{prefix}.state.")
         }
-        return self._fit_gp(tensors[f"{prefix}.X"], tensors[f"{prefix}.Y"], state)
+        X, Y = tensors[f"{prefix}.X"], tensors[f"{prefix}.Y"]
+        if prefix in warm:  # a warm-started GP: its prior GP first
+            old = self._unpack(tensors, f"w.{prefix}")
+            return fit_warm_gp(old, X, Y, self.seed, state=state)
+        return self._fit_gp(X, Y, state)
 
     def load_state(self, tensors: Mapping[str, Tensor], extra: Mapping[str, Any]) -> None:
         order = list(extra["outcome_order"])
-        self._models = {o: self._unpack(tensors, f"o{i}") for i, o in enumerate(order)}
-        self._cost_model = self._unpack(tensors, "cost")
+        warm = list(extra.get("warm", []))
+        self._models = {o: self._unpack(tensors, f"o{i}", warm) for i, o in enumerate(order)}
+        self._cost_model = self._unpack(tensors, "cost", warm)
+
+
+def _has(o: Observation, outcome: str) -> bool:
+    """Whether ``o`` measured ``outcome`` (a finite value)."""
+    return outcome in o.outcomes and math.isfinite(o.outcomes[outcome])
