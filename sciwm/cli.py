@@ -34,6 +34,7 @@ BENCH_SUITES = {
     "campaign": "sciwm.bench.campaign:run",
     "mlrun": "sciwm.bench.mlrun:run",
     "md": "sciwm.bench.md:run",
+    "serve": "sciwm.bench.serve:run",
 }
 
 
