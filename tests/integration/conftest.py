@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.services.postgres import MlflowServer, PostgresServer
+from tests.integration.services.prefect import PrefectServer, PrefectWorker
 from tests.integration.services.slurm import SlurmCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,3 +85,43 @@ def mlflow_server(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """``prefect server start`` on a loopback port, with a home of its own."""
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-server"))
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+#: The work pool the integration tests' worker polls.
+POOL = "sciwm-test-pool"
+
+
+@pytest.fixture(scope="session")
+def prefect_worker(
+    prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrefectWorker]:
+    """A process work pool on the server and a worker of it, running this checkout's code."""
+    worker = PrefectWorker(
+        prefect_server,
+        POOL,
+        tmp_path_factory.mktemp("prefect-worker"),
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    try:
+        worker.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield worker
+    finally:
+        worker.stop()
