@@ -24,9 +24,8 @@ def _worker(prefect_worker) -> None:  # noqa: ANN001 - the session's worker, sta
 
 
 def pool_connector(workdir: Path, api_url: str, function: str = "slow_quadratic", **kw):
-    return PrefectPoolConnector(
-        workdir, function=f"{FNS}:{function}", work_pool=POOL, api_url=api_url, parallelism=2, **kw
-    )
+    settings = {"work_pool": POOL, "parallelism": 2, **kw}
+    return PrefectPoolConnector(workdir, function=f"{FNS}:{function}", api_url=api_url, **settings)
 
 
 class TestPrefectPoolConformance(ConnectorConformance):
