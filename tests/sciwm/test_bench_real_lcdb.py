@@ -202,3 +202,25 @@ def test_unknown_problem_names_the_groups():
 
     with pytest.raises(ValueError, match="lcdb"):
         run(problems=["nope"], progress=False)
+
+
+def test_result_files_round_trip_and_merge(tmp_path):
+    from sciwm.bench.campaign.real_files import merge, runs_from_rows
+    from sciwm.bench.common import make_result, save_result
+
+    lost = Fit("slow", 2048, math.nan, 3.0, 4.0)
+    first = [
+        _run("random", [Fit("cheap", 2048, 0.895, 1.0, 5.0)]),
+        _run("sciwm", [lost, Fit("cheap", 2048, 0.895, 1.0, 5.0)]),
+    ]
+    again = [_run("sciwm", [Fit("cheap", 2048, 0.895, 1.0, 1.5)])]
+    for name, runs in (("a.json", first), ("b.json", again)):
+        save_result(tmp_path / name, make_result("campaign", lcdb_rows(runs), {}))
+    back = runs_from_rows(__import__("json").loads((tmp_path / "a.json").read_text())["rows"])
+    assert [cost_to_target(r) for r in back] == [cost_to_target(r) for r in first]
+    assert math.isnan(back[1].fits[0].score)
+    out = merge(tmp_path / "m.json", [tmp_path / "a.json", tmp_path / "b.json"])
+    get = {(r["method"], r["metric"]): r["value"] for r in out["rows"] if r["problem"] == "lcdb"}
+    assert get[("sciwm", "cost_to_target_x_oracle")] == 1.5  # the later file's run wins
+    assert get[("random", "cost_to_target_x_oracle")] == 5.0
+    assert (tmp_path / "m_lcdb_regret.png").stat().st_size > 1000

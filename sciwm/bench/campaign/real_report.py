@@ -146,11 +146,19 @@ def lcdb_rows(runs: Sequence[LcdbRun]) -> list[Row]:
                     reason=r.reason,
                     wall_s=r.wall_s,
                     learners=[f"{f.learner}@{f.anchor}" for f in r.fits],
+                    trace=[[f.learner, f.anchor, f.score, f.cost, f.spent] for f in r.fits],
+                    run={k: getattr(r, k) for k in RUN_FIELDS},
+                    figures=r.figures,
                 )
             )
     rows += against_best_peer(rows)
     rows += lcdb_targets(rows)
     return rows
+
+
+#: What a ``run`` row keeps of its :class:`LcdbRun` (with ``trace`` and ``figures``), so that
+#: :func:`runs_from_rows` can rebuild the runs from a result file.
+RUN_FIELDS = ("cap", "oracle_cost", "best", "worst", "target", "top")
 
 
 def against_best_peer(rows: Sequence[Row]) -> list[Row]:
@@ -289,41 +297,6 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def plot_regret(runs: Sequence[LcdbRun], path: Path) -> Path:
-    """PNG of regret against real cost (multiples of the oracle's) per method: the median over
-    data sets and seeds, the band their quartiles."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    grid = np.geomspace(0.1, 200.0, 60)
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for method in [m for m in LCDB_METHODS if any(r.method == m for r in runs)]:
-        mine = [r for r in runs if r.method == method]
-        curves = np.array([[regret_at(r, x * r.oracle_cost) for x in grid] for r in mine])
-        med = np.median(curves, 0)
-        style = {"lw": 2.4} if method == "sciwm" else {"lw": 1.3}
-        (line,) = ax.plot(grid, med, label=method, **style)
-        ax.fill_between(
-            grid, *np.quantile(curves, [0.25, 0.75], 0), color=line.get_color(), alpha=0.12
-        )
-    for b in BUDGETS:
-        ax.axvline(b, color="grey", lw=0.6, ls=":")
-    ax.set_xscale("log")
-    ax.set_xlabel("real cost spent (multiples of the oracle's cost)")
-    ax.set_ylabel("regret (accuracy at full size)")
-    n = len({r.problem for r in runs})
-    seeds = len({r.seed for r in runs})
-    ax.set_title(f"LCDB replay campaigns: {n} held-out data sets x {seeds} seed(s)")
-    ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def lcdb_suite(
     quick: bool, seeds: int | None, progress: bool, out: Path | None
 ) -> tuple[list[Row], dict[str, Any]]:
@@ -340,17 +313,19 @@ def lcdb_suite(
             print(f"target {r['criterion']} on lcdb: {word} ({r['measured']})")
     if out is not None:
         png = Path(out).with_name(Path(out).stem + "_lcdb_regret.png")
+        from sciwm.bench.campaign.real_files import plot_regret
+
         config["plot"] = str(plot_regret(runs, png))
     return rows, config
 
 
 __all__ = [
+    "RUN_FIELDS",
     "BUDGETS",
     "cost_to_target",
     "lcdb_rows",
     "lcdb_suite",
     "lcdb_targets",
-    "plot_regret",
     "regret_at",
     "table",
 ]
