@@ -269,11 +269,13 @@ class Campaign:
         running ones as pending. A ``random`` campaign is ranked by ``ei_per_cost``.
 
         Raises:
+            NotRankable: For a campaign with several objectives or outcome constraints.
             ParameterError: If a candidate or ``level`` is not valid.
             NotReadyError: If the campaign's world model cannot predict yet.
         """
-        from sciwm.api_rank import acquisition_values
+        from sciwm.api_rank import acquisition_values, check_rankable
 
+        check_rankable(self.spec)
         level = self._level(level)
         params = self.validate(candidates)
         if not params:

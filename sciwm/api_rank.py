@@ -16,15 +16,35 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from sciwm.errors import ParameterError
 from sciwm.experiment import Status
 from sciwm.prediction import Prediction
 
 if TYPE_CHECKING:
     from sciwm.api import Campaign
+    from sciwm.spec import CampaignSpec
     from sciwm.world_model import WorldModel
 
 #: Candidates evaluated in one call of the acquisition.
 CHUNK = 256
+
+
+class NotRankable(ParameterError):
+    """The campaign's agent cannot be asked to rank candidates (see the message)."""
+
+
+def check_rankable(spec: CampaignSpec) -> None:
+    """Raise :class:`NotRankable` for a campaign whose ranking is not supported.
+
+    Raises:
+        NotRankable: For several objectives or outcome constraints.
+    """
+    if spec.multi_objective or spec.constraints:
+        raise NotRankable(
+            f"campaign {spec.name!r} has several objectives or outcome constraints; ranking "
+            "supports a single objective without constraints for now. Ask predict for each "
+            "candidate's outcomes and cost instead"
+        )
 
 
 def acquisition_values(
@@ -42,23 +62,27 @@ def acquisition_values(
         prediction)``, one sentence about candidate ``i``.
     """
     from scheduler.acquisition import build_acquisition
-    from scheduler.agent import DEFAULT_COST_EXPONENT, DEFAULT_INITIAL_EXPERIMENTS
+    from scheduler.agent import BASELINE_MAX, DEFAULT_COST_EXPONENT, DEFAULT_INITIAL_EXPERIMENTS
     from scheduler.fidelity import project_to_target
 
     spec, space = campaign.spec, campaign.space
+    check_rankable(spec)
     sched = spec.scheduler
     kind = sched.acquisition if sched.acquisition != "random" else "ei_per_cost"
     exponent = DEFAULT_COST_EXPONENT if sched.cost_exponent is None else sched.cost_exponent
     records = campaign.records()
     obj = spec.objective.name
-    completed = [
-        r.experiment.parameters
+    done = [
+        (r.experiment.parameters, float(r.observation.outcomes[obj]))
         for r in records
         if r.observation is not None
         and r.observation.status is Status.COMPLETED
         and obj in r.observation.outcomes
         and math.isfinite(float(r.observation.outcomes[obj]))
     ]
+    if len(done) > BASELINE_MAX:  # as the agent: the best BASELINE_MAX are the baseline
+        done = sorted(done, key=lambda d: -d[1] if spec.maximize else d[1])[:BASELINE_MAX]
+    completed = [p for p, _ in done]
     if completed:
         X_base = space.encode(completed)
     else:  # as the agent: improve on what the model predicts for the design it replaces

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sciwm.api import NotReadyError
+from sciwm.api_rank import NotRankable
 from sciwm.errors import ParameterError, SciwmError, StoreError, WorldModelError
 
 log = logging.getLogger("sciwm.serve")
@@ -48,6 +49,8 @@ def reply_for(exc: SciwmError) -> tuple[int, str]:
         return exc.status, exc.code
     if isinstance(exc, NotReadyError):
         return 409, "world_model_not_ready"
+    if isinstance(exc, NotRankable):
+        return 422, "not_rankable"
     if isinstance(exc, ParameterError):
         return 422, "bad_parameters"
     if isinstance(exc, WorldModelError):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import sciwm
+from sciwm.api_rank import NotRankable
 from sciwm.errors import ParameterError, StoreError
 from tests.sciwm.serve.campaigns import open_empty_campaign, run_small_campaign
 
@@ -26,6 +27,7 @@ def uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     mp.chdir(folder)
     uri = run_small_campaign(folder, NAME)
     open_empty_campaign(folder, uri, "api-empty")
+    open_empty_campaign(folder, uri, "api-mo", second_objective=True)
     yield uri
     mp.undo()
 
@@ -137,3 +139,10 @@ def test_import_sciwm_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stderr
     assert Path(sciwm.api.__file__).name == "api.py"
+
+
+def test_rank_refuses_a_multi_objective_campaign(uri: str) -> None:
+    mo = sciwm.open_campaign("api-mo", tracking_uri=uri)
+    assert mo.spec.multi_objective
+    with pytest.raises(NotRankable, match="several objectives.*Ask predict"):
+        mo.rank([{"x": 0.2, "y": 0.5, "kind": "a"}])

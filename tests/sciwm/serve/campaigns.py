@@ -22,7 +22,15 @@ def run_small_campaign(folder: Path, name: str, max_experiments: int = 6) -> str
     return uri
 
 
-def open_empty_campaign(folder: Path, uri: str, name: str) -> None:
-    """Create a campaign in the store at ``uri`` that has not run any experiment."""
+def open_empty_campaign(folder: Path, uri: str, name: str, second_objective: bool = False) -> None:
+    """Create a campaign in the store at ``uri`` that has not run any experiment.
+
+    ``second_objective`` adds an objective ``g`` (minimised): a multi-objective campaign.
+    """
     path = write_campaign(folder, name)
+    if second_objective:
+        text = path.read_text().replace(
+            "[budget]", '[[objectives]]\nname = "g"\ndirection = "minimize"\n\n[budget]'
+        )
+        path.write_text(text)
     RecordStore(uri).open_campaign(load_spec(path), path.read_text())

@@ -10,6 +10,7 @@ from tests.sciwm.serve.campaigns import open_empty_campaign, run_small_campaign
 
 NAME = "serve-camp"
 EMPTY = "serve-empty"
+MULTI = "serve-two-objectives"
 TOKEN = "s3cret-token-for-tests-0123456789"
 
 
@@ -20,6 +21,7 @@ def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     mp.chdir(folder)
     uri = run_small_campaign(folder, NAME)
     open_empty_campaign(folder, uri, EMPTY)
+    open_empty_campaign(folder, uri, MULTI, second_objective=True)
     yield uri
     mp.undo()
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 import sciwm
 from sciwm.serve.app import create_app
 from sciwm.serve.settings import ServeSettings
-from tests.sciwm.serve.conftest import EMPTY, NAME
+from tests.sciwm.serve.conftest import EMPTY, MULTI, NAME
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -23,7 +23,7 @@ def client(store_uri: str) -> TestClient:
 
 def test_campaigns_status_and_experiments(client: TestClient, store_uri: str) -> None:
     assert client.get("/api/health").json() == {"status": "ok"}
-    assert client.get("/api/campaigns").json() == {"campaigns": sorted([NAME, EMPTY])}
+    assert client.get("/api/campaigns").json() == {"campaigns": sorted([NAME, EMPTY, MULTI])}
     status = client.get(f"/api/campaigns/{NAME}").json()
     expected = sciwm.open_campaign(NAME, store_uri).status()
     assert status == json.loads(json.dumps(expected))

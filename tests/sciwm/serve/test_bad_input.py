@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sciwm.errors import SciwmError
 from sciwm.serve.app import create_app
 from sciwm.serve.settings import TOKEN_ENV, ServeSettings, read_token
-from tests.sciwm.serve.conftest import EMPTY, NAME, TOKEN
+from tests.sciwm.serve.conftest import EMPTY, MULTI, NAME, TOKEN
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -150,6 +150,11 @@ def test_world_model_not_fitted_yet(client: TestClient) -> None:
         _check(reply, 409, "world_model_not_ready", "no fitted world model yet", "campaign run")
     plot = client.get(f"/api/campaigns/{EMPTY}/plots/best_vs_cost.png", headers=AUTH)
     _check(plot, 409, "no_results_yet", "no completed experiment")
+
+
+def test_rank_of_a_multi_objective_campaign(client: TestClient) -> None:
+    reply = client.post(f"/api/campaigns/{MULTI}/rank", headers=AUTH, json={"candidates": [GOOD]})
+    _check(reply, 422, "not_rankable", "several objectives", "predict")
 
 
 def test_unknown_plot_endpoint_and_method(client: TestClient) -> None:
