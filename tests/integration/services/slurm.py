@@ -1,7 +1,7 @@
 """A real single-node Slurm cluster on loopback, for the integration tests.
 
 :class:`SlurmCluster` writes ``slurm.conf`` into a scratch directory, starts a private
-``munged`` (its own socket, the installed key), ``slurmctld`` and ``slurmd``, and waits for the
+``munged`` (its own socket and key), ``slurmctld`` and ``slurmd``, and waits for the
 node to be idle; :meth:`SlurmCluster.stop` ends the three daemons. Clients find the cluster
 through ``SLURM_CONF`` (see :attr:`SlurmCluster.env`). The packages come from
 ``.ci/services/install-slurm.sh``.
@@ -36,7 +36,7 @@ def _find(binary: str) -> str | None:
 
 def missing_binaries() -> list[str]:
     """The Slurm and munge programs not installed here."""
-    need = ("sbatch", "squeue", "scontrol", "scancel", "sinfo", *_DAEMONS)
+    need = ("sbatch", "squeue", "scontrol", "scancel", "sinfo", "mungekey", *_DAEMONS)
     return [b for b in need if _find(b) is None]
 
 
@@ -213,6 +213,15 @@ class SlurmCluster:
     def _start_munged(self) -> None:
         munge_dir = self.root / "munge"
         pid_file = munge_dir / "munged.pid"
+        key = munge_dir / "munge.key"  # a key of its own: /etc/munge's may be missing
+        made = subprocess.run(
+            ["runuser", "-u", "munge", "--", _find("mungekey"), "--create", f"--keyfile={key}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if made.returncode != 0:
+            raise RuntimeError(f"mungekey could not create {key}: {made.stderr.strip()}")
         cmd = [
             "runuser",
             "-u",
@@ -223,6 +232,7 @@ class SlurmCluster:
             f"--pid-file={pid_file}",
             f"--log-file={munge_dir / 'log'}",
             f"--seed-file={munge_dir / 'seed'}",
+            f"--key-file={key}",
             "--force",
         ]
         self._run_daemon("munged", cmd, pid_file)
