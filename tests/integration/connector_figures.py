@@ -6,7 +6,9 @@ classes), then measures, in rows of the benchmark format (``problem``, ``method`
 ``metric``, ``value``):
 
 - ``slurm_jobs``: N experiments straight through the ``slurm`` connector, a mix of good ones,
-  failing ones, ones cancelled while queued or running, and ones stopped at their cost cap;
+  failing ones, ones cancelled while queued or running (``scancel``), ones whose process is
+  killed with SIGKILL under the running job, ones stopped at their cost cap, and one that
+  Slurm stops at its time limit (TIMEOUT);
   ``lost`` (no final observation), ``duplicated`` (ran more than once, or more than one Slurm
   job), ``throughput_per_s`` (experiments finished per second);
 - ``slurm_sigkill``: one campaign (``sciwm campaign run`` on Slurm) killed with SIGKILL K
@@ -60,10 +62,18 @@ def slurm_jobs(scratch: Path, n: int) -> list[dict]:
         env={"PYTHONPATH": str(ROOT)},
         parallelism=n,
     )
+    limited = SlurmConnector(  # one job that Slurm itself stops at a 1-minute limit
+        scratch / "jobs",
+        function=f"{FNS}:slow_quadratic",
+        python=sys.executable,
+        env={"PYTHONPATH": str(ROOT)},
+        time_limit_min=1,
+    )
     rng = random.Random(0)
-    kinds = (["good"] * 7 + ["fail", "cancel", "capped"]) * (n // 10 + 1)
+    kinds = (["good"] * 6 + ["fail", "cancel", "capped", "killed"]) * (n // 10 + 1)
+    kinds = ["slurm_timeout", *kinds[: n - 1]]
     plan = []
-    for i, kind in enumerate(kinds[:n]):
+    for i, kind in enumerate(kinds):
         params = {"x": rng.random(), "delay": 0.2}
         cap = None
         if kind == "fail":
@@ -72,9 +82,14 @@ def slurm_jobs(scratch: Path, n: int) -> list[dict]:
             params["delay"] = 60.0
         elif kind == "capped":
             params["delay"], cap = 30.0, 1.5
+        elif kind in ("killed", "slurm_timeout"):
+            params["delay"] = 600.0
         plan.append((kind, Experiment.create("fig-jobs", i, params, cap)))
     start = time.monotonic()
-    handles = {exp.id: conn.submit(exp) for _, exp in plan}
+    handles = {
+        exp.id: (limited if kind == "slurm_timeout" else conn).submit(exp) for kind, exp in plan
+    }
+    to_kill = {exp.id for kind, exp in plan if kind == "killed"}
     for kind, exp in plan:
         if kind == "cancel":
             conn.cancel(handles[exp.id])
@@ -83,6 +98,11 @@ def slurm_jobs(scratch: Path, n: int) -> list[dict]:
     pending = dict(handles)
     deadline = time.monotonic() + 60 + 10 * n
     while pending and time.monotonic() < deadline:
+        for exp_id in list(to_kill):  # the experiment's process dies under the job (kill -9)
+            claim = conn.config.shared_dir / exp_id / "claimed"
+            if claim.exists():
+                os.kill(json.loads(claim.read_text())["pid"], signal.SIGKILL)
+                to_kill.discard(exp_id)
         for exp_id, handle in list(pending.items()):
             if conn.poll(handle).finished:
                 del pending[exp_id]
@@ -92,8 +112,8 @@ def slurm_jobs(scratch: Path, n: int) -> list[dict]:
     for _, exp in plan:
         if exp.id not in pending:
             observed[exp.id] = conn.fetch(handles[exp.id])
-    expected = {"good": Status.COMPLETED, "fail": Status.FAILED, "cancel": Status.CANCELLED}
-    expected["capped"] = Status.FAILED
+    expected = {"good": Status.COMPLETED, "cancel": Status.CANCELLED}
+    expected.update(dict.fromkeys(("fail", "capped", "killed", "slurm_timeout"), Status.FAILED))
     wrong = sum(
         1
         for kind, exp in plan
@@ -105,7 +125,9 @@ def slurm_jobs(scratch: Path, n: int) -> list[dict]:
         ["squeue", "-h", "-t", "all", "-o", "%j"], capture_output=True, text=True
     ).stdout.split()
     duplicated += sum(1 for _, exp in plan if jobs.count(f"sciwm-{exp.id}") > 1)
+    by_kind = {k: sum(1 for kind, _ in plan if kind == k) for k in expected}
     return [
+        *(row("slurm_jobs", f"experiments_{k}", v) for k, v in by_kind.items()),
         row("slurm_jobs", "experiments", n),
         row("slurm_jobs", "lost", len(pending)),
         row("slurm_jobs", "duplicated", duplicated),
