@@ -5,7 +5,8 @@ Every step is a method with its inputs and outputs in the open, so the Prefect f
 
 State lives in the record store, not in this object: a loop built on a campaign that was
 killed mid-way reads every experiment back, re-attaches to the ones still running and
-resubmits (idempotently) the ones recorded but not confirmed submitted.
+resubmits (idempotently) the ones recorded but not confirmed submitted; faults (retries,
+time-outs, an unavailable backend) are handled by :mod:`flows.faults`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from flows.loop_state import CampaignResult, LoopState, ProgressFn
+from flows.faults import FaultHandler, call_connector
+from flows.loop_state import CampaignResult, LoopState, ProgressFn, summarise
 from scheduler.agent import Agent, default_initial_experiments
 from scheduler.constraints import OutcomeConstraint
 from scheduler.gate import Candidate, Decision, DispatchGate
@@ -25,19 +27,15 @@ from scheduler.multiobjective import objectives_of
 from scheduler.stopping import StoppingRule, best_gain_per_cost
 from scheduler.warm_start import apply_prior, read_prior
 from sciwm.connector import Connector
-from sciwm.errors import ConnectorError, WorldModelError
+from sciwm.errors import BackendUnavailable, WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.pareto import as_tensor, feasible, hypervolume_trace, reference_point
 from sciwm.registry import build_connector, build_world_model
 from sciwm.spec import CampaignSpec
 from sciwm.store import Record, RecordStore
-from sciwm.summary import fidelity_note, infeasible_note, pareto_summary
 from sciwm.world_model import WorldModel
 
 log = logging.getLogger("sciwm.campaign")
-
-#: Attempts (with back-off) before a connector call that raises stops the campaign.
-CONNECTOR_RETRIES = 3
 
 
 class CampaignLoop:
@@ -110,7 +108,9 @@ class CampaignLoop:
             min_gain_per_cost=spec.stopping.min_gain_per_cost,
             gain_rounds=spec.stopping.gain_rounds,
         )
+        self.faults = FaultHandler(spec.faults, store.display_uri)
         self.state = self._load_state()
+        self.faults.rebuild(self.state.finished, list(self.state.running.values()))
         # Small GP fits are fastest on one thread, and experiments need the other cores.
         torch.set_num_threads(int(os.environ.get("SCIWM_TORCH_THREADS", "1")))
 
@@ -126,8 +126,7 @@ class CampaignLoop:
             elif rec.status is Status.RUNNING and rec.handle is not None:
                 state.running[rec.experiment.id] = rec
             else:  # proposed: the submit may or may not have happened; it is idempotent
-                handle = self._call(self.connector.submit, rec.experiment)
-                state.running[rec.experiment.id] = self.store.record_submitted(rec, handle)
+                state.unsubmitted[rec.experiment.id] = rec  # submitted by the first step
         if self.model_can_fit(state):
             self._try_load_model()
         return state
@@ -155,14 +154,11 @@ class CampaignLoop:
     @property
     def n_started(self) -> int:
         """Experiments recorded as finished or running."""
-        return len(self.state.finished) + len(self.state.running)
+        return len(self.state.finished) + len(self.state.in_flight())
 
     def running_reserved(self) -> list[float]:
-        """Budget reserved by each running experiment (its cost cap)."""
-        return [
-            r.experiment.max_cost if r.experiment.max_cost is not None else 0.0
-            for r in self.state.running.values()
-        ]
+        """Budget reserved by each running (or not yet accepted) experiment: its cost cap."""
+        return [r.experiment.max_cost or 0.0 for r in self.state.in_flight()]
 
     def history(self, state: LoopState | None = None) -> tuple[list[Experiment], list[Observation]]:
         """Finished experiments and their observations, aligned."""
@@ -202,14 +198,16 @@ class CampaignLoop:
         """Poll running experiments; record and return those that finished."""
         newly: list[Record] = []
         for exp_id, rec in list(self.state.running.items()):
-            status = self._call(self.connector.poll, rec.handle)
-            if not status.finished:
-                continue
-            obs = self._call(self.connector.fetch, rec.handle)
+            obs = self.faults.timed_out(rec, self.connector)  # cancelled past [faults] timeout_s
+            if obs is None:
+                if not self._call(self.connector.poll, rec.handle).finished:
+                    continue
+                obs = self._call(self.connector.fetch, rec.handle)
             obs = obs.checked(self.spec.outcome_names)
             done = self.store.record_observation(rec, obs)
             del self.state.running[exp_id]
             self.state.finished.append(done)
+            self.faults.finished(done, self.state.finished)
             self.state.refit_needed = True
             newly.append(done)
             if obs.status is not Status.COMPLETED:
@@ -235,6 +233,7 @@ class CampaignLoop:
         """Why no further experiment should start, or ``None``."""
         reason = self.stopping.check(self.objective_values(), self.n_started)
         reason = reason or self.stopping.check_gain(self.state.gains)
+        reason = reason or self.faults.stop_reason(self.space.names)
         if reason:
             return reason
         remaining = self.gate.remaining(self.spent, self.running_reserved())
@@ -247,7 +246,7 @@ class CampaignLoop:
         """Ask the agent for up to ``n`` candidates, given what is pending."""
         experiments, observations = self.history()
         model = self.model if self.model.is_fitted else None
-        pending = [r.experiment.parameters for r in self.state.running.values()]
+        pending = [r.experiment.parameters for r in self.state.in_flight()]
         return self.agent.propose(
             model,
             experiments,
@@ -283,10 +282,16 @@ class CampaignLoop:
                 decision.max_cost,
             )
             self.state.next_seq += 1
-            rec = self.store.record_proposal(exp, decision.candidate.prediction)
-            handle = self._call(self.connector.submit, exp)
-            self.state.running[exp.id] = self.store.record_submitted(rec, handle)
+            self.submit(self.store.record_proposal(exp, decision.candidate.prediction))
         return decisions
+
+    def submit(self, rec: Record) -> None:
+        """Submit a recorded proposal; while the backend is unavailable it waits, unsubmitted."""
+        self.state.unsubmitted[rec.experiment.id] = rec
+        handle = self._call(self.connector.submit, rec.experiment)
+        del self.state.unsubmitted[rec.experiment.id]
+        self.state.running[rec.experiment.id] = self.store.record_submitted(rec, handle)
+        self.faults.submitted(rec.experiment.id)
 
     def dispatch(self, n: int) -> list[Decision]:
         """Propose ``n`` candidates and dispatch those the gate lets through.
@@ -294,14 +299,15 @@ class CampaignLoop:
         With ``[stopping] min_gain_per_cost`` set, the round's best expected gain per unit of
         cost is noted first; when that ends the campaign nothing is dispatched.
         """
-        candidates = self.propose(n)
-        if self.stopping.min_gain_per_cost is not None:
+        retries = self.faults.due(n)  # failed transiently: the same parameters again
+        candidates = self.propose(n - len(retries)) if n > len(retries) else []
+        if candidates and self.stopping.min_gain_per_cost is not None:
             self.state.gains.append(self.gain_per_cost(candidates))
             reason = self.stopping.check_gain(self.state.gains)
             if reason is not None:
                 self.state.stop_reason = reason
                 return []
-        return self.gate_and_dispatch(candidates, n)
+        return self.gate_and_dispatch(retries + candidates, n)
 
     def gain_per_cost(self, candidates: list[Candidate]) -> float | None:
         """The round's best expected gain per unit of cost (see :func:`best_gain_per_cost`)."""
@@ -315,7 +321,18 @@ class CampaignLoop:
         )
 
     def step(self) -> bool:
-        """One pass of the loop; ``False`` once the campaign is over."""
+        """One pass of the loop; ``False`` once over. An unavailable backend pauses it."""
+        try:
+            go_on = self._step()
+        except BackendUnavailable as exc:
+            self.faults.pause(exc)
+            return True
+        self.faults.resumed()
+        return go_on
+
+    def _step(self) -> bool:
+        for rec in list(self.state.unsubmitted.values()):
+            self.submit(rec)
         self.poll()
         reason = self.check_stop()
         if reason is not None:
@@ -367,39 +384,7 @@ class CampaignLoop:
 
     def result(self) -> CampaignResult:
         """The campaign's summary now."""
-        completed = [
-            r
-            for r in self.state.finished
-            if r.observation and r.observation.status is Status.COMPLETED
-        ]
-        name = self.spec.objective.name
-        cons = self.spec.constraints
-        ok = [r for r in completed if feasible(r.observation.outcomes, cons)]  # type: ignore[union-attr]
-        best = None
-        front = None
-        if self.spec.multi_objective:
-            front = pareto_summary(self.state.finished, self.spec)
-        elif ok:
-            pick = max if self.spec.maximize else min
-            best = pick(ok, key=lambda r: r.observation.outcomes[name])  # type: ignore[union-attr]
-        return CampaignResult(
-            name=self.spec.name,
-            stop_reason=self.state.stop_reason or "finished",
-            n_experiments=self.n_started,
-            n_completed=len(completed),
-            n_failed=len(self.state.finished) - len(completed),
-            spent=self.spent,
-            budget=self.spec.budget.total,
-            best_value=None if best is None else best.observation.outcomes[name],  # type: ignore[union-attr]
-            best_parameters=None if best is None else dict(best.experiment.parameters),
-            tracking_uri=self.store.display_uri,
-            best_note=None
-            if best is None
-            else fidelity_note(self.space, best.experiment.parameters),
-            pareto_front=None if front is None else front["front"],
-            hypervolume=None if front is None else front["hypervolume"],
-            infeasible_note=infeasible_note(len(completed), len(ok), cons),
-        )
+        return summarise(self.spec, self.state, self.n_started, self.spent, self.store.display_uri)
 
     # -- helpers ------------------------------------------------------------------------
     def _record_stop_reason(self) -> None:
@@ -411,25 +396,5 @@ class CampaignLoop:
         except Exception as exc:  # noqa: BLE001 - the results are recorded; only the note is lost
             log.warning("could not record the stop reason (%s)", exc)
 
-    def _call(self, fn, *args):  # noqa: ANN001, ANN202 - thin retry wrapper
-        """Call a connector method, retrying with back-off; a persistent failure stops here.
-
-        Raises:
-            ConnectorError: After ``CONNECTOR_RETRIES`` failures, saying that every recorded
-                result is kept and how to resume.
-        """
-        delay = 0.5
-        for attempt in range(1, CONNECTOR_RETRIES + 1):
-            try:
-                return fn(*args)
-            except ConnectorError as exc:
-                if attempt == CONNECTOR_RETRIES:
-                    raise ConnectorError(
-                        f"{exc}\nThe campaign stopped after {attempt} attempts; every recorded "
-                        f"result is kept in {self.store.display_uri}. Fix the backend and run "
-                        "`sciwm campaign run` again to resume."
-                    ) from None
-                log.warning("connector call failed (attempt %d): %s", attempt, exc)
-                time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+    def _call(self, fn, *args):  # noqa: ANN001, ANN202 - see flows.faults.call_connector
+        return call_connector(fn, *args, tracking_uri=self.store.display_uri)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sciwm.experiment import Status
+from sciwm.pareto import feasible
+from sciwm.spec import CampaignSpec
 from sciwm.store import Record
+from sciwm.summary import fidelity_note, infeasible_note, pareto_summary
 
 
 @dataclass
@@ -15,6 +19,8 @@ class LoopState:
     Attributes:
         finished: Records of finished experiments, in order of sequence number.
         running: Records of submitted experiments not yet finished, by experiment id.
+        unsubmitted: Records proposed but not yet accepted by the backend (it was
+            unavailable), by experiment id; submitted again before anything new.
         next_seq: Sequence number of the next proposal.
         refit_needed: Whether results arrived since the last fit.
         fits: Number of world-model fits so far (the artifact step).
@@ -26,10 +32,16 @@ class LoopState:
 
     finished: list[Record] = field(default_factory=list)
     running: dict[str, Record] = field(default_factory=dict)
+    unsubmitted: dict[str, Record] = field(default_factory=dict)
     next_seq: int = 0
     refit_needed: bool = True
     fits: int = 0
     stop_reason: str | None = None
+
+    def in_flight(self) -> list[Record]:
+        """Experiments started but not finished: running, or waiting to be accepted."""
+        return [*self.running.values(), *self.unsubmitted.values()]
+
     gains: list[float | None] = field(default_factory=list)
 
 
@@ -74,3 +86,38 @@ class CampaignResult:
 
 
 ProgressFn = Callable[[LoopState, float], None]
+
+
+def summarise(
+    spec: CampaignSpec, state: LoopState, n_started: int, spent: float, tracking_uri: str
+) -> CampaignResult:
+    """The :class:`CampaignResult` of a campaign whose loop is in ``state``."""
+    completed = [
+        r for r in state.finished if r.observation and r.observation.status is Status.COMPLETED
+    ]
+    name = spec.objective.name
+    cons = spec.constraints
+    ok = [r for r in completed if feasible(r.observation.outcomes, cons)]  # type: ignore[union-attr]
+    best = None
+    front = None
+    if spec.multi_objective:
+        front = pareto_summary(state.finished, spec)
+    elif ok:
+        pick = max if spec.maximize else min
+        best = pick(ok, key=lambda r: r.observation.outcomes[name])  # type: ignore[union-attr]
+    return CampaignResult(
+        name=spec.name,
+        stop_reason=state.stop_reason or "finished",
+        n_experiments=n_started,
+        n_completed=len(completed),
+        n_failed=len(state.finished) - len(completed),
+        spent=spent,
+        budget=spec.budget.total,
+        best_value=None if best is None else best.observation.outcomes[name],  # type: ignore[union-attr]
+        best_parameters=None if best is None else dict(best.experiment.parameters),
+        tracking_uri=tracking_uri,
+        best_note=None if best is None else fidelity_note(spec.space(), best.experiment.parameters),
+        pareto_front=None if front is None else front["front"],
+        hypervolume=None if front is None else front["hypervolume"],
+        infeasible_note=infeasible_note(len(completed), len(ok), cons),
+    )

@@ -13,7 +13,9 @@ What the callable may return:
 - a number: the single outcome named by the connector's ``outcome`` setting;
 - a dict of outcomes, ``{"accuracy": 0.93, "loss": 0.2}``;
 - ``{"outcomes": {...}, "cost": 12.0, "metadata": {...}}``: a reported cost replaces the
-  measured wall time; ``cost`` and ``metadata`` are optional.
+  measured wall time; ``cost`` and ``metadata`` are optional;
+- the flat form ``{"accuracy": 0.93, "cost": 12.0}``: the keys ``cost`` and ``metadata`` are
+  the reported cost and metadata, never outcomes (so no outcome can be named ``cost``).
 """
 
 from __future__ import annotations
@@ -121,8 +123,14 @@ def interpret(
     cost, metadata = wall_s, {"cost_source": "wall_time"}
     if _is_number(value):
         raw: Any = {outcome_name: value}
-    elif isinstance(value, dict) and "outcomes" in value:
-        raw = value["outcomes"]
+    elif isinstance(value, dict) and ("outcomes" in value or "cost" in value):
+        # {"outcomes": {...}, "cost": c} or the flat {"y": v, "cost": c}
+        nested = "outcomes" in value
+        raw = (
+            value["outcomes"]
+            if nested
+            else {k: v for k, v in value.items() if k not in ("cost", "metadata")}
+        )
         extra = value.get("metadata") or {}
         if isinstance(extra, dict):
             metadata.update({str(k): v for k, v in extra.items()})
@@ -131,7 +139,9 @@ def interpret(
             if not (_is_number(reported) and math.isfinite(reported) and reported >= 0):
                 error = (
                     f"the callable reported cost={reported!r}; a reported cost must be a "
-                    "finite number >= 0 (or leave 'cost' out to use the wall time)"
+                    "finite number >= 0, as in {'y': 0.9, 'cost': 12.0} or "
+                    "{'outcomes': {'y': 0.9}, 'cost': 12.0} (or leave 'cost' out to use the "
+                    "wall time)"
                 )
                 return {}, wall_s, metadata, error
             cost, metadata["cost_source"] = float(reported), "reported"

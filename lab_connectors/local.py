@@ -45,8 +45,9 @@ class LocalConnector(Connector):
     """Runs ``package.module:function`` in a separate process per experiment.
 
     The callable is called as ``fn(**parameters)``. It returns a number (the outcome named by
-    ``outcome``), a dict of outcomes, or ``{"outcomes": {...}, "cost": c}`` to report its own
-    cost; otherwise the cost is its wall time in seconds. Exceptions, time-outs, non-finite or
+    ``outcome``), a dict of outcomes, or ``{"outcomes": {...}, "cost": c}`` (or the flat
+    ``{"y": v, "cost": c}``) to report its own cost; otherwise the cost is its wall time in
+    seconds. Exceptions, time-outs, non-finite or
     non-numeric outcomes come back as ``FAILED`` observations carrying the error text.
 
     Workers run in the campaign process's working directory, in a session of their own (a
@@ -204,7 +205,7 @@ class LocalConnector(Connector):
                 cost=max(time.time() - started_at, 0.0),
                 started_at=started_at,
                 finished_at=time.time(),
-                metadata={"pid": pid},
+                metadata={"pid": pid, "transient": True},  # killed (OOM, a node): may pass
             ),
         )
 

@@ -21,6 +21,7 @@ from pydantic import (
 from sciwm.errors import ParameterError, SciwmError, SpecError
 from sciwm.prediction import DEFAULT_LEVEL
 from sciwm.space import Parameter, SearchSpace
+from sciwm.spec_faults import FaultsSpec
 
 
 class _Frozen(BaseModel):
@@ -302,6 +303,7 @@ class CampaignSpec(_Frozen):
     world_model: WorldModelSpec = WorldModelSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
     stopping: StoppingSpec = StoppingSpec()
+    faults: FaultsSpec = FaultsSpec()
     store: StoreSpec = StoreSpec()
     warm_start: WarmStartSpec | None = None
 

@@ -104,3 +104,15 @@ def suicide(x: float) -> float:
 
 
 NOT_CALLABLE = 42
+
+
+def flat_cost(x: float) -> dict[str, float]:
+    """The shape a user naturally writes: outcomes and the cost side by side."""
+    _count_run()
+    return {"y": x, "cost": 3.25}
+
+
+def flat_bad_cost(x: float) -> dict[str, object]:
+    """A flat result whose cost is not a number."""
+    _count_run()
+    return {"y": x, "cost": "cheap"}

@@ -102,6 +102,19 @@ def test_reported_cost_replaces_wall_time(tmp_path: Path) -> None:
     assert obs.metadata["cost_source"] == "reported" and obs.metadata["gpu"] == "none"
 
 
+def test_a_flat_cost_key_is_the_cost_not_an_outcome(tmp_path: Path) -> None:
+    obs = run_to_end(make(tmp_path, "flat_cost"), exp(0.4))
+    assert obs.status is Status.COMPLETED
+    assert obs.outcomes == {"y": 0.4}
+    assert obs.cost == 3.25 and obs.metadata["cost_source"] == "reported"
+
+
+def test_a_flat_cost_that_is_not_a_number_fails_showing_the_shape(tmp_path: Path) -> None:
+    obs = run_to_end(make(tmp_path, "flat_bad_cost"), exp(0.4))
+    assert obs.status is Status.FAILED
+    assert "cost='cheap'" in obs.error and "{'y': 0.9, 'cost': 12.0}" in obs.error
+
+
 def test_bad_reported_cost_fails(tmp_path: Path) -> None:
     obs = run_to_end(make(tmp_path, "bad_reported_cost"), exp())
     assert obs.status is Status.FAILED
