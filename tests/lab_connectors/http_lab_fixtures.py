@@ -47,11 +47,15 @@ def running_lab(
     token: str | None = TOKEN,
     faults: dict[str, Any] | None = None,
     tls: tuple[Path, Path] | None = None,
+    port: int = 0,
 ) -> Iterator[RunningLab]:
-    """Start a lab on ``127.0.0.1`` (any free port) and stop it afterwards."""
-    conn = LocalConnector(
-        state_dir / "backend", function=f"{FNS}:{function}", timeout_s=30, parallelism=64
-    )
+    """Start a lab on ``127.0.0.1`` (``port``, or any free one) and stop it afterwards.
+
+    ``function`` is a callable of :mod:`tests.lab_connectors.fixtures_fns` or a full
+    ``package.module:function``.
+    """
+    ref = function if ":" in function else f"{FNS}:{function}"
+    conn = LocalConnector(state_dir / "backend", function=ref, timeout_s=30, parallelism=64)
     backend = LabBackend(conn, state_dir, parallelism, name="test lab")
     backend.start(interval_s=0.02)
     app: Any = create_app(backend, token)
@@ -60,7 +64,7 @@ def running_lab(
         injector = app = FaultInjector(app, **faults)
     cert, key = tls if tls is not None else (None, None)
     try:
-        with LabServer(app, ssl_certfile=cert, ssl_keyfile=key) as server:
+        with LabServer(app, port=port, ssl_certfile=cert, ssl_keyfile=key) as server:
             yield RunningLab(server, backend, injector)
     finally:
         backend.stop()
