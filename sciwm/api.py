@@ -310,20 +310,35 @@ class Campaign:
             return self._model
 
     def logged_step(self) -> int | None:
-        """The fit number of the latest logged world model, or ``None`` when none is logged."""
-        if self._client is None:
-            from mlflow.tracking import MlflowClient
+        """The fit number of the latest logged world model, or ``None`` when none is logged.
 
-            self._client = MlflowClient(self.tracking_uri)
-        client = self._client
-        exp = client.get_experiment_by_name(self.name)
-        if exp is None:
-            return None
-        runs = client.search_runs(
-            [exp.experiment_id], "tags.`sciwm.kind` = 'world_model'", max_results=1
-        )
-        step = runs[0].data.tags.get("sciwm.latest_step") if runs else None
-        return None if step is None else int(step)
+        Raises:
+            StoreError: If the store cannot be read.
+        """
+        from sciwm.errors import StoreError
+
+        try:
+            if self._client is None:
+                from mlflow.tracking import MlflowClient
+
+                self._client = MlflowClient(self.tracking_uri)
+            exp = self._client.get_experiment_by_name(self.name)
+            if exp is None:
+                return None
+            runs = self._client.search_runs(
+                [exp.experiment_id],
+                "tags.`sciwm.kind` = 'world_model'",
+                max_results=1,
+                order_by=["attributes.start_time ASC"],  # the campaign's one world-model run
+            )
+            step = runs[0].data.tags.get("sciwm.latest_step") if runs else None
+            return None if step is None else int(step)
+        except Exception as exc:  # noqa: BLE001 - MLflow's errors, as one project error
+            raise StoreError(
+                f"the MLflow tracking store at {self.tracking_uri} failed while looking for the "
+                f"world model of campaign {self.name!r} ({type(exc).__name__}); once it is "
+                "reachable again, ask again"
+            ) from exc
 
     def _current_key(self) -> tuple[str, int]:
         step = self.logged_step()

@@ -211,3 +211,17 @@ def test_token_from_file_or_environment(tmp_path: Path, monkeypatch: pytest.Monk
         read_token(f)
     with pytest.raises(SciwmError, match="cannot read the token file"):
         read_token(tmp_path / "missing")
+
+
+def test_a_store_that_fails_gets_503_not_a_traceback(store_uri: str, tmp_path: Path) -> None:
+    import shutil
+
+    db = Path(store_uri.removeprefix("sqlite:///"))
+    copy = tmp_path / "mlflow.db"
+    shutil.copy(db, copy)
+    settings = ServeSettings(tracking_uri=f"sqlite:///{copy}", reload_check_s=0.0)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        assert _predict(c, json={"candidates": [GOOD]}).status_code == 200
+        copy.write_bytes(b"this is not a database" * 100)
+        reply = _predict(c, json={"candidates": [GOOD]})
+        _check(reply, 503, "store_unavailable", "failed while", "ask again")
