@@ -224,3 +224,21 @@ def test_result_files_round_trip_and_merge(tmp_path):
     assert get[("sciwm", "cost_to_target_x_oracle")] == 1.5  # the later file's run wins
     assert get[("random", "cost_to_target_x_oracle")] == 5.0
     assert (tmp_path / "m_lcdb_regret.png").stat().st_size > 1000
+
+
+def test_virtual_answers_and_early_stops_are_counted_from_what_the_product_recorded():
+    figures = {
+        "virtual": 2,
+        "virtual_wrong": 1,
+        "virtual_saved_cost": 3.0,
+        "stopped_early": 1,
+        "stopped_wrongly": 0,
+    }
+    fits = (Fit("cheap", 2048, 0.895, 1.0, 1.0), Fit("mid", 2048, 0.85, 4.0, 5.0))
+    run = LcdbRun("lcdb:1", "sciwm", 0, 100.0, 1.0, 0.9, 0.7, 0.89, 2048, fits, "x", 1.0, figures)
+    rows = {r["metric"]: r for r in lcdb_rows([run]) if r["problem"] == "lcdb"}
+    assert rows["virtual_fraction"]["value"] == pytest.approx(2 / 4)  # 2 of 2 real + 2 virtual
+    assert rows["virtual_wrong_fraction"]["value"] == pytest.approx(0.5)
+    assert rows["stopped_early_fraction"]["value"] == pytest.approx(0.5)
+    assert rows["stopped_wrongly_fraction"]["value"] == 0.0
+    assert rows["virtual_saved_cost"]["value"] == 3.0

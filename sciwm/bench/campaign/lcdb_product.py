@@ -186,6 +186,7 @@ def run_lcdb_product(
         problem, method, seed, cap, pretrain_data, max_experiments, replay_data
     )
     spec = parse_spec(tomllib.loads(text), f"<{method} on {problem.name}>")
+    in_store = store.seconds
     t0 = time.perf_counter()
     loop = ReplayBenchLoop(spec, text, store, root / spec.name)
     loop.problem = problem
@@ -210,25 +211,71 @@ def run_lcdb_product(
                 spent,
             )
         )
-    figures = recorded_figures(store, spec.name, loop)
+    figures = recorded_figures(store, spec.name, loop, problem)
+    figures["store_s"] = store.seconds - in_store
     return ProductRun(fits, result.stop_reason, wall, build, figures)
 
 
-def recorded_figures(store: TimedStore, campaign: str, loop: TimedLoop) -> dict[str, Any]:
-    """What the product recorded about a campaign beyond its results.
+def recorded_figures(
+    store: TimedStore, campaign: str, loop: TimedLoop, problem: LcdbProblem
+) -> dict[str, Any]:
+    """What the product recorded about a campaign beyond its results, as counts.
 
-    ``virtual`` (proposals answered by the world model instead of a real run) and
-    ``stopped_early`` (real runs cancelled on their partial result) are ``None`` while the
-    product records no such thing: the benchmark reports them as missing.
+    ``virtual``: proposals the product answered with the world model instead of a real run
+    (read with the store's ``virtual_answers``); ``virtual_wrong``: those whose recorded
+    LCDB result lies outside the interval the answer gave; ``virtual_saved_cost``: the
+    predicted cost they saved. ``stopped_early`` / ``stopped_wrongly``: real runs cancelled
+    on their partial result, and those of them whose full result would have reached the
+    target. A count is ``None`` where the product records no such thing (the benchmark then
+    reports the figure as missing).
     """
-    return {
+    out: dict[str, Any] = {
         "experiments": len(loop.state.finished),
         "fit_s": loop.fit_s,
         "propose_s": loop.propose_s,
-        "store_s": store.seconds,
         "virtual": None,
+        "virtual_wrong": None,
+        "virtual_saved_cost": None,
         "stopped_early": None,
+        "stopped_wrongly": None,
     }
+    reader = getattr(store, "virtual_answers", None)
+    if callable(reader):
+        answers = list(reader(campaign))
+        wrong = 0
+        for a in answers:
+            learner = str(a.parameters["learner"])
+            at = problem.snap(learner, float(a.parameters["train_size"]))
+            est = a.prediction.outcomes.get("accuracy")
+            if at is None or est is None:
+                continue
+            truth = problem.curves[learner][at][0]
+            wrong += not (est.lower <= truth <= est.upper)
+        out.update(
+            virtual=len(answers),
+            virtual_wrong=wrong,
+            virtual_saved_cost=float(sum(a.saved_cost for a in answers)),
+        )
+    stopped = [
+        rec
+        for rec in loop.state.finished
+        if rec.observation is not None and rec.observation.metadata.get("stopped_early")
+    ]
+    if stopped or _records_stops(loop):
+        wrongly = 0
+        for rec in stopped:
+            learner = str(rec.experiment.parameters["learner"])
+            at = problem.snap(learner, float(rec.experiment.parameters["train_size"]))
+            if at == problem.top and problem.curves[learner][at][0] >= problem.target:
+                wrongly += 1
+        out.update(stopped_early=len(stopped), stopped_wrongly=wrongly)
+    return out
+
+
+def _records_stops(loop: TimedLoop) -> bool:
+    """Whether the product's loop stops running experiments early at all (it then marks a
+    stopped run's observation ``metadata["stopped_early"]``)."""
+    return bool(getattr(loop, "early_stopping", False))
 
 
 __all__ = [

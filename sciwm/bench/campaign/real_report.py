@@ -39,13 +39,6 @@ BELOW_NO_WORLD_MODEL = 3.0
 REACHED_MIN = 0.95
 VIRTUAL_WRONG_MAX = 0.10
 STOPPED_WRONGLY_MAX = 0.05
-#: Figures of the product that are read from what it records (``None`` when it does not).
-RECORDED = (
-    "virtual_fraction",
-    "virtual_wrong_fraction",
-    "stopped_early_fraction",
-    "stopped_wrongly_fraction",
-)
 
 
 def cost_to_target(run: LcdbRun) -> float:
@@ -206,14 +199,55 @@ def _product_rows(problem: str, method: str, group: Sequence[LcdbRun]) -> list[R
     n = sum(len(r.fits) for r in group)
     wall = sum(r.wall_s for r in group)
     out = [_row(problem, method, "loop_overhead_s", wall / max(n, 1), experiments=n, seconds=wall)]
-    for key in RECORDED:
-        values = [r.figures.get(key) for r in group]
-        if any(v is None for v in values):
+    pairs = (
+        ("virtual_fraction", "virtual", None),
+        ("virtual_wrong_fraction", "virtual_wrong", "virtual"),
+        ("stopped_early_fraction", "stopped_early", None),
+        ("stopped_wrongly_fraction", "stopped_wrongly", "stopped_early"),
+    )
+    for metric, key, of in pairs:
+        counts = [r.figures.get(key) for r in group]
+        if any(c is None for c in counts):
             out.append(
-                _row(problem, method, key, None, missing=True, why="the product does not record it")
+                _row(
+                    problem,
+                    method,
+                    metric,
+                    None,
+                    missing=True,
+                    why="the product does not record it",
+                )
             )
+            continue
+        if of is None:  # a fraction of the proposals (virtual) or of the real runs (stopped)
+            extra = sum(counts) if key == "virtual" else 0
+            total = n + extra
         else:
-            out.append(_row(problem, method, key, float(np.mean(values))))
+            total = sum(r.figures.get(of) or 0 for r in group)
+        value = sum(counts) / total if total else None
+        out.append(
+            _row(
+                problem,
+                method,
+                metric,
+                value,
+                count=sum(counts),
+                of=total,
+                **({} if total else {"why": f"no {of or 'proposals'} to count"}),
+            )
+        )
+    saved = [r.figures.get("virtual_saved_cost") for r in group]
+    if all(v is not None for v in saved):
+        out.append(
+            _row(
+                problem,
+                method,
+                "virtual_saved_cost",
+                float(sum(saved)),
+                x_oracle=sum(v / r.oracle_cost for v, r in zip(saved, group, strict=True))
+                / len(group),
+            )
+        )
     return out
 
 
