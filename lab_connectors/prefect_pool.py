@@ -240,6 +240,8 @@ class PrefectPoolConnector(Connector):
                 obs.error,
                 {**obs.metadata, **meta},
             )
+        if state == "CRASHED":  # the flow process died (a worker or machine lost): may pass
+            meta["transient"] = True
         return Observation.failed(
             experiment_id,
             f"flow run {run_id} ended {state} without a result: {message or 'no message'}",

@@ -39,6 +39,8 @@ JOB_ID_FILE = "job_id"
 JOB_STARTED_FILE = "job_started"
 SCRIPT_FILE = "job.sh"
 OUT_FILE, ERR_FILE = "slurm.out", "slurm.err"
+#: Job states of a job the cluster lost or killed (its failure is transient).
+_LOST_STATES = frozenset({"NODE_FAIL", "BOOT_FAIL", "PREEMPTED", "OUT_OF_MEMORY"})
 #: Seconds past the job's time limit the worker's own watchdog waits (Slurm stops it first).
 WATCHDOG_GRACE_S = 90.0
 
@@ -306,9 +308,15 @@ class SlurmConnector(Connector):
             meta["timed_out"] = True
         elif state == "GONE":
             error = f"job {job_id} is no longer known to Slurm and left no result in {exp_dir}"
+            meta["transient"] = True  # lost by the cluster: it may pass when tried again
         else:
             exit_code = fields.get("ExitCode", "?") if fields else "?"
             error = f"job {job_id} ended {state} (exit code {exit_code}) without a result"
+            signal = exit_code.partition(":")[2]
+            # killed under the job (a signal, a node lost, preempted): it may pass again; a
+            # job script that exits non-zero by itself would fail the same way again
+            if state in _LOST_STATES or (signal.isdigit() and int(signal) != 0):
+                meta["transient"] = True
         return Observation.failed(
             experiment_id, error + tail(exp_dir / ERR_FILE), cost, metadata=meta, **times
         )

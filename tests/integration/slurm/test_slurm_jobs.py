@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -65,6 +67,21 @@ def test_a_job_script_that_fails_is_a_failed_experiment(tmp_path: Path) -> None:
     obs = conn.fetch(handle)
     assert "ended FAILED (exit code 1:0)" in obs.error
     assert "module not found: cuda" in obs.error  # the job's stderr tail
+    assert "transient" not in obs.metadata  # it would fail the same way again
+
+
+def test_a_process_killed_under_its_job_is_a_transient_failure(tmp_path: Path) -> None:
+    conn = slurm_connector(tmp_path, "slow_quadratic")
+    handle = conn.submit(Experiment.create("slurm-killed", 0, {"x": 0.1, "delay": 60.0}))
+    claim = Path(handle["dir"]) / "claimed"
+    deadline = time.monotonic() + 60
+    while not claim.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(json.loads(claim.read_text())["pid"], signal.SIGKILL)  # the OOM killer, say
+    assert wait_finished(conn, handle, 60) is Status.FAILED
+    obs = conn.fetch(handle)
+    assert "without a result" in obs.error
+    assert obs.metadata["transient"] is True  # the loop may try it again
 
 
 def test_results_outlive_slurms_memory_of_the_job(tmp_path: Path) -> None:
