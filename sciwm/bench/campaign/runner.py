@@ -52,6 +52,8 @@ Task = tuple[Problem, str, int, float, Settings, str]
 EXTRA_SUITES: dict[str, str] = {
     "lcdb": "sciwm.bench.campaign.real_report:lcdb_suite",
     "md": "sciwm.bench.campaign.md_campaign:md_suite",
+    "scale": "sciwm.bench.campaign.scale:scale_suite",
+    "warm_start": "sciwm.bench.campaign.warm_start:warm_start_suite",
 }
 
 #: One record store per process and benchmark run, by the run's directory: opening a new
