@@ -20,6 +20,7 @@ from scheduler.acquisition import ACQUISITIONS, build_acquisition
 from scheduler.constraints import OutcomeConstraint
 from scheduler.fidelity import choose_fidelity, project_to_target
 from scheduler.gate import Candidate
+from scheduler.joint_batch import DEFAULT_JOINT_BATCH_ABOVE, JOINT_ACQUISITIONS, optimize_joint
 from scheduler.multiobjective import Objectives
 from scheduler.restart import epoch_start
 from sciwm.errors import SpecError, WorldModelError
@@ -112,6 +113,10 @@ class Agent:
         constraints: Outcome constraints (:mod:`scheduler.constraints`): proposals are
             weighted by their probability of feasibility, improvement is measured against
             the feasible results.
+        joint_batch_above: Completed results from which a batch of several points is
+            optimised jointly in one run (:mod:`scheduler.joint_batch`) instead of point by
+            point (single unconstrained objective, ``ei`` / ``ei_per_cost``, no fidelity
+            parameter); 0: never (default :data:`DEFAULT_JOINT_BATCH_ABOVE`).
 
     Raises:
         SpecError: If a setting is out of range.
@@ -133,7 +138,10 @@ class Agent:
         restart_after: int = DEFAULT_RESTART_AFTER,
         objectives: Objectives | None = None,
         constraints: Sequence[OutcomeConstraint] = (),
+        joint_batch_above: int = DEFAULT_JOINT_BATCH_ABOVE,
     ) -> None:
+        if joint_batch_above < 0:
+            raise SpecError(f"joint_batch_above must be >= 0 (0: never), got {joint_batch_above}")
         if acquisition not in ACQUISITIONS:
             raise SpecError(
                 f"unknown acquisition {acquisition!r}; use one of {', '.join(ACQUISITIONS)}"
@@ -173,6 +181,7 @@ class Agent:
         self.restart_after = 0 if objectives is not None else int(restart_after)
         self.objectives = objectives
         self.constraints = tuple(constraints)
+        self.joint_batch_above = int(joint_batch_above)
         #: Outcomes a completed result needs for the acquisition's baseline.
         self.required = list(objectives.names) if objectives is not None else [objective]
 
@@ -235,11 +244,12 @@ class Agent:
             values = [None] * n
         else:
             assert model is not None
-            if self.objectives is None and len(completed) > BASELINE_MAX:
+            n_completed = len(completed)
+            if self.objectives is None and n_completed > BASELINE_MAX:
                 completed = self._best(completed, experiments, observations)
             results = {e.id: o for e, o in zip(experiments, observations, strict=True)}
             X, values = self._optimize(
-                model, completed, seen, pending, n, n_prior, slot_cost, results
+                model, completed, seen, pending, n, n_prior, slot_cost, results, n_completed
             )
         params = self.space.decode(X)
         predictor = full if full is not None and full.is_fitted else None
@@ -324,8 +334,10 @@ class Agent:
         n_prior: int,
         slot_cost: float = 0.0,
         results: Mapping[str, Observation] | None = None,
+        n_completed: int | None = None,
     ) -> tuple[Tensor, list[float | None]]:
-        """Sequential greedy batch of ``n`` points (``n x d``) and their acquisition values."""
+        """A batch of ``n`` points (``n x d``) and their acquisition values: sequential greedy,
+        or joint past ``joint_batch_above`` of ``n_completed`` (default: ``len(completed)``)."""
         space = self.space
         Y_base = None
         # the acquisition values the target fidelity: what low-fidelity results say about it
@@ -350,6 +362,10 @@ class Agent:
         X_seen = torch.cat(
             [space.encode([e.parameters for e in experiments]).reshape(-1, space.dim), X_pending]
         )
+        if self._joint(n, len(completed) if n_completed is None else n_completed):
+            joint = self._optimize_joint(model, X_baseline, X_pending, X_seen, n, n_prior)
+            if joint is not None:
+                return joint
         chosen: list[Tensor] = []
         values: list[float | None] = []
         for i in range(n):
@@ -367,6 +383,51 @@ class Agent:
             values.append(value)
             X_seen = torch.cat([X_seen, x.unsqueeze(0)])
         return torch.stack(chosen), values
+
+    def _joint(self, n: int, n_completed: int) -> bool:
+        """Whether this batch is optimised jointly (see ``joint_batch_above``)."""
+        return (
+            n > 1
+            and bool(self.joint_batch_above)
+            and n_completed >= self.joint_batch_above
+            and self.acquisition in JOINT_ACQUISITIONS
+            and self.objectives is None
+            and not self.constraints
+            and not self.space.fidelity_indices
+        )
+
+    def _optimize_joint(
+        self,
+        model: WorldModel,
+        X_baseline: Tensor,
+        X_pending: Tensor,
+        X_seen: Tensor,
+        n: int,
+        n_prior: int,
+    ) -> tuple[Tensor, list[float | None]] | None:
+        """The batch in one optimiser run; ``None`` (go point by point) if that fails."""
+        seed = self.seed * 1_000_003 + n_prior
+        try:
+            acqf = build_acquisition(
+                model,
+                self.objective,
+                self.maximize,
+                X_baseline,
+                X_pending if len(X_pending) else None,
+                kind=self.acquisition,
+                cost_exponent=self.cost_exponent,
+                seed=seed,
+            )
+            X, values = optimize_joint(
+                acqf, self.space, n, self.num_restarts, self.raw_samples, seed
+            )
+        except Exception as exc:  # noqa: BLE001 - the point-by-point path still works
+            logger.warning("joint batch optimisation failed (%s); going point by point", exc)
+            return None
+        for i in range(n):  # a repeat of anything run, pending or earlier in the batch
+            if _is_duplicate(X[i], torch.cat([X_seen, X[:i]])):
+                X[i], values[i] = self._random(n_prior + i, 1, salt=101)[0], None
+        return X, values
 
     def _optimize_one(
         self,

@@ -213,6 +213,14 @@ class SchedulerSpec(_Frozen):
         "agent's DEFAULT_RESTART_AFTER).",
     )
 
+    joint_batch_above: int | None = Field(
+        default=None,
+        ge=0,
+        description="Completed results from which a batch of several points is optimised "
+        "jointly, in one run, instead of point by point; 0: never (left out: the agent's "
+        "DEFAULT_JOINT_BATCH_ABOVE).",
+    )
+
     def agent_settings(self) -> dict[str, Any]:
         """The agent's settings the campaign file sets (the others take the agent's defaults)."""
         keys = (
@@ -221,6 +229,7 @@ class SchedulerSpec(_Frozen):
             "num_restarts",
             "raw_samples",
             "restart_after",
+            "joint_batch_above",
         )
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
