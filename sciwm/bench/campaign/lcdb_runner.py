@@ -4,9 +4,9 @@ Held-out data sets (:func:`~sciwm.bench.campaign.lcdb_replay.heldout_problems`):
 over 6 folds (36), 3 seeds each; ``--quick``: one data set from each of the first 4 folds, 1
 seed. Every method gets the same budget on a data set: the recorded cost of running every
 learner once at full size (what exhaustive search pays; it does not depend on which learner
-is best, so the budget tells no method where the answer is). The runs are grouped by fold,
-so that a worker process pretrains a fold's world model once; the groups run in a pool of
-``workers`` processes, one torch thread each.
+is best, so the budget tells no method where the answer is). One task per data set (every
+method and seed on it), in fold order, in a pool of ``workers`` processes with one torch
+thread each; a worker pretrains a fold's world model once (the world model memoises it).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import multiprocessing as mp
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +154,7 @@ def run_lcdb(
     methods: Sequence[str] | None = None,
     workers: int | None = None,
     limit: int | None = None,
+    on_progress: Callable[[list[LcdbRun]], None] | None = None,
 ) -> tuple[list[LcdbRun], dict[str, Any]]:
     """Run the LCDB suite.
 
@@ -165,6 +166,8 @@ def run_lcdb(
             installed, and ``smac`` (see ``LEFT_OUT``), are left out with a note).
         workers: Worker processes (default: one per usable core).
         limit: Evaluate only the first ``limit`` held-out data sets.
+        on_progress: Called with every run finished so far after each data set (the suite
+            writes a partial result file with it).
 
     Returns:
         The runs and the suite's configuration.
@@ -187,16 +190,20 @@ def run_lcdb(
     runs: list[LcdbRun] = []
     with tempfile.TemporaryDirectory(prefix="sciwm-bench-lcdb-") as root:
         tasks = []
+        # one task per data set, in fold order: a worker pretrains a fold's prior once and
+        # keeps it (the world model memoises it per process)
         for fold in sorted({p.fold for p in problems}):
-            mine = [p for p in problems if p.fold == fold]
             meta = training_meta([build_problem(data, d, fold) for d in fold_training(data, fold)])
             slice_path = write_fold_slice(data, fold, Path(root))
-            tasks.append((mine, chosen, list(range(n_seeds)), meta, slice_path, root))
+            for p in (p for p in problems if p.fold == fold):
+                tasks.append(([p], chosen, list(range(n_seeds)), meta, slice_path, root))
         n_workers = max(1, min(len(tasks), workers or usable_cpus()))
         total = len(problems) * len(chosen) * n_seeds
 
         def _done(group: list[LcdbRun]) -> None:
             runs.extend(group)
+            if on_progress is not None:
+                on_progress(list(runs))
             if progress:
                 for r in group:
                     reached = [f.spent for f in r.fits if _hit(r, f)]
@@ -211,7 +218,7 @@ def run_lcdb(
 
         if n_workers > 1:
             with mp.get_context("spawn").Pool(n_workers) as pool:
-                for group in pool.imap_unordered(run_group, tasks):
+                for group in pool.imap_unordered(run_group, tasks, chunksize=1):
                     _done(group)
         else:
             threads = torch.get_num_threads()

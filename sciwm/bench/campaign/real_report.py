@@ -337,7 +337,16 @@ def lcdb_suite(
     """Run the LCDB suite, print its table and targets, write its plot next to ``out``."""
     from sciwm.bench.campaign.lcdb_runner import run_lcdb
 
-    runs, config = run_lcdb(quick, seeds, progress)
+    partial = None if out is None else Path(out).with_name(Path(out).stem + "_lcdb_partial.json")
+
+    def _partial(done: list[LcdbRun]) -> None:
+        # what has finished so far, as a result file (a run cut short still leaves its data)
+        from sciwm.bench.common import make_result, save_result
+
+        if partial is not None:
+            save_result(partial, make_result("campaign", lcdb_rows(done), {"partial": True}))
+
+    runs, config = run_lcdb(quick, seeds, progress, on_progress=_partial)
     rows = lcdb_rows(runs)
     print("\nLCDB replay campaigns (medians over held-out data sets x seeds):")
     print(table(rows))
