@@ -52,7 +52,10 @@ throughput measured in the same-cost runs, over the emulator's wall time; both o
 machine's CPU, one thread each); ``simulated_ps`` (total simulated time of a method).
 
 The world model under test is built in :mod:`sciwm.bench.md_world_model`; the frame metrics
-(dihedrals, JSD, basins) are in :mod:`sciwm.bench.md_metrics`.
+(dihedrals, JSD, basins) are in :mod:`sciwm.bench.md_metrics`. The ``sciwm_predict_*`` rows
+(:mod:`sciwm.bench.md_predict`) are the world model's ``predict`` answers — what a campaign and
+``sciwm predict`` get — against held-out real runs, including the check runs at 350 K
+(between training temperatures) and 650 K (beyond them).
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ import torch
 
 from sciwm.bench.common import env_info, make_result, print_table, save_result
 from sciwm.bench.md_metrics import angles, block_pops, compare
+from sciwm.bench.md_predict import LENGTHS as PREDICT_LENGTHS
+from sciwm.bench.md_predict import predict_model, predict_rows
+from sciwm.bench.md_predict import real_runs as real_runs_by_condition
 from sciwm.bench.md_world_model import CAMPAIGN, property_head, real_results, world_models
 from sciwm.md.observables import BASINS
 
@@ -330,8 +336,17 @@ def run(
                     "value": cov,
                 }
             )
+    # the product path: predict of the campaign's world model against held-out real runs
+    t_pred = time.perf_counter()
+    pmodel = predict_model()
+    rows += predict_rows(pmodel, real_runs_by_condition(data, molecule))
+    log(f"predict rows ({time.perf_counter() - t_pred:.1f} s)")
     config = {
         "quick": quick,
+        "predict": {
+            "lengths_ps": list(PREDICT_LENGTHS),
+            "sources": pmodel.answer_sources,
+        },
         "seeds": n_seeds,
         "n_starts": n_starts,
         "reference_ps": l_ref_ps,
@@ -363,5 +378,5 @@ def run(
     result = make_result("md", rows, config, env_info())
     if out is not None:
         save_result(out, result)
-    print_table(rows, metrics=[*METRICS, "simulated_ps"])
+    print_table(rows, metrics=[*METRICS, "simulated_ps", "interval_width90", "in_range"])
     return result

@@ -200,6 +200,7 @@ class WorldModelConformance:
     ) -> None:
         wide = fitted.predict(queries, level=0.99)
         at_level = fitted.predict(queries, level=level)
+        narrower = 0
         for pw, pl in zip(wide, at_level, strict=True):
             for name, est in pl.outcomes.items():
                 ref = pw.outcomes[name]
@@ -207,10 +208,14 @@ class WorldModelConformance:
                 # The level changes the interval, not the distribution.
                 assert _close(est.mean, ref.mean) and _close(est.std, ref.std)
                 assert ref.lower <= est.lower <= est.upper <= ref.upper
+                # Strictly narrower, unless both already span the outcome's valid range.
+                pinned = est.lower == ref.lower and est.upper == ref.upper
                 if est.std > 0:
-                    assert est.upper - est.lower < ref.upper - ref.lower
+                    assert est.upper - est.lower < ref.upper - ref.lower or pinned
+                narrower += est.upper - est.lower < ref.upper - ref.lower
             assert pl.cost.level == pytest.approx(level)
             assert pw.cost.lower <= pl.cost.lower <= pl.cost.upper <= pw.cost.upper
+        assert narrower > 0, "no interval got narrower at a lower level"
 
     @pytest.mark.parametrize("level", [0.0, 1.0, 90.0])
     def test_bad_level_raises(self, fitted: WorldModel, queries: list[dict], level: float) -> None:

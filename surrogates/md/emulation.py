@@ -46,6 +46,10 @@ class Emulation:
             of ``noise_lengths`` (``L``) at each training temperature (``T``, sorted), from
             block means of the data set's training runs; ``None`` if unknown.
         noise_lengths: The lengths (ps) of ``run_noise``.
+        train_frames: Training temperature (K) to a ``frames x K`` tensor of the per-frame
+            observables of its real training run (frames ``frame_ps`` apart), when built from
+            the data set (not saved: what the world model learns from it is).
+        frame_ps: Interval between the frames of ``train_frames``.
     """
 
     models: list[FlowEmulator]
@@ -56,6 +60,8 @@ class Emulation:
     relaxers: dict[RelaxConfig, Relaxer] = field(default_factory=dict, repr=False)
     run_noise: Tensor | None = None
     noise_lengths: tuple[float, ...] = NOISE_LENGTHS
+    train_frames: dict[float, Tensor] | None = field(default=None, repr=False)
+    frame_ps: float = 1.0
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, data: str | Path | None) -> Emulation:
@@ -76,14 +82,16 @@ class Emulation:
                 pool[traj.temperature] = traj.positions[idx].clone()
         rates = [t.openmm_s_per_ns for t in dataset.trajectories]
         basins = tuple(float(v) for v in dataset.meta["basins"]["alpha_r_psi"])
-        noise = _block_noise(dataset, models[0].molecule, basins)  # type: ignore[arg-type]
+        frames, frame_ps = _train_frames(dataset, models[0].molecule, basins)  # type: ignore[arg-type]
         return cls(
             models,
             meta,
             pool,
-            basins,
+            basins,  # type: ignore[arg-type]
             sum(rates) / len(rates),
-            run_noise=noise,  # type: ignore[arg-type]
+            run_noise=_block_noise(frames, frame_ps),
+            train_frames=frames,
+            frame_ps=frame_ps,
         )
 
     # -- persistence --------------------------------------------------------------------
@@ -242,66 +250,139 @@ class Emulation:
         Raises:
             WorldModelError: If the rollout produces non-finite coordinates.
         """
-        n_jumps = max(1, int(round(length_ps / tau_ps)))
         b = start.shape[0]
-        cond = torch.full((b, 1), float(temperature))
         t0 = time.perf_counter()
-        try:
-            relaxer = self._relaxer(relax)
-            roll = rollout(
-                self.models,
-                start,
-                cond,
-                tau_ps,
-                n_jumps,
-                seed=seed,
-                relax=relaxer,
-                ode_steps=relaxer.config.ode_steps if relaxer else None,
-            )
-        except FloatingPointError as exc:
-            raise WorldModelError(f"emulator rollout at {temperature} K failed: {exc}") from None
+        cond = torch.full((b, 1), float(temperature))
+        roll = self._rollout(start, cond, length_ps, tau_ps, seed, relax, f" at {temperature} K")
         frames = frame_observables(roll.positions[1:], self.models[0].molecule, self.basins)
-        n_members = len(self.models)
-        owner = torch.arange(b) % n_members
-        mean, std, traj_std = {}, {}, {}
-        for name, values in frames.items():
-            per_traj = values.mean(0)  # B
-            members = torch.stack([per_traj[owner == k].mean() for k in range(n_members)])
-            between = members.var() if n_members > 1 else torch.tensor(0.0)
-            sampling = per_traj.var() / b
-            mean[name] = float(per_traj.mean())
-            std[name] = calibration * float((between + sampling).sqrt())
-            traj_std[name] = float(per_traj.std())
+        owner = torch.arange(b) % len(self.models)
         return {
             "rollout": roll,
-            "mean": mean,
-            "std": std,
-            "traj_std": traj_std,
+            **self._estimate(frames, owner, calibration),
             "valid_fraction": float(roll.valid.float().mean()),
             "valid_fraction_raw": float(roll.raw_valid.float().mean()),
             "wall_s": time.perf_counter() - t0,
         }
 
+    def emulate_many(
+        self,
+        temperatures: list[float],
+        n_trajectories: int,
+        length_ps: float,
+        tau_ps: float,
+        calibration: float,
+        seed: int = 0,
+        relax: RelaxConfig | None = None,
+    ) -> list[dict[str, Any]]:
+        """:meth:`emulate` at several temperatures in one batch (one network call per jump
+        for all of them: on a GPU the whole grid costs about one temperature's time).
 
-def _block_noise(dataset: Any, molecule: Any, basins: tuple[float, float]) -> Tensor:
-    """``T x L x K`` std of block means of the training runs' observables (see the class)."""
-    by_t: dict[float, list[tuple[Tensor, float]]] = {}
+        Args:
+            temperatures: ``G`` temperatures (K).
+            n_trajectories: Trajectories per temperature (from its nearest start frames).
+            length_ps, tau_ps, calibration, seed, relax: As for :meth:`emulate`.
+
+        Returns:
+            ``G`` dicts with ``mean``, ``std``, ``traj_std`` (as :meth:`emulate`),
+            ``valid_fraction`` and ``wall_s`` (the batch's, shared).
+        """
+        n = int(n_trajectories)
+        start = torch.cat([self.starts(t, n, seed + k) for k, t in enumerate(temperatures)])
+        cond = torch.tensor([float(t) for t in temperatures]).repeat_interleave(n).unsqueeze(-1)
+        t0 = time.perf_counter()
+        roll = self._rollout(start, cond, length_ps, tau_ps, seed, relax)
+        wall = time.perf_counter() - t0
+        frames = frame_observables(roll.positions[1:], self.models[0].molecule, self.basins)
+        owner = torch.arange(start.shape[0]) % len(self.models)
+        out = []
+        for g in range(len(temperatures)):
+            sl = slice(g * n, (g + 1) * n)
+            group = {name: v[:, sl] for name, v in frames.items()}
+            out.append(
+                {
+                    **self._estimate(group, owner[sl], calibration),
+                    "valid_fraction": float(roll.valid[:, sl].float().mean()),
+                    "wall_s": wall,
+                }
+            )
+        return out
+
+    def _rollout(
+        self,
+        start: Tensor,
+        cond: Tensor,
+        length_ps: float,
+        tau_ps: float,
+        seed: int,
+        relax: RelaxConfig | None,
+        where: str = "",
+    ) -> Any:
+        """One batched rollout of ``B`` trajectories under ``B x 1`` conditions."""
+        try:
+            relaxer = self._relaxer(relax)
+            return rollout(
+                self.models,
+                start,
+                cond,
+                tau_ps,
+                max(1, int(round(length_ps / tau_ps))),
+                seed=seed,
+                relax=relaxer,
+                ode_steps=relaxer.config.ode_steps if relaxer else None,
+            )
+        except FloatingPointError as exc:
+            raise WorldModelError(f"emulator rollout{where} failed: {exc}") from None
+
+    def _estimate(
+        self, frames: dict[str, Tensor], owner: Tensor, calibration: float
+    ) -> dict[str, dict[str, float]]:
+        """Observables' estimates from ``jumps x B`` per-frame values of ``B`` trajectories
+        driven by ensemble members ``owner``: ``mean``, ``std`` (ensemble disagreement plus
+        sampling, times ``calibration``) and ``traj_std`` (spread between trajectories)."""
+        b = owner.numel()
+        members = sorted(set(owner.tolist()))
+        mean, std, traj_std = {}, {}, {}
+        for name, values in frames.items():
+            per_traj = values.mean(0)  # B
+            by_member = torch.stack([per_traj[owner == k].mean() for k in members])
+            between = by_member.var() if len(members) > 1 else torch.tensor(0.0)
+            sampling = per_traj.var() / b
+            mean[name] = float(per_traj.mean())
+            std[name] = calibration * float((between + sampling).sqrt())
+            traj_std[name] = float(per_traj.std())
+        return {"mean": mean, "std": std, "traj_std": traj_std}
+
+
+def _train_frames(
+    dataset: Any, molecule: Any, basins: tuple[float, float]
+) -> tuple[dict[float, Tensor], float]:
+    """Per-frame observables (``frames x K``) of the training runs, by temperature (runs at
+    one temperature concatenated), and their frame interval (ps)."""
+    by_t: dict[float, list[Tensor]] = {}
+    frame_ps = 1.0
     for traj in dataset.select(role="train"):
         obs = frame_observables(traj.positions, molecule, basins)
-        values = torch.stack([obs[n] for n in PER_FRAME], -1)  # frames x K
-        by_t.setdefault(traj.temperature, []).append((values, traj.frame_ps))
-    out = torch.zeros(len(by_t), len(NOISE_LENGTHS), len(PER_FRAME), dtype=torch.float64)
-    for i, t in enumerate(sorted(by_t)):
+        by_t.setdefault(traj.temperature, []).append(torch.stack([obs[n] for n in PER_FRAME], -1))
+        frame_ps = float(traj.frame_ps)
+    return {t: torch.cat(v) for t, v in sorted(by_t.items())}, frame_ps
+
+
+def block_means(values: Tensor, length_ps: float, frame_ps: float) -> Tensor:
+    """``m x K`` means of consecutive blocks of ``length_ps`` of a ``frames x K`` run."""
+    b = max(1, int(round(length_ps / frame_ps)))
+    m = values.shape[0] // b
+    return values[: m * b].reshape(m, b, -1).mean(1)
+
+
+def _block_noise(frames: dict[float, Tensor], frame_ps: float) -> Tensor:
+    """``T x L x K`` std of block means of the training runs' observables (see the class)."""
+    out = torch.zeros(len(frames), len(NOISE_LENGTHS), len(PER_FRAME), dtype=torch.float64)
+    for i, t in enumerate(sorted(frames)):
         for j, length in enumerate(NOISE_LENGTHS):
-            means = []
-            for values, frame_ps in by_t[t]:
-                b = max(1, int(round(length / frame_ps)))
-                m = values.shape[0] // b
-                if m >= 2:
-                    means.append(values[: m * b].reshape(m, b, -1).mean(1))
-            if means:
-                out[i, j] = torch.cat(means).std(0)
+            means = block_means(frames[t], length, frame_ps)
+            if means.shape[0] >= 2:
+                out[i, j] = means.std(0)
     return out
 
 
-__all__ = ["NOISE_LENGTHS", "Emulation", "POOL"]
+__all__ = ["NOISE_LENGTHS", "POOL", "Emulation", "block_means"]

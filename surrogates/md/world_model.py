@@ -9,10 +9,13 @@ Three parts, each cheap to query:
   uncertainty (ensemble disagreement plus sampling spread, scaled by a factor calibrated
   against held-out real simulations);
 * the **property head** — a Bayesian polynomial regression in temperature per observable,
-  conditioned on those pseudo-observations *and* on every real observation of the campaign;
-  :meth:`posterior` and :meth:`predict` read it, so acquisition functions run in microseconds;
-  a real run of finite length adds its own sampling noise (measured on the data set's real
-  runs, :meth:`surrogates.md.emulation.Emulation.run_noise_std`);
+  conditioned on the source chosen for it (the real runs the emulator was trained on, the
+  emulated grid, or both; :mod:`surrogates.md.answers`) *and* on every real observation of
+  the campaign; :meth:`posterior` and :meth:`predict` read it, so acquisition functions run
+  in microseconds; a real run of finite length adds its own sampling noise (measured on the
+  data set's real runs, :meth:`surrogates.md.emulation.Emulation.run_noise_std`); intervals
+  are split-conformal on held-out real runs and stay in the observable's range
+  (populations in [0, 1], their means summing to one);
 * the **cost head** — Bayesian linear regression of log wall time on log simulation length,
   with a prior from a fixed start-up overhead plus the OpenMM throughput measured when the
   data set was made.
@@ -30,35 +33,35 @@ simulation after every jump, :mod:`surrogates.md.relax`; default 0.3, 0 turns it
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
-from botorch.posteriors import Posterior
+from botorch.posteriors import GPyTorchPosterior, Posterior
+from gpytorch.distributions import MultivariateNormal
 from torch import Tensor
 
 from sciwm.errors import WorldModelError
 from sciwm.experiment import Experiment, Observation
-from sciwm.md.observables import PER_FRAME
+from sciwm.md.observables import BASINS, PER_FRAME
 from sciwm.prediction import Estimate, Prediction
-from sciwm.space import Parameter, SearchSpace
+from sciwm.space import SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
+from surrogates.md.answers import SOURCES, Answers, Evidence, real_evidence
+from surrogates.md.conditions import Conditions, unit_to_value
 from surrogates.md.emulation import Emulation
 from surrogates.md.heads import BayesLinear, openmm_cost_head, polynomial_features
+from surrogates.md.persistence import pack, unpack
 from surrogates.md.settings import DEFAULT_CHECKPOINT, MDEmulatorSettings
 
 __all__ = ["DEFAULT_CHECKPOINT", "MDEmulatorSettings", "MDEmulatorWorldModel"]
 
 
-def _unit_to_value(u: Tensor, p: Parameter) -> Tensor:
-    lo, hi = float(p.low), float(p.high)  # type: ignore[arg-type]
-    if p.log:
-        return lo * (hi / lo) ** u
-    return lo + (hi - lo) * u
+_Z90 = 1.6448536269514722
 
 
-class MDEmulatorWorldModel(WorldModel):
+class MDEmulatorWorldModel(Conditions, WorldModel):
     """World model of MD experiments backed by the GNN emulator (see module doc)."""
 
     name: ClassVar[str] = "md_emulator"
@@ -77,6 +80,8 @@ class MDEmulatorWorldModel(WorldModel):
         self._heads: dict[str, BayesLinear] = {}
         self._cost: BayesLinear | None = None
         self._train_range: tuple[float, float] | None = None
+        self._answers: Answers | None = None
+        self._rollouts: dict[tuple, dict[str, Any]] = {}
 
     # -- the emulator ---------------------------------------------------------------------
     def _load(self) -> Emulation:
@@ -89,6 +94,14 @@ class MDEmulatorWorldModel(WorldModel):
     def emulation(self) -> Emulation:
         """The emulator ensemble (loaded from the checkpoint on first use)."""
         return self._load()
+
+    @property
+    def answer_sources(self) -> dict[str, str]:
+        """The source each emulable observable is answered from (see
+        :mod:`surrogates.md.answers`); empty before the first fit."""
+        if self._answers is None:
+            return {}
+        return {n: SOURCES[int(c)] for n, c in zip(PER_FRAME, self._answers.choice, strict=True)}
 
     @property
     def calibration(self) -> float:
@@ -124,32 +137,44 @@ class MDEmulatorWorldModel(WorldModel):
             See :meth:`surrogates.md.emulation.Emulation.emulate`.
         """
         emu = self._load()
-        if start is None:
-            start = emu.starts(
-                temperature, int(n_trajectories or self.cfg.n_trajectories), self.cfg.seed
-            )
-        return emu.emulate(
+        n = int(n_trajectories or self.cfg.n_trajectories)
+        length, tau = float(length_ps or self.cfg.rollout_ps), float(tau_ps or self.cfg.tau_ps)
+        seed = self.cfg.seed if seed is None else seed
+        key = (float(temperature), n, length, tau, seed)
+        if start is None and key in self._rollouts:  # cached per condition
+            return self._rollouts[key]
+        out = emu.emulate(
             temperature,
-            start,
-            float(length_ps or self.cfg.rollout_ps),
-            float(tau_ps or self.cfg.tau_ps),
+            emu.starts(temperature, n, self.cfg.seed) if start is None else start,
+            length,
+            tau,
             self.calibration,
-            self.cfg.seed if seed is None else seed,
+            seed,
             self.cfg.relax_config,
         )
+        if start is None:
+            self._rollouts[key] = out
+        return out
 
     def _emulate_grid(self) -> dict[str, Tensor]:
+        """The grid's rollouts, all temperatures in one batch (see ``Emulation.emulate_many``)."""
         p = self.space[self.t_name]
         temps = torch.linspace(0.0, 1.0, max(self.cfg.grid, 1), dtype=torch.double)
         if self.cfg.grid == 1:
             temps = torch.tensor([0.5], dtype=torch.double)
-        values = _unit_to_value(temps, p)
-        mean, std, traj = [], [], []
-        for k, t in enumerate(values.tolist()):
-            est = self.emulate(t, seed=self.cfg.seed + k)
-            mean.append([est["mean"][n] for n in PER_FRAME])
-            std.append([est["std"][n] for n in PER_FRAME])
-            traj.append([est["traj_std"][n] for n in PER_FRAME])
+        values = unit_to_value(temps, p)
+        ests = self._load().emulate_many(
+            values.tolist(),
+            self.cfg.n_trajectories,
+            self.cfg.rollout_ps,
+            self.cfg.tau_ps,
+            self.calibration,
+            self.cfg.seed,
+            self.cfg.relax_config,
+        )
+        mean = [[e["mean"][n] for n in PER_FRAME] for e in ests]
+        std = [[e["std"][n] for n in PER_FRAME] for e in ests]
+        traj = [[e["traj_std"][n] for n in PER_FRAME] for e in ests]
         return {
             "u": temps,
             "mean": torch.tensor(mean, dtype=torch.double),
@@ -158,30 +183,6 @@ class MDEmulatorWorldModel(WorldModel):
         }
 
     # -- learning -------------------------------------------------------------------------
-    def _run_noise(self, u_t: Tensor, length: Tensor, k: int) -> Tensor:
-        """Sampling std of observable ``k`` in one real run of ``length`` ps at ``u_t``: from
-        the data set's real runs (block means) when the emulation has them, else from the
-        spread of the emulated trajectories."""
-        temperature = _unit_to_value(u_t.double(), self.space[self.t_name])
-        real = self._load().run_noise_std(temperature, length.double(), k)
-        if real is not None:
-            return real.clamp(0.005, 0.5)
-        assert self._grid is not None
-        g = self._grid
-        if g["u"].numel() == 1:
-            s = g["traj_std"][0, k].expand_as(u_t)
-        else:
-            s = torch.from_numpy(
-                np.interp(u_t.numpy(), g["u"].numpy(), g["traj_std"][:, k].numpy())
-            )
-        ratio = (self.cfg.rollout_ps / length.clamp_min(1.0)).sqrt()
-        return (s * ratio).clamp(0.01, 0.5)
-
-    def _length(self, X: Tensor) -> Tensor:
-        if self.l_dim is None:
-            return torch.full(X.shape[:-1], self.cfg.rollout_ps, dtype=torch.double)
-        return _unit_to_value(X[..., self.l_dim].double(), self.space[self.l_name])
-
     def _cost_features(self, X: Tensor) -> Tensor:
         ones = torch.ones(X.shape[:-1], dtype=torch.double)
         if self.l_dim is None:
@@ -204,54 +205,46 @@ class MDEmulatorWorldModel(WorldModel):
         return True
 
     def fit(self, experiments: Sequence[Experiment], observations: Sequence[Observation]) -> None:
-        """Emulate the grid (once), then condition the heads on it and on real results."""
+        """Emulate the grid and choose and calibrate the sources (once, see
+        :mod:`surrogates.md.answers`), then condition the heads on the real results."""
         completed, costed = split_by_status(experiments, observations)
         temps = self._load().train_temperatures
         self._train_range = (min(temps), max(temps))
         if self._grid is None and self.cfg.grid > 0:
             self._grid = self._emulate_grid()
+        if self._answers is None:
+            self._answers = self._build_answers()
         heads: dict[str, BayesLinear] = {}
         used: set[str] = set()
-        for outcome in self.outcomes:
+        emulable = [n for n in PER_FRAME if self._answers is not None]
+        for outcome in dict.fromkeys([*self.outcomes, *emulable]):
             rows = [
                 (e, o) for e, o in completed if math.isfinite(o.outcomes.get(outcome, math.nan))
             ]
-            emulable = outcome in PER_FRAME and self._grid is not None
-            if not emulable and len(rows) < 2:
+            if outcome not in emulable and len(rows) < 2:
                 raise WorldModelError(
                     f"outcome {outcome!r} is not one the emulator computes ({list(PER_FRAME)}) "
                     f"and only {len(rows)} real experiments measured it; need 2"
                 )
-            xs, ys, noise = [], [], []
-            if emulable:
-                assert self._grid is not None
-                k = PER_FRAME.index(outcome)
-                xg = torch.full((self._grid["u"].numel(), self.space.dim), 0.5, dtype=torch.double)
-                xg[:, self.t_dim] = self._grid["u"]
-                xs.append(xg)
-                ys.append(self._grid["mean"][:, k])
-                noise.append(self._grid["std"][:, k].clamp_min(1e-3))
-            if rows:
-                xr = self.space.encode([e.parameters for e, _ in rows]).double()
-                yr = torch.tensor([o.outcomes[outcome] for _, o in rows], dtype=torch.double)
-                if emulable:
-                    nr = self._run_noise(xr[:, self.t_dim], self._length(xr), k)
-                else:
-                    nr = torch.full_like(yr, float(yr.std()) if len(rows) > 2 else 1.0)
-                    nr = nr.clamp_min(1e-3)
-                xs.append(xr)
-                ys.append(yr)
-                noise.append(nr)
+            xr = self.space.encode([e.parameters for e, _ in rows]).double()
+            yr = torch.tensor([o.outcomes[outcome] for _, o in rows], dtype=torch.double)
+            if outcome in self.outcomes:
                 used.update(e.id for e, _ in rows)
-            y = torch.cat(ys)
-            scale = max(float(y.abs().max()), 1.0)
+            if outcome in emulable:
+                assert self._answers is not None
+                k = PER_FRAME.index(outcome)
+                nr = self._run_noise(xr[:, self.t_dim], self._length(xr), k)
+                heads[outcome] = self._answers.head(k, extra=(xr, yr, nr))
+                continue
+            nr = torch.full_like(yr, float(yr.std()) if len(rows) > 2 else 1.0).clamp_min(1e-3)
+            scale = max(float(yr.abs().max()), 1.0)
             head = BayesLinear(
                 polynomial_features(self.t_dim, 2),
-                torch.tensor([float(y.mean()), 0.0, 0.0]),
+                torch.tensor([float(yr.mean()), 0.0, 0.0]),
                 torch.tensor([scale, scale, scale]),
                 noise_std=0.0,
             )
-            head.update(torch.cat(xs), y, torch.cat(noise))
+            head.update(xr, yr, nr)
             heads[outcome] = head
         self._heads = heads
         self._cost = self._fit_cost(costed)
@@ -269,6 +262,19 @@ class MDEmulatorWorldModel(WorldModel):
                 "rollout_ps": self.cfg.rollout_ps,
             },
         )
+
+    def _build_answers(self) -> Answers | None:
+        """Sources, their choice and conformal scores, from the emulator's data set."""
+        real, checks = real_evidence(self._load())
+        grid = None
+        if self._grid is not None:
+            t = unit_to_value(self._grid["u"], self.space[self.t_name])
+            grid = Evidence(t, self._grid["mean"], self._grid["std"])
+        if real is None and grid is None:
+            return None
+        answers = Answers(self._to_unit, self.t_dim, self._noise_at, real, grid)
+        answers.calibrate(checks)
+        return answers
 
     def _fit_cost(self, costed: list[tuple[Experiment, Observation]]) -> BayesLinear:
         """Log cost linear in log length; prior from OpenMM's throughput (see heads)."""
@@ -290,14 +296,34 @@ class MDEmulatorWorldModel(WorldModel):
 
     def posterior(self, X: Tensor, outcome: str) -> Posterior:
         self._require()
-        if outcome not in self._heads:
+        if outcome not in self._heads or outcome not in self.outcomes:
             raise WorldModelError(f"unknown outcome {outcome!r}; the model has {self.outcomes}")
-        return self._heads[outcome].posterior(X)
+        post = self._heads[outcome].posterior(X)
+        c, pops = self._scale(outcome), [f"pop_{b}" for b in BASINS]
+        normalise = outcome in pops and all(p in self._heads for p in pops)
+        if c == 1.0 and not normalise:
+            return post
+        mvn = post.distribution
+        mean = mvn.mean
+        if normalise:  # as predict: the three populations' means sum to one
+            parts = [self._heads[p].posterior(X).mean.squeeze(-1).clamp(0, 1) for p in pops]
+            mean = mean.clamp(0, 1) / sum(parts).clamp_min(1e-6)
+        return GPyTorchPosterior(MultivariateNormal(mean, mvn.covariance_matrix * c**2))
+
+    def _scale(self, outcome: str, length_ps: float | None = None) -> float:
+        """Conformal 90 % quantile over the normal one: the factor on the std (for runs of
+        ``length_ps``; default the longest scored)."""
+        if self._answers is None or outcome not in PER_FRAME:
+            return 1.0
+        k = PER_FRAME.index(outcome)
+        if length_ps is None:
+            return self._answers.quantile(k, 0.9) / _Z90
+        return self._answers.quantile(k, 0.9, length_ps) / _Z90
 
     def observation_std(self, X: Tensor, outcome: str) -> Tensor | None:
         """Sampling std of an emulated observable in one real run of ``X``'s length (``n``)."""
         self._require()
-        if self._grid is None or outcome not in PER_FRAME:
+        if (self._grid is None and self._answers is None) or outcome not in PER_FRAME:
             return None
         X = X.double()
         return self._run_noise(X[..., self.t_dim], self._length(X), PER_FRAME.index(outcome))
@@ -314,95 +340,55 @@ class MDEmulatorWorldModel(WorldModel):
         level = check_level(level)
         if not parameters:
             return []
+        t0 = time.perf_counter()
         X = self.space.encode([self.space.validate(p) for p in parameters]).double()
         trained = self._trained_range()
-        out = []
         moments = {k: h.moments(X, observation_noise=False) for k, h in self._heads.items()}
         assert self._cost is not None
         cmean, cstd = self._cost.moments(X, observation_noise=True)
-        noise = {k: self.observation_std(X, k) for k in moments}
+        noise = {k: self.observation_std(X, k) for k in self.outcomes}
+        lengths = self._length(X)
+        pops = [f"pop_{b}" for b in BASINS]
+        if all(p in moments for p in pops):  # populations sum to one
+            total = sum(moments[p][0].clamp(0, 1) for p in pops).clamp_min(1e-6)
+            moments.update({p: (moments[p][0].clamp(0, 1) / total, moments[p][1]) for p in pops})
+        ms = (time.perf_counter() - t0) * 1000.0 / len(parameters)
+        out = []
         for i, params in enumerate(parameters):
             ests = {}
-            for name, (m, s) in moments.items():
-                var = float(s[i]) ** 2
-                if (run := noise[name]) is not None:  # a real run's own sampling noise
-                    var += float(run[i]) ** 2
-                ests[name] = Estimate.gaussian(float(m[i]), math.sqrt(var), level)
+            for name in self.outcomes:
+                m, s = float(moments[name][0][i]), float(moments[name][1][i])
+                run = noise[name]  # a real run's own sampling noise
+                std = math.sqrt(s**2 + (float(run[i]) ** 2 if run is not None else 0.0))
+                if self._answers is None or name not in PER_FRAME:
+                    ests[name] = Estimate.gaussian(m, std, level)
+                    continue
+                length = float(lengths[i])
+                q = self._answers.quantile(PER_FRAME.index(name), level, length)
+                lo, hi = (0.0, 1.0) if name.startswith("pop_") else (-1.0, 1.0)
+                ests[name] = Estimate(
+                    m,
+                    std * self._scale(name, length),
+                    max(lo, m - q * std),
+                    min(hi, m + q * std),
+                    level,
+                )
             why = self._extrapolation_reason(params, trained)
             out.append(
                 Prediction(
                     outcomes=ests,
                     cost=Estimate.lognormal(float(cmean[i]), float(cstd[i]), level),
                     extrapolating=why is not None,
-                    notes=[why] if why else [],
+                    notes=[*([why] if why else []), self._source_note(ms)],
                     extrapolating_reason=why,
                 )
             )
         return out
 
-    def _trained_range(self) -> tuple[float, float] | None:
-        return self._train_range
-
-    def _extrapolation_reason(
-        self, params: Mapping[str, Any], trained: tuple[float, float] | None
-    ) -> str | None:
-        """Why ``params`` lie outside the trained conditions: a temperature outside the
-        emulator's training temperatures, or a run length outside those whose sampling noise
-        was measured on real runs; ``None`` inside both."""
-        t = float(params[self.t_name])
-        if trained is not None and not (trained[0] <= t <= trained[1]):
-            return (
-                f"{self.t_name}={t:g} K is outside the emulator's training temperatures "
-                f"{trained[0]:g}-{trained[1]:g} K"
-            )
-        lengths = self._load().noise_length_range if self.l_name in params else None
-        if lengths is not None:
-            length = float(params[self.l_name])
-            if not (lengths[0] <= length <= lengths[1]):
-                return (
-                    f"{self.l_name}={length:g} ps is outside the run lengths measured on real "
-                    f"runs ({lengths[0]:g}-{lengths[1]:g} ps)"
-                )
-        return None
-
-    # -- persistence ----------------------------------------------------------------------
+    # -- persistence (surrogates.md.persistence) -------------------------------------------
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         self._require()
-        tensors: dict[str, Tensor] = {}
-        for name, head in self._heads.items():
-            tensors.update({f"head.{name}.{k}": v for k, v in head.state().items()})
-        assert self._cost is not None
-        tensors.update({f"cost.{k}": v for k, v in self._cost.state().items()})
-        if self._grid is not None:
-            tensors.update({f"grid.{k}": v for k, v in self._grid.items()})
-        emu_tensors, emu_extra = self._load().state()
-        tensors.update(emu_tensors)
-        extra = {
-            "emulator": emu_extra,
-            "heads": list(self._heads),
-            "has_grid": self._grid is not None,
-            "train_range": list(self._train_range) if self._train_range else None,
-        }
-        return tensors, extra
+        return pack(self)
 
     def load_state(self, tensors: Mapping[str, Tensor], extra: Mapping[str, Any]) -> None:
-        try:
-            if extra.get("has_grid"):
-                self._grid = {k: tensors[f"grid.{k}"] for k in ("u", "mean", "std", "traj_std")}
-            heads = {}
-            for name in extra["heads"]:
-                head = BayesLinear(
-                    polynomial_features(self.t_dim, 2), torch.zeros(3), torch.ones(3), 0.0
-                )
-                head.load({k: tensors[f"head.{name}.{k}"] for k in ("mean", "cov", "noise")})
-                heads[name] = head
-            p = 1 if self.l_dim is None else 2
-            cost = BayesLinear(self._cost_features, torch.zeros(p), torch.ones(p), 0.3)
-            cost.load({k: tensors[f"cost.{k}"] for k in ("mean", "cov", "noise")})
-        except KeyError as exc:
-            raise WorldModelError(f"saved md_emulator state lacks {exc}; save it again") from None
-        if "emulator" in extra:  # saved with its weights: no checkpoint file needed
-            self._emu = Emulation.from_state(dict(tensors), dict(extra["emulator"]))
-        self._heads, self._cost = heads, cost
-        rng = extra.get("train_range")
-        self._train_range = (float(rng[0]), float(rng[1])) if rng else None
+        unpack(self, tensors, extra)

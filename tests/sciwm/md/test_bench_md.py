@@ -28,3 +28,36 @@ def test_property_head_is_the_campaign_world_models() -> None:
         assert heads[350.0]["pops"][k] == pytest.approx(estimate.mean, abs=1e-9)
         # predict adds a 500 ps run's sampling noise to the head's latent std
         assert 0 < heads[350.0]["std"][k] < estimate.std
+
+
+def test_predict_rows_score_the_world_models_answers() -> None:
+    import numpy as np
+
+    from sciwm.bench.md_predict import LENGTHS, predict_rows
+    from sciwm.space import Parameter, SearchSpace
+    from surrogates.md.world_model import MDEmulatorWorldModel
+
+    space = SearchSpace(
+        (
+            Parameter("temperature", "float", 300.0, 600.0),
+            Parameter("length_ps", "float", 20.0, 2000.0, log=True, fidelity=True),
+        )
+    )
+    fast = {"grid": 3, "n_trajectories": 4, "tau_ps": 100.0, "rollout_ps": 200.0}
+    model = MDEmulatorWorldModel(space, [f"pop_{b}" for b in BASINS], **fast)
+    model.fit([], [])
+    (pred,) = model.predict([{"temperature": 350.0, "length_ps": 2000.0}])
+    # two synthetic 4 ns "runs": frames in beta, then alpha_r, at the predicted populations
+    p_ar = pred.outcomes["pop_alpha_r"].mean
+    run = np.zeros(4000, dtype=int)
+    run[: int(round(p_ar * 2000))] = 1
+    run[2000 : 2000 + int(round(p_ar * 2000))] = 1
+    far = np.full(4000, 2)  # always alpha_l: far outside every interval
+    rows = predict_rows(model, {(350.0, "check"): [run, run], (351.0, "check"): [far]})
+    got = {(r["temperature"], r["method"], r["metric"]): r["value"] for r in rows}
+    assert got[(350.0, "sciwm_predict_2000ps", "n_real_runs")] == 4.0
+    assert got[(350.0, "sciwm_predict_2000ps", "coverage90")] == 1.0
+    assert got[(350.0, "sciwm_predict_2000ps", "in_range")] == 1.0
+    assert got[(351.0, "sciwm_predict_2000ps", "basin_mae")] > 0.5
+    assert got[(351.0, "sciwm_predict_2000ps", "coverage90")] < 0.5
+    assert {r["method"] for r in rows} == {f"sciwm_predict_{v:g}ps" for v in LENGTHS}
