@@ -44,6 +44,7 @@ _KNOWN = (
     "snap",
     "time_scale",
     "parallelism",
+    "time_outcome",
 )
 
 
@@ -61,6 +62,9 @@ class ReplayConnector(Connector):
         snap: ``False`` (default): an anchor not recorded fails; ``True``: the largest
             recorded anchor at or below the requested one is used (reported in metadata).
         time_scale: Seconds of real waiting per recorded second (0: answers at once).
+        time_outcome: Also report the recorded train time as this outcome (e.g.
+            ``"train_time"``, for a campaign that trades accuracy against time); default:
+            the train time is the cost only.
         parallelism: What :meth:`capacity` reports.
     """
 
@@ -82,6 +86,14 @@ class ReplayConnector(Connector):
         if self.params["anchor"] is None and self.fixed["anchor"] is None:
             self.params["anchor"] = "anchor"
         self.snap = bool(settings.get("snap", False))
+        self.time_outcome = settings.get("time_outcome")
+        if self.time_outcome is not None and (
+            not isinstance(self.time_outcome, str) or self.time_outcome == self.outcome
+        ):
+            raise ConnectorError(
+                f"replay setting time_outcome must be an outcome name other than "
+                f"{self.outcome!r}, got {self.time_outcome!r}"
+            )
         self.time_scale = float(settings.get("time_scale", 0.0))
         if not (math.isfinite(self.time_scale) and self.time_scale >= 0):
             raise ConnectorError(f"replay setting time_scale must be >= 0, got {self.time_scale}")
@@ -151,9 +163,10 @@ class ReplayConnector(Connector):
                 )
             meta["snapped_to"] = anchor = max(below)
         score, cost = curve[anchor]
-        return Observation(
-            experiment.id, Status.COMPLETED, {self.outcome: score}, cost=cost, metadata=meta
-        )
+        outcomes = {self.outcome: score}
+        if self.time_outcome is not None:
+            outcomes[self.time_outcome] = cost
+        return Observation(experiment.id, Status.COMPLETED, outcomes, cost=cost, metadata=meta)
 
     # -- the contract --------------------------------------------------------------------------
     def _file(self, experiment_id: str) -> Path:

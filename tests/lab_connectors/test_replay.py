@@ -86,6 +86,21 @@ def test_recorded_outcome_and_cost(tmp_path: Path, record: Path) -> None:
     assert obs.cost == pytest.approx(0.05)  # charged the recorded train time
 
 
+def test_time_outcome_reports_the_train_time_too(tmp_path: Path, record: Path) -> None:
+    conn = ReplayConnector(
+        tmp_path,
+        data=str(record),
+        dataset="toy",
+        anchor_param="train_size",
+        time_outcome="train_time",
+    )
+    obs = conn.fetch(conn.submit(exp("SVC_rbf", 64)))
+    assert obs.outcomes == {"accuracy": pytest.approx(0.77), "train_time": pytest.approx(0.10)}
+    assert obs.cost == pytest.approx(0.10)
+    with pytest.raises(ConnectorError, match="time_outcome"):
+        ReplayConnector(tmp_path, data=str(record), time_outcome="accuracy")
+
+
 def test_unknown_learner_fails_with_what_is_recorded(tmp_path: Path, record: Path) -> None:
     conn = ReplayConnector(tmp_path, data=str(record), dataset="toy", anchor_param="train_size")
     obs = conn.fetch(conn.submit(exp("NoSuchLearner", 64)))
