@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 
 import pytest
+import torch
 
 from flows.loop import CampaignLoop
 from scheduler.warm_start import place
@@ -165,3 +167,45 @@ def test_a_campaign_cannot_warm_start_from_itself():
     )
     with pytest.raises(SpecError, match="names this campaign itself"):
         parse_spec(tomllib.loads(text))
+
+
+def _direct_campaign(model, agent, fn, steps: int) -> float:
+    """Cost until ``fn`` <= 0.003, proposing with ``agent`` on ``model`` (no store, no lab)."""
+    space = agent.space
+    exps, obs, spent = [], [], 0.0
+    for i in range(steps):
+        if model.can_fit(exps, obs):
+            model.fit(exps, obs)
+        (cand,) = agent.propose(model if model.is_fitted else None, exps, obs, [], 1)
+        e = Experiment.create("new", i, space.validate(cand.parameters))
+        out = fn(**e.parameters)
+        spent += out["cost"]
+        exps.append(e)
+        obs.append(Observation(e.id, Status.COMPLETED, out["outcomes"], cost=out["cost"]))
+        if out["outcomes"]["f"] <= 0.003:
+            return spent
+    return float("inf")
+
+
+def test_a_warm_started_model_reaches_the_target_for_less_than_a_cold_one():
+    from scheduler.agent import Agent, default_initial_experiments
+    from surrogates.gp import GPWorldModel
+    from tests.scheduler.fns import bowl
+
+    space = SearchSpace((Parameter("x", "float", 0.0, 1.0), Parameter("y", "float", 0.0, 1.0)))
+    gen = torch.Generator().manual_seed(5)
+    old = []
+    for i, p in enumerate(space.decode(torch.rand(15, 2, generator=gen, dtype=torch.double))):
+        e = Experiment.create("old", i, p)
+        out = bowl(**p)
+        old.append((e, Observation(e.id, Status.COMPLETED, out["outcomes"], cost=out["cost"])))
+    costs = {}
+    for warm in (False, True):
+        model = GPWorldModel(space, ["f"])
+        if warm:
+            model.warm_start([e for e, _ in old], [o for _, o in old])
+        agent = Agent(space, "f", False, num_restarts=2, raw_samples=32, restart_after=0,
+                      initial_experiments=default_initial_experiments(model))  # fmt: skip
+        costs[warm] = _direct_campaign(model, agent, bowl, 10)
+    assert costs[True] < costs[False]
+    assert math.isfinite(costs[True])
