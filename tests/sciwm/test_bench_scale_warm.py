@@ -16,6 +16,7 @@ from sciwm.spec import parse_spec
 def test_scale_campaign_file_is_the_products_with_batches_of_8():
     spec = parse_spec(tomllib.loads(campaign_text(0, {"scalable_above": 0})))
     assert spec.scheduler.batch_size == 8 and spec.world_model.settings == {"scalable_above": 0}
+    assert spec.scheduler.restart_after == 0
     assert spec.stopping.target is None
     assert parse_spec(tomllib.loads(campaign_text(0, {}))).world_model.settings == {}
 

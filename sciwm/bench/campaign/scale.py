@@ -7,7 +7,9 @@ history is ``n`` finished experiments at uniform random points, evaluated on the
 with the problem's cost surface (as if the campaign had run them: writing 10,000 MLflow runs
 would only measure the store). The loop then fits its world model (:meth:`CampaignLoop.fit`,
 logged to the store as in a campaign) and proposes one batch of 8
-(:meth:`CampaignLoop.propose`, the agent the file selects, every setting at its default).
+(:meth:`CampaignLoop.propose`, the agent the file selects, every setting at its default but
+``restart_after = 0``: a random history has long stalls, so the agent would otherwise restart
+its search and propose from a fresh design or a model of the last epoch's results only).
 
 Methods: ``sciwm`` (the shipped ``gp`` world model: exact up to ``scalable_above`` results,
 a subset GP past it) and ``sciwm_exact`` (the same file with ``scalable_above = 0``: always
@@ -62,7 +64,7 @@ def campaign_text(seed: int, settings: dict[str, Any]) -> str:
         problem_named(PROBLEM),
         seed,
         1e12,
-        scheduler={"batch_size": BATCH, "parallelism": BATCH},
+        scheduler={"batch_size": BATCH, "parallelism": BATCH, "restart_after": 0},
         max_experiments=100_000,
     )
     if settings:
