@@ -32,6 +32,9 @@ from surrogates.gp_warm import fit_warm_gp, is_warm
 
 logger = logging.getLogger(__name__)
 
+#: The log-cost GP's key among the outcomes' (no outcome name has the parentheses).
+COST = "(log cost)"
+
 #: Posterior std above this fraction of the prior std marks a query as extrapolating.
 EXTRAPOLATION_RATIO = 0.9
 #: A numeric parameter beyond the observed range by more than this many of its lengthscales
@@ -90,9 +93,9 @@ class GPWorldModel(WorldModel):
         self.seed = self.cfg.seed
         self._models: dict[str, SingleTaskGP] = {}
         self._cost_model: SingleTaskGP | None = None
-        #: Results of each GP fitted on a subset in the last fit, by outcome (or "cost").
+        #: Results of each GP fitted on a subset in the last fit, by outcome (or :data:`COST`).
         self._subset: dict[str, int] = {}
-        #: Earlier campaigns' results (:meth:`warm_start`), by outcome (or "cost"): X, Y.
+        #: Earlier campaigns' results (:meth:`warm_start`), by outcome (or :data:`COST`): X, Y.
         self._prior: dict[str, tuple[Tensor, Tensor]] = {}
         self._prior_models: dict[str, SingleTaskGP] = {}
 
@@ -114,7 +117,7 @@ class GPWorldModel(WorldModel):
             if len(rows) >= self.min_points:
                 self._prior[outcome] = self._xy(rows, lambda o, k=outcome: o.outcomes[k])
         if len(costed) >= self.min_points:
-            self._prior["cost"] = self._xy(costed, lambda o: math.log(o.cost))
+            self._prior[COST] = self._xy(costed, lambda o: math.log(o.cost))
 
     def _xy(
         self, rows: Sequence[tuple[Experiment, Observation]], value: Any
@@ -125,7 +128,7 @@ class GPWorldModel(WorldModel):
     def _fit_one(
         self, what: str, X: Tensor, Y: Tensor, previous: SingleTaskGP | None, subset: dict
     ) -> SingleTaskGP:
-        """The GP of one outcome (or "cost"): warm-started when there is a prior."""
+        """The GP of one outcome (or :data:`COST`): warm-started when there is a prior."""
         if what not in self._prior:
             return self._fit_gp(X, Y, None, previous, what, subset)
         if what not in self._prior_models:
@@ -149,7 +152,7 @@ class GPWorldModel(WorldModel):
         """Why these results are too few to fit, or ``None``."""
         n = self.min_points
         if self._prior:  # each GP needs its prior or enough results of its own
-            names = [*self.outcomes, "cost"]
+            names = [*self.outcomes, COST]
             counts = [sum(_has(o, k) for _, o in completed) for k in self.outcomes]
             short = [
                 f"{k!r} ({m} results)"
@@ -197,7 +200,7 @@ class GPWorldModel(WorldModel):
             n_used = max(n_used, len(rows))
             used.update(e.id for e, _ in rows)
         Xc, Yc = self._xy(costed, lambda o: math.log(o.cost))
-        cost_model = self._fit_one("cost", Xc, Yc, self._cost_model, subset)
+        cost_model = self._fit_one(COST, Xc, Yc, self._cost_model, subset)
         used.update(e.id for e, _ in costed)
         self._models, self._cost_model, self._subset = models, cost_model, subset
         self.summary = TrainingSummary(

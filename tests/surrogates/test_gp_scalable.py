@@ -52,7 +52,7 @@ def test_subset_gp_agrees_with_the_exact_gp_and_says_so(caplog):
         subset = GPWorldModel(SPACE, ["f"], scalable_above=60, subset_size=60)
         subset.fit(exps, obs)
     assert "exceed scalable_above = 60" in caplog.text
-    assert subset.summary.extra["subset"] == {"f": [60, 90], "cost": [60, 90]}
+    assert subset.summary.extra["subset"] == {"f": [60, 90], "(log cost)": [60, 90]}
     assert exact.summary.extra["subset"] == {}
     grid = [{"x": x / 6, "y": y / 6} for x in range(7) for y in range(7)]
     a, b = exact.predict(grid), subset.predict(grid)
