@@ -16,7 +16,9 @@ child process (:class:`~sciwm.bench.serve_process.ServiceProcess`) and asked thr
   JSON.
 
 Candidates are drawn uniformly from the campaign's space with a seed apart from the
-campaign's. The service runs with ``threads`` torch/OpenMP threads (2: the machine's cores).
+campaign's. The service runs with 1 torch/OpenMP thread (the shipped default: method
+``sciwm``) and with 2 (the machine's cores: ``sciwm_2_threads``); the 1-minute load average
+before and after each measurement is kept in ``config``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -48,7 +51,10 @@ CANDIDATE_SEED = 20_261_202
 
 
 def run(
-    quick: bool = False, seeds: int | None = None, out: Path | None = None, threads: int = 2
+    quick: bool = False,
+    seeds: int | None = None,
+    out: Path | None = None,
+    threads: tuple[int, ...] = (1, 2),
 ) -> dict[str, Any]:
     """Run the suite, print its table and write the result.
 
@@ -56,7 +62,8 @@ def run(
         quick: Fewer requests and smaller campaigns (a few minutes).
         seeds: Unused (one campaign per world model); accepted for the CLI.
         out: Result JSON path (optional).
-        threads: torch / OpenMP threads of the service process.
+        threads: torch / OpenMP thread counts of the service process to measure (1: the
+            shipped default, ``SCIWM_TORCH_THREADS``; 2: the machine's cores).
 
     Returns:
         The result dict ``{"suite": "serve", "rows": [...], "config": {...}, "env": {...}}``.
@@ -70,7 +77,8 @@ def run(
         "batch_size": BATCH,
         "batches": n_batches,
         "warmup_requests": 20,
-        "service_threads": threads,
+        "service_threads": list(threads),
+        "loadavg_1min": {},
         "max_experiments": max_experiments,
         "candidate_seed": CANDIDATE_SEED,
         "targets": {"latency_p50_ms": TARGET_P50_MS, "predictions_per_s_mlrun": TARGET_PER_S},
@@ -83,18 +91,26 @@ def run(
             t0 = time.perf_counter()
             name = _run_campaign(problem, root, uri, max_experiments[problem])
             print(f"[{problem}] campaign {name} ran in {time.perf_counter() - t0:.0f} s")
-            measured = measure(uri, name, n_single, n_batches, threads)
-            for metric in METRICS:
-                rows.append(
-                    {
-                        "problem": problem,
-                        "method": "sciwm",
-                        "metric": metric,
-                        "value": measured[metric],
-                        "setting": f"http_loopback_{threads}_threads",
-                    }
+            for n_threads in threads:
+                load = [os.getloadavg()[0]]
+                measured = measure(uri, name, n_single, n_batches, n_threads)
+                load.append(os.getloadavg()[0])
+                setting = f"http_loopback_{n_threads}_threads"
+                config["loadavg_1min"][f"{problem}/{setting}"] = load
+                for metric in METRICS:
+                    rows.append(
+                        {
+                            "problem": problem,
+                            "method": "sciwm" if n_threads == 1 else f"sciwm_{n_threads}_threads",
+                            "metric": metric,
+                            "value": measured[metric],
+                            "setting": setting,
+                        }
+                    )
+                shown = ", ".join(f"{k}={measured[k]:.4g}" for k in METRICS)
+                print(
+                    f"[{problem}, {n_threads} threads] {shown} (load {load[0]:.1f}-{load[1]:.1f})"
                 )
-            print(f"[{problem}] " + ", ".join(f"{k}={measured[k]:.4g}" for k in METRICS))
     print()
     print_table(rows, METRICS)
     result = write_result(out, "serve", rows, config) if out else None
@@ -141,7 +157,7 @@ def measure(uri: str, name: str, n_single: int, n_batches: int, threads: int) ->
     """Start ``sciwm serve`` on the store and measure it (see the module doc)."""
     pool = candidates(uri, name, BATCH + n_single, CANDIDATE_SEED)
     singles, batch = pool[BATCH:], pool[:BATCH]
-    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {k: str(threads) for k in ("SCIWM_TORCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     proc = ServiceProcess(uri, env=env)
     try:
         proc.start()

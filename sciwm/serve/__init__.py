@@ -10,6 +10,7 @@ The page is plain HTML and JavaScript in ``static/``.
 from __future__ import annotations
 
 import logging
+import os
 
 from sciwm.serve.settings import ServeSettings
 
@@ -21,10 +22,19 @@ log = logging.getLogger("sciwm.serve")
 def serve(settings: ServeSettings) -> None:
     """Run the service until interrupted (Ctrl-C or SIGTERM).
 
+    torch runs on ``$SCIWM_TORCH_THREADS`` threads (default 1, as a campaign: one-candidate
+    questions are fastest on one thread, most of all on a busy machine).
+
     Raises:
         SciwmError: If the store cannot be reached (checked before listening).
     """
+    threads = os.environ.get("SCIWM_TORCH_THREADS", "1")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # before torch starts its pools
+        os.environ.setdefault(var, threads)
+    import torch
     import uvicorn
+
+    torch.set_num_threads(int(threads))
 
     from sciwm.serve.app import create_app
     from sciwm.store import RecordStore
