@@ -71,7 +71,7 @@ import torch
 from sciwm.bench.common import env_info, make_result, print_table, save_result
 from sciwm.bench.md_metrics import angles, block_pops, compare
 from sciwm.bench.md_predict import LENGTHS as PREDICT_LENGTHS
-from sciwm.bench.md_predict import predict_model, predict_rows
+from sciwm.bench.md_predict import all_rows, predict_model
 from sciwm.bench.md_predict import real_runs as real_runs_by_condition
 from sciwm.bench.md_world_model import CAMPAIGN, property_head, real_results, world_models
 from sciwm.md.observables import BASINS
@@ -339,7 +339,7 @@ def run(
     # the product path: predict of the campaign's world model against held-out real runs
     t_pred = time.perf_counter()
     pmodel = predict_model()
-    rows += predict_rows(pmodel, real_runs_by_condition(data, molecule))
+    rows += all_rows(pmodel, real_runs_by_condition(data, molecule))
     log(f"predict rows ({time.perf_counter() - t_pred:.1f} s)")
     config = {
         "quick": quick,

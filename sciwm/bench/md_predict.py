@@ -37,18 +37,23 @@ from sciwm.md.observables import BASINS, basin_labels
 LENGTHS = (500.0, 2000.0)
 
 
-def predict_model() -> Any:
-    """The campaign's world model on its space with lengths up to 2 ns, fitted on nothing."""
+def predict_model(highest_temperature: float | None = None) -> Any:
+    """The campaign's world model on its space with lengths up to 2 ns (and temperatures up
+    to ``highest_temperature``, for questions beyond the campaign's range), fitted on
+    nothing."""
     from sciwm.space import Parameter, SearchSpace
     from sciwm.spec import load_spec
     from surrogates.md.world_model import MDEmulatorWorldModel
 
     spec = load_spec(CAMPAIGN)
     space = spec.space()
+    t_name = str(spec.world_model.settings.get("temperature", "temperature"))
     params = []
     for p in space.parameters:
         if p.fidelity and p.kind == "float":
             p = Parameter(p.name, p.kind, p.low, max(float(p.high), max(LENGTHS)), p.log, (), True)
+        if p.name == t_name and highest_temperature is not None:
+            p = Parameter(p.name, p.kind, p.low, max(float(p.high), highest_temperature), p.log)
         params.append(p)
     model = MDEmulatorWorldModel(
         SearchSpace(tuple(params)), [f"pop_{b}" for b in BASINS], **spec.world_model.settings
@@ -118,6 +123,18 @@ def predict_rows(model: Any, runs: dict[tuple[float, str], list[np.ndarray]]) ->
     return rows
 
 
+def all_rows(model: Any, runs: dict[tuple[float, str], list[np.ndarray]]) -> list[dict]:
+    """:func:`predict_rows` of ``model`` inside its temperature range, and of the same model
+    on a space stretched to the hottest run for the runs beyond it."""
+    hi = float(model.space[model.t_name].high)
+    inside = {k: v for k, v in runs.items() if k[0] <= hi}
+    beyond = {k: v for k, v in runs.items() if k[0] > hi}
+    rows = predict_rows(model, inside)
+    if beyond:
+        rows += predict_rows(predict_model(max(t for t, _ in beyond)), beyond)
+    return rows
+
+
 def run(progress: bool = True) -> list[dict]:
     """Build the model, read the runs and return the rows (``python -m sciwm.bench.md_predict``)."""
     from sciwm.bench.common import print_table
@@ -128,8 +145,7 @@ def run(progress: bool = True) -> list[dict]:
     model = predict_model()
     if progress:
         print(f"[md predict] world model fitted in {time.perf_counter() - t0:.1f} s", flush=True)
-    runs = real_runs(data, model.emulation.models[0].molecule)
-    rows = predict_rows(model, runs)
+    rows = all_rows(model, real_runs(data, model.emulation.models[0].molecule))
     if progress:
         print_table(rows, metrics=["basin_mae", "coverage90", "interval_width90", "in_range"])
     return rows

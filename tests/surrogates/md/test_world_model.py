@@ -221,9 +221,21 @@ def test_extrapolating_outside_trained_temperatures_and_lengths() -> None:
     assert long.extrapolating and f"length_ps={2 * longest:g} ps" in long.extrapolating_reason
 
 
-def test_the_issue_case_alpha_r_at_350_k_for_2_ns() -> None:
-    """Six real 2 ns OpenMM runs at 350 K gave alpha_r 0.092-0.113 (mean 0.101): a model
-    fitted on nothing answers near their mean, above zero, its 90 % interval holding most."""
+def test_alpha_r_at_350_k_for_2_ns_holds_the_real_check_runs() -> None:
+    """The shipped check runs (six real 2 ns OpenMM runs at 350 K, never trained or
+    calibrated on) lie inside the 90 % interval of a model fitted on nothing, which stays
+    above zero, its mean within 0.01 of theirs."""
+    from sciwm.md.calibration_runs import DEFAULT_PATH, load_runs
+    from sciwm.md.observables import basin_populations
+
+    if not DEFAULT_PATH.is_file():
+        pytest.skip("no calibration runs file")
+    real = [
+        basin_populations(r["phi"], r["psi"])["alpha_r"]
+        for r in load_runs(DEFAULT_PATH, role="check")
+        if r["temperature"] == 350.0
+    ]
+    assert len(real) == 6
     space = SearchSpace(
         (
             Parameter("temperature", "float", 300.0, 600.0),
@@ -234,6 +246,7 @@ def test_the_issue_case_alpha_r_at_350_k_for_2_ns() -> None:
     model.fit([], [])
     (p,) = model.predict([{"temperature": 350.0, "length_ps": 2000.0}])
     est = p.outcomes["pop_alpha_r"]
-    assert 0.0 < est.lower <= 0.092 and est.upper >= 0.105, est
-    assert est.mean == pytest.approx(0.101, abs=0.01)
+    assert est.lower > 0.0
+    assert all(est.contains(v) for v in real), (est, real)
+    assert est.mean == pytest.approx(sum(real) / len(real), abs=0.01)
     assert not p.extrapolating
