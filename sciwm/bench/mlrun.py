@@ -10,7 +10,10 @@ ships: :func:`surrogates.mlrun.pretrain.fit_prior` with its defaults (the ones
 :class:`~surrogates.mlrun.model.MLRunWorldModel` uses), trained on each fold's training data
 sets, with the default encoder (MiniLM); ``sciwm_<encoder>`` is the same with the campaign
 setting ``encoder = "<encoder>"`` (``sciwm_hashing`` has no language model). The baselines are
-those of :mod:`surrogates.mlrun.baselines`.
+those of :mod:`surrogates.mlrun.baselines`. Settings ``landmark_before`` /
+``landmark_after_1``: ``sciwm`` on the other learners of each held-out data set before and
+after one recorded run of the fold's fastest learner there, taken as a landmark exactly as
+the world model takes a completed campaign run (:mod:`surrogates.mlrun.landmarks`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from sciwm.lcdb.meta import EXTRA_META
 from sciwm.lcdb.runs import RunData, final_targets
 from surrogates.mlrun import baselines
 from surrogates.mlrun.encoders import CachedEncoder, load_encoder
+from surrogates.mlrun.landmarks import CampaignLandmarks
 from surrogates.mlrun.predictor import RunPredictor
 from surrogates.mlrun.pretrain import (
     MIN_ANCHOR,
@@ -53,6 +57,9 @@ SETTING = "no_curve"
 #: The same held-out data sets at every training size from ``MIN_ANCHOR`` up to, not
 #: including, their largest (what a campaign asks before it trains on all the data).
 SMALLER = "smaller_anchors"
+#: The other learners of each held-out data set at its largest anchor, before and after one
+#: real run of the fold's fastest learner (median train time) there, used as a landmark.
+LANDMARK_0, LANDMARK_1 = "landmark_before", "landmark_after_1"
 
 
 def _pairwise(y: np.ndarray, p: np.ndarray, min_gap: float = 0.0) -> float:
@@ -132,6 +139,36 @@ def _intervals(
     return mean.numpy(), std.numpy(), half.numpy()
 
 
+def _landmarked(
+    pred: RunPredictor, frame: pd.DataFrame, metas: dict, facts: dict, learner: str
+) -> tuple[pd.DataFrame, list[tuple[np.ndarray, ...]]]:
+    """The other learners' final-metric answers before and after one landmark run of
+    ``learner`` per data set (its recorded result), through the world model's
+    :class:`~surrogates.mlrun.landmarks.CampaignLandmarks`.
+
+    Returns:
+        ``(others, [(mean, std, half) before, (mean, std, half) after])``, ``n`` arrays each.
+    """
+    has = frame.groupby("dataset")["learner"].transform(lambda s: (s == learner).any())
+    frame = frame[has]
+    marks = frame[frame["learner"] == learner].reset_index(drop=True)
+    others = frame[frame["learner"] != learner].reset_index(drop=True)
+    recs = prior_records(others, metas, facts["extra_fill"])
+    mark_recs = prior_records(marks, metas, facts["extra_fill"])
+    mean, std, _ = pred.predict(recs)
+    m_mean, m_std, _ = pred.predict(mark_recs)
+    landmarks = CampaignLandmarks()
+    scores = marks["score"].to_numpy(float).tolist()
+    landmarks.fit(pred, mark_recs, scores, m_mean[:, 0], m_std[:, 0])
+    mean1, std1 = landmarks.apply(pred, recs, mean, std)
+    size, full = pred.record_sizes(recs)
+    out = []
+    for m, s in ((mean, std), (mean1, std1)):
+        half = pred.interval_halfwidth(0, s[:, 0], 0.9, size, full)
+        out.append((m[:, 0].numpy(), s[:, 0].numpy(), half.numpy()))
+    return others, out
+
+
 def run(
     quick: bool = False, seeds: int | None = None, out: Path | None = None, progress: bool = True
 ) -> dict[str, Any]:
@@ -173,6 +210,7 @@ def run(
         fold_of = dict(zip(rng.permutation(names), np.arange(len(names)) % n_folds, strict=True))
         preds: dict[str, list] = {}
         smaller: dict[str, list] = {}
+        landmark_parts: list[tuple[pd.DataFrame, list]] = []
         order: list[np.ndarray] = []
         smaller_rows: list[pd.DataFrame] = []
         for fold in range(n_folds):
@@ -212,6 +250,9 @@ def run(
                 )
                 add(method, mean.numpy(), std.numpy(), half.numpy())
                 smaller.setdefault(method, []).append(_intervals(pred, below, metas, facts))
+                if method == "sciwm":  # one landmark run of the fastest learner
+                    fast = fold_data.runs.groupby("learner")["train_time"].median().idxmin()
+                    landmark_parts.append(_landmarked(pred, test, metas, facts, fast))
             if progress:
                 print(
                     f"seed {seed} fold {fold + 1}/{n_folds}: {test['dataset'].nunique()} held-out "
@@ -254,6 +295,25 @@ def run(
                             "seed": seed,
                         }
                     )
+        lm_frame = pd.concat([f for f, _ in landmark_parts], ignore_index=True)
+        y_lm = lm_frame["score"].to_numpy(float)
+        for k, setting in enumerate((LANDMARK_0, LANDMARK_1)):
+            mean, std, half = (
+                np.concatenate([parts[k][j] for _, parts in landmark_parts]) for j in range(3)
+            )
+            vals = metrics(lm_frame, y_lm, mean, std, half)
+            for metric, value in vals.items():
+                rows.append(
+                    {
+                        "problem": "lcdb_leave_datasets_out",
+                        "method": "sciwm",
+                        "metric": metric,
+                        "value": value,
+                        "target": "final_metric",
+                        "setting": setting,
+                        "seed": seed,
+                    }
+                )
     # Throughput: a batch of held-out rows through the trained predictor, embeddings cached.
     n, t = sum(speed["n"]), sum(speed["predict_s"])
     base = {"problem": "lcdb_leave_datasets_out", "method": "sciwm", "setting": SETTING}

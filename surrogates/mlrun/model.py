@@ -42,6 +42,7 @@ from sciwm.space import SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
 from surrogates.mlrun.encoders import TextEncoder, cached_encoder
 from surrogates.mlrun.heads import HeadConfig, Inputs, cpu_threads
+from surrogates.mlrun.landmarks import CampaignLandmarks
 from surrogates.mlrun.mapping import RunMapping, dataset_metas, missing_metas
 from surrogates.mlrun.predictor import RunPredictor
 from surrogates.mlrun.pretrain import PRIOR_HEAD, pretrain_lcdb
@@ -90,6 +91,8 @@ class MLRunWorldModel(WorldModel):
         self.residuals = ResidualGPs(space, self.cfg.min_points, self.cfg.seed)
         self.predictor: RunPredictor | None = None
         self.facts: dict[str, Any] = {}
+        #: LCDB mode: completed runs used as landmarks of their data set.
+        self.landmarks = CampaignLandmarks()
 
     # -- pretraining -------------------------------------------------------------------------
     def pretrain_data(self) -> RunData:
@@ -136,6 +139,7 @@ class MLRunWorldModel(WorldModel):
         used = [e for e in experiments if e.id in keep]
         if self.lcdb:
             self._ensure_prior()
+            self._fit_landmarks(completed)
             self._fit_residuals(completed, costed)
         else:
             if min(len(completed), len(costed)) < self.cfg.min_points:
@@ -157,6 +161,19 @@ class MLRunWorldModel(WorldModel):
                 "residual_gp": self.residuals.targets,
             },
         )
+
+    def _fit_landmarks(self, completed: list) -> None:
+        """Completed runs with the first outcome become landmarks of their data set."""
+        pairs = [(e, o.outcomes.get(self.outcomes[0])) for e, o in completed]
+        pairs = [(e, v) for e, v in pairs if v is not None and math.isfinite(v)]
+        self.landmarks.clear()
+        if not pairs or self.predictor is None:
+            return
+        X = self.space.encode([e.parameters for e, _ in pairs])
+        with torch.no_grad():
+            mean, std = self._prior_moments(X)  # before any landmark
+        records = [self.mapping.record(e.parameters) for e, _ in pairs]
+        self.landmarks.fit(self.predictor, records, [v for _, v in pairs], mean[:, 0], std[:, 0])
 
     def _fit_residuals(self, completed: list, costed: list) -> None:
         """Residual GPs of the first outcome and of log cost, on the unit cube."""
@@ -215,7 +232,11 @@ class MLRunWorldModel(WorldModel):
         if pred is None:
             raise WorldModelError("the world model has not been fitted yet; call fit() first")
         with cpu_threads(1):  # tiny heads: one thread is ~10x faster than two busy ones
-            return pred.predict_standardised(self.mapping.inputs(pred, X))
+            mean, std = pred.predict_standardised(self.mapping.inputs(pred, X))
+        if not self.landmarks:
+            return mean, std
+        records = [self.mapping.record(p) for p in self.space.decode(X.detach().clamp(0, 1))]
+        return self.landmarks.apply(pred, records, mean, std)
 
     def _posterior(self, X: Tensor, j: int, noise: bool = False) -> MultivariateNormal:
         """Joint Gaussian of target ``j`` over the last-but-one dim of ``X`` (``b x q x d``)."""
@@ -333,6 +354,7 @@ class MLRunWorldModel(WorldModel):
             "targets": pred.targets,
             "config": pred.config.to_dict(),
             "use_meta": pred.use_meta,
+            "landmarks": self.landmarks.to_json(),
         }
         return tensors, extra
 
@@ -352,6 +374,7 @@ class MLRunWorldModel(WorldModel):
         if self.lcdb:
             self.mapping = self.mapping.with_extra_fill(self.facts["extra_fill"])
         self.residuals.load_state(tensors, [int(j) for j in extra["gps"]])
+        self.landmarks = CampaignLandmarks.from_json(extra.get("landmarks", {}))
 
 
 def _z(level: float) -> float:

@@ -216,3 +216,30 @@ def test_training_size_above_the_largest_trained_on_is_extrapolating(cache: Path
     assert not inside.extrapolating and inside.extrapolating_reason is None
     assert huge.extrapolating
     assert huge.extrapolating_reason.startswith("training size 900000 is above the largest")
+
+
+def test_one_landmark_run_moves_the_other_learners_answers(
+    prior_model: MLRunWorldModel, cache: Path, tmp_path: Path
+) -> None:
+    model = MLRunWorldModel(lcdb_space(), ["accuracy"], **LCDB_SETTINGS)
+    asked = [{"learner": lr, "train_size": 1437} for lr in LEARNERS[1:4]]
+    before = prior_model.predict(asked)
+    # a surprising landmark: the fast learner scores far below what the prior expects
+    exps, obs = runs([("BernoulliNB", 1437, 0.0, 0.01)])
+    model.fit(exps, obs)
+    assert model.landmarks and "digits" in model.landmarks.marks
+    after = model.predict(asked)
+    for b, a in zip(before, after, strict=True):
+        eb, ea = b.outcomes["accuracy"], a.outcomes["accuracy"]
+        assert ea.mean < eb.mean  # pulled toward the low landmark
+        assert ea.std > eb.std  # the prior was wrong here: wider intervals
+    X = model.space.encode(asked).unsqueeze(-2)
+    post = model.posterior(X, "accuracy").mean.reshape(-1)
+    for m, p in zip(post.tolist(), after, strict=True):
+        assert m == pytest.approx(p.outcomes["accuracy"].mean, abs=1e-5)
+    model.save(tmp_path / "wm")
+    from sciwm.world_model import WorldModel
+
+    back = WorldModel.load(tmp_path / "wm").predict(asked)
+    for a, c in zip(after, back, strict=True):
+        assert c.outcomes["accuracy"].mean == pytest.approx(a.outcomes["accuracy"].mean, abs=1e-6)
