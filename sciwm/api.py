@@ -107,6 +107,7 @@ class Campaign:
         self.space = self.spec.space()
         self.reload_check_s = float(reload_check_s)
         self._lock = threading.Lock()
+        self._ask = threading.Lock()  # one question at a time: models cache lazily
         self._model: WorldModel | None = None
         self._model_key: tuple[str, int] | None = None
         self._checked_at = -math.inf
@@ -256,7 +257,9 @@ class Campaign:
         params = self.validate(candidates)
         if not params:
             return []
-        return self.world_model().predict(params, level=level)
+        model = self.world_model()
+        with self._ask:
+            return model.predict(params, level=level)
 
     def rank(
         self, candidates: Sequence[Mapping[str, Any]], level: float | None = None
@@ -281,8 +284,9 @@ class Campaign:
         if not params:
             return []
         model = self.world_model()
-        predictions = model.predict(params, level=level)
-        values, describe = acquisition_values(self, model, params)
+        with self._ask:
+            predictions = model.predict(params, level=level)
+            values, describe = acquisition_values(self, model, params)
         order = sorted(range(len(params)), key=lambda i: -_sortable(values[i]))
         return [
             Ranked(rank, params[i], predictions[i], values[i], describe(i, predictions[i]))

@@ -42,3 +42,28 @@ def test_token_file_limits_and_errors(store_uri: str, tmp_path: Path) -> None:
         conn.close()
         log = proc.log()
     assert "bearer token required" in log and SECRET not in log
+
+
+def test_concurrent_questions_all_get_the_same_answers(server) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = f"/api/campaigns/{NAME}/predict"
+    cands = [{"x": i / 10, "y": 1 - i / 10, "kind": "ab"[i % 2]} for i in range(10)]
+    expected = server.request("POST", path, {"candidates": cands})[1]["predictions"]
+
+    def ask(i: int) -> tuple[int, list]:
+        status, body = server.request("POST", path, {"candidates": cands[i % 10 :] or cands})
+        return status, body["predictions"] if status == 200 else body
+
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(ask, range(40)))
+    for i, (status, preds) in enumerate(replies):
+        assert status == 200, preds
+        want = expected[i % 10 :]
+        assert [p["parameters"] for p in preds] == [p["parameters"] for p in want]
+        assert [p["extrapolating"] for p in preds] == [p["extrapolating"] for p in want]
+        for got, exp in zip(preds, want, strict=True):  # a batch's size moves the last digits
+            for key in ("mean", "lower", "upper"):
+                assert got["cost"][key] == pytest.approx(exp["cost"][key], rel=1e-6)
+                f, g = got["outcomes"]["f"][key], exp["outcomes"]["f"][key]
+                assert f == pytest.approx(g, rel=1e-6, abs=1e-9)
