@@ -32,6 +32,7 @@ from sciwm.serve.command import add_serve_arguments, run_serve
 
 BENCH_SUITES = {
     "campaign": "sciwm.bench.campaign:run",
+    "connectors": "sciwm.bench.connectors:run",
     "mlrun": "sciwm.bench.mlrun:run",
     "md": "sciwm.bench.md:run",
     "serve": "sciwm.bench.serve:run",

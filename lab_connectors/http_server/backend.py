@@ -59,11 +59,18 @@ class LabBackend:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._records: dict[str, dict[str, Any]] = {}
+        self._queued: list[str] = []  # ids waiting for a slot, oldest first
+        self._running: set[str] = set()  # ids started and not yet seen finished
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        for path in sorted(self.folder.glob("*.json")):
-            record = json.loads(path.read_text())
-            self._records[record["request"]["id"]] = record
+        loaded = [json.loads(p.read_text()) for p in self.folder.glob("*.json")]
+        for record in sorted(loaded, key=lambda r: r["submitted_at"]):
+            exp_id = record["request"]["id"]
+            self._records[exp_id] = record
+            if record["handle"] is not None:
+                self._running.add(exp_id)
+            elif not record.get("cancelled"):
+                self._queued.append(exp_id)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, interval_s: float = 0.05) -> None:
@@ -105,6 +112,7 @@ class LabBackend:
                 return self._state(known), False
             record = {"request": request.model_dump(), "submitted_at": time.time(), "handle": None}
             self._records[request.id] = record
+            self._queued.append(request.id)
             self._save(record)
             self.advance()
             return self._state(record), True
@@ -143,6 +151,8 @@ class LabBackend:
             record = self._get(experiment_id)
             if not self._state(record).status.finished:
                 record["cancelled"] = True
+                if experiment_id in self._queued:
+                    self._queued.remove(experiment_id)
                 self._save(record)
                 if record["handle"] is not None:
                     self.connector.cancel(record["handle"])
@@ -152,7 +162,7 @@ class LabBackend:
         """Free slots, slots in all, running and queued experiments."""
         with self._lock:
             self.advance()
-            running, queued = self._counts()
+            running, queued = len(self._running), len(self._queued)
             return Capacity(
                 free=max(self.parallelism - running - queued, 0),
                 total=self.parallelism,
@@ -162,24 +172,19 @@ class LabBackend:
 
     # -- the queue -----------------------------------------------------------------------------
     def advance(self) -> None:
-        """Start queued experiments (oldest first) while slots are free."""
+        """Note finished experiments; start queued ones (oldest first) while slots are free."""
         with self._lock:
-            running, _ = self._counts()
-            waiting = sorted(
-                (r for r in self._records.values() if self._raw_status(r) is LabStatus.QUEUED),
-                key=lambda r: r["submitted_at"],
-            )
-            for record in waiting[: max(self.parallelism - running, 0)]:
+            for exp_id in list(self._running):
+                self._raw_status(self._records[exp_id])
+            while self._queued and len(self._running) < self.parallelism:
+                record = self._records[self._queued.pop(0)]
                 req = record["request"]
                 exp = Experiment(
                     req["id"], req["campaign"], req["seq"], req["parameters"], req["max_cost"]
                 )
                 record["handle"] = self.connector.submit(exp)
+                self._running.add(req["id"])
                 self._save(record)
-
-    def _counts(self) -> tuple[int, int]:
-        statuses = [self._raw_status(r) for r in self._records.values()]
-        return statuses.count(LabStatus.RUNNING), statuses.count(LabStatus.QUEUED)
 
     def _raw_status(self, record: dict[str, Any]) -> LabStatus:
         if record["handle"] is None:
@@ -190,6 +195,7 @@ class LabBackend:
         if status is Status.RUNNING:
             return LabStatus.RUNNING
         record["done"] = status.value  # finished: no need to ask the backend again
+        self._running.discard(record["request"]["id"])
         return LabStatus(status.value)
 
     def _state(self, record: dict[str, Any]) -> ExperimentState:

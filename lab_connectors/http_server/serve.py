@@ -48,6 +48,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-key", type=Path, help="its PEM private key")
     p.add_argument("--name", default="sciwm reference lab", help="the lab's name in /v1/health")
     p.add_argument("--openapi", action="store_true", help="print the OpenAPI document and exit")
+    p.add_argument(
+        "--inject-faults", type=float, default=0.0, metavar="RATE",
+        help="for testing clients: this fraction of requests meets a fault (503, 502, a slow "
+        "reply, a dropped connection, a malformed body)",
+    )  # fmt: skip
+    p.add_argument("--fault-seed", type=int, default=0, help="seed of the injected faults")
+    p.add_argument("--fault-slow-s", type=float, default=2.0, help="delay of a slow reply")
 
 
 def build_backend(args: argparse.Namespace) -> LabBackend:
@@ -119,9 +126,17 @@ def serve(args: argparse.Namespace) -> int:
         f"{'bearer token required' if token else 'no token'})",
         file=sys.stderr,
     )
+    app: Any = create_app(backend, token)
+    injector = None
+    if args.inject_faults > 0:
+        from lab_connectors.http_server.faults import FaultInjector
+
+        injector = app = FaultInjector(
+            app, args.inject_faults, slow_s=args.fault_slow_s, seed=args.fault_seed
+        )
     try:
         uvicorn.run(
-            create_app(backend, token),
+            app,
             host=args.host,
             port=args.port,
             ssl_certfile=None if args.tls_cert is None else str(args.tls_cert),
@@ -131,6 +146,8 @@ def serve(args: argparse.Namespace) -> int:
         )
     finally:
         backend.stop()
+        if injector is not None:
+            print(f"injected faults: {json.dumps(dict(injector.counts))}", file=sys.stderr)
     return 0
 
 
