@@ -37,6 +37,9 @@ K = 15
 META_WEIGHT = 0.01
 #: Pseudo-runs at the global scale that a data set's own residuals are shrunk toward.
 PRIOR_STRENGTH = 3.0
+#: Fraction of the prior's error variance shared by all learners of a data set (chosen on
+#: held-out data sets apart from those reported, see docs/mlrun.md).
+SHARED = 0.5
 
 
 @dataclass(frozen=True)
@@ -171,20 +174,46 @@ def adjust(
     return mean, prior_std * dataset_scale(z)
 
 
-class CampaignLandmarks:
-    """The landmarks of a campaign: its completed runs, by data set, with their standardised
-    residuals under the prior; applied to every answer of the prior on those data sets."""
+def level_shift(residuals: Sequence[float], shared: float = SHARED) -> float:
+    """Posterior mean of a data set's offset ``delta`` from the prior, given the residuals
+    ``r_i = delta + e_i`` of its completed runs, where ``shared`` is the fraction of the
+    prior's error variance that all learners of a data set share:
+    ``sum(r) / (n + (1 - shared) / shared)``."""
+    r = np.asarray(list(residuals), float)
+    r = r[np.isfinite(r)]
+    if len(r) == 0:
+        return 0.0
+    return float(r.sum() / (len(r) + (1.0 - shared) / shared))
 
-    def __init__(self) -> None:
+
+class CampaignLandmarks:
+    """The landmarks of a campaign: its completed runs, by data set, with their residuals
+    under the prior; applied to every answer of the prior on those data sets.
+
+    Args:
+        mode: ``"level"`` (default): every learner's mean on the data set moves by
+            :func:`level_shift` of the landmarks' residuals (the order of the learners is
+            the prior's); ``"neighbours"``: each learner's mean is combined with the
+            :class:`LandmarkTable` estimate (:func:`adjust`); ``"off"``: none. Either way the
+            std is scaled by :func:`dataset_scale`, except ``"off"``.
+    """
+
+    MODES = ("level", "neighbours", "off")
+
+    def __init__(self, mode: str = "level") -> None:
+        if mode not in self.MODES:
+            raise ValueError(f"landmark mode must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
         self.marks: dict[str, list[Landmark]] = {}
         self.z: dict[str, list[float]] = {}
+        self.r: dict[str, list[float]] = {}
         self._table: LandmarkTable | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.marks)
+        return bool(self.marks) and self.mode != "off"
 
     def clear(self) -> None:
-        self.marks, self.z = {}, {}
+        self.marks, self.z, self.r = {}, {}, {}
 
     def fit(
         self,
@@ -205,6 +234,7 @@ class CampaignLandmarks:
             self.marks.setdefault(r.dataset, []).append(mark)
             z = (float(v) - float(mean[i])) / max(float(std[i]), 1e-9)
             self.z.setdefault(r.dataset, []).append(z)
+            self.r.setdefault(r.dataset, []).append(float(v) - float(mean[i]))
 
     def apply(
         self, predictor: Any, records: Sequence[RunRecord], mean: Tensor, std: Tensor
@@ -212,8 +242,15 @@ class CampaignLandmarks:
         """The prior's ``n x t`` moments with the first target adjusted on the data sets
         that have landmarks (:func:`adjust`; constant shifts and scales, so still
         differentiable where the moments are)."""
-        if not self.marks or predictor.bank is None:
+        if not self or predictor.bank is None:
             return mean, std
+        if self.mode == "level":
+            shift, scale = torch.zeros_like(mean), torch.ones_like(std)
+            for i, r in enumerate(records):
+                if r.dataset in self.marks:
+                    shift[i, 0] = level_shift(self.r[r.dataset])
+                    scale[i, 0] = dataset_scale(self.z[r.dataset])
+            return mean + shift, std * scale
         if self._table is None:
             self._table = LandmarkTable(predictor.bank)
         keys, _, pos = predictor._bank_keys(records)
@@ -242,12 +279,15 @@ class CampaignLandmarks:
         return {
             "marks": {d: [[m.key, m.log2_size, m.score] for m in v] for d, v in self.marks.items()},
             "z": self.z,
+            "r": self.r,
+            "mode": self.mode,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CampaignLandmarks:
         """Inverse of :meth:`to_json`."""
-        out = cls()
+        out = cls(str(data.get("mode", "level")))
+        out.r = {d: [float(v) for v in r] for d, r in data.get("r", {}).items()}
         out.marks = {
             d: [Landmark(str(k), float(a), float(v)) for k, a, v in marks]
             for d, marks in data.get("marks", {}).items()
@@ -264,4 +304,5 @@ __all__ = [
     "adjust",
     "combine",
     "dataset_scale",
+    "level_shift",
 ]

@@ -92,7 +92,7 @@ class MLRunWorldModel(WorldModel):
         self.predictor: RunPredictor | None = None
         self.facts: dict[str, Any] = {}
         #: LCDB mode: completed runs used as landmarks of their data set.
-        self.landmarks = CampaignLandmarks()
+        self.landmarks = CampaignLandmarks(self.cfg.landmarks)
 
     # -- pretraining -------------------------------------------------------------------------
     def pretrain_data(self) -> RunData:
@@ -374,7 +374,9 @@ class MLRunWorldModel(WorldModel):
         if self.lcdb:
             self.mapping = self.mapping.with_extra_fill(self.facts["extra_fill"])
         self.residuals.load_state(tensors, [int(j) for j in extra["gps"]])
-        self.landmarks = CampaignLandmarks.from_json(extra.get("landmarks", {}))
+        self.landmarks = CampaignLandmarks.from_json(
+            {"mode": self.cfg.landmarks, **extra.get("landmarks", {})}
+        )
 
 
 def _z(level: float) -> float:

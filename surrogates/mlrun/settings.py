@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from sciwm.space import SearchSpace
 
 PRETRAIN_MODES = ("none", "lcdb")
+LANDMARK_MODES = ("level", "neighbours", "off")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class MLRunSettings(WorldModelSettings):
         pretrain_data: Pretrain on this run slice (a parquet file written by
             :func:`sciwm.lcdb.cache.write_slice`) instead of the whole of LCDB.
         pretrain_steps: Optimiser steps of pretraining (default 600, ~15 s on 2 cores).
+        landmarks: How completed runs on a data set inform the LCDB prior's other answers
+            there (:mod:`surrogates.mlrun.landmarks`): ``"level"`` (default), ``"neighbours"``
+            or ``"off"``.
     """
 
     model_name: ClassVar[str] = "mlrun"
@@ -56,6 +60,7 @@ class MLRunSettings(WorldModelSettings):
     min_points: int = 3
     pretrain_data: Path | None = None
     pretrain_steps: int | None = None
+    landmarks: str = "level"
     seed: int = 0
 
     @property
@@ -68,6 +73,10 @@ class MLRunSettings(WorldModelSettings):
         if self.pretrain not in PRETRAIN_MODES:
             raise WorldModelError(
                 f"{where}.pretrain must be one of {list(PRETRAIN_MODES)}, got {self.pretrain!r}"
+            )
+        if self.landmarks not in LANDMARK_MODES:
+            raise WorldModelError(
+                f"{where}.landmarks must be one of {list(LANDMARK_MODES)}, got {self.landmarks!r}"
             )
         if not self.encoder.strip():
             raise WorldModelError(f"{where}.encoder is empty; use minilm, smollm2 or hashing")

@@ -15,6 +15,7 @@ from surrogates.mlrun.landmarks import (
     adjust,
     combine,
     dataset_scale,
+    level_shift,
 )
 from surrogates.mlrun.neighbours import NeighbourBank
 
@@ -91,7 +92,27 @@ def test_campaign_landmarks_apply_only_to_their_data_set_and_round_trip() -> Non
     mean = torch.tensor([[0.5, 1.0], [0.5, 1.0]])
     std = torch.tensor([[0.1, 0.3], [0.1, 0.3]])
     m, s = lm.apply(pred, records, mean, std)
-    assert float(m[0, 0]) > 0.5 and float(m[1, 0]) == 0.5  # only the landmark's data set
+    # level mode: residual 0.12, shared 0.5 -> +0.06, only on the landmark's data set
+    assert float(m[0, 0]) == pytest.approx(0.56) and float(m[1, 0]) == 0.5
+    assert float(s[0, 0]) == pytest.approx(0.1 * dataset_scale([1.2]))
+    nb = CampaignLandmarks("neighbours")
+    nb.fit(
+        pred, [RunRecord("a", "new", {}, 1024.0)], [0.62], torch.tensor([0.5]), torch.tensor([0.1])
+    )
+    m2, _ = nb.apply(pred, records, mean, std)
+    assert 0.56 < float(m2[0, 0]) <= 0.72  # toward the table's 0.62 + 0.1
     assert torch.equal(m[:, 1], mean[:, 1]) and torch.equal(s[:, 1], std[:, 1])
     back = CampaignLandmarks.from_json(lm.to_json())
     assert back.marks == lm.marks and back.z == lm.z
+
+
+def test_level_shift_closed_form_and_modes() -> None:
+    assert level_shift([0.12], shared=0.5) == pytest.approx(0.06)
+    assert level_shift([0.1, 0.3], shared=0.5) == pytest.approx(0.4 / 3)
+    assert level_shift([0.1], shared=0.9) == pytest.approx(0.1 / (1 + 0.1 / 0.9))
+    assert level_shift([]) == 0.0
+    with pytest.raises(ValueError, match="landmark mode"):
+        CampaignLandmarks("sometimes")
+    off = CampaignLandmarks("off")
+    off.marks = {"d": [Landmark("a", 10.0, 0.5)]}
+    assert not off
