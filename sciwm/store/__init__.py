@@ -19,6 +19,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# A client of a tracking server prints two "View run ... at" lines for every run it ends;
+# a campaign ends one per experiment, which would bury the campaign's own output.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 from sciwm.store.connection import default_tracking_uri  # noqa: E402
 from sciwm.store.record import Record  # noqa: E402
