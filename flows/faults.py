@@ -38,6 +38,8 @@ log = logging.getLogger("sciwm.campaign")
 
 #: Attempts (with back-off) before a connector call that raises stops the campaign.
 CONNECTOR_RETRIES = 3
+#: Shortest wait between two tries of an unavailable backend, in seconds.
+MIN_PAUSE_S = 0.1
 
 T = TypeVar("T")
 
@@ -252,9 +254,12 @@ class FaultHandler:
         delay = min(self.policy.max_backoff_s, self.policy.backoff_s * 2**self._pause_tries)
         if exc.retry_after_s is not None:
             delay = max(delay, exc.retry_after_s)
-        delay = min(delay, left)
-        self._pause_tries += 1
-        log.warning(
+        delay = min(max(delay, MIN_PAUSE_S), left)
+        tries, self._pause_tries = self._pause_tries, self._pause_tries + 1
+        # the 1st, 2nd, 4th, 8th ... try of one pause are logged as warnings, not every one
+        level = logging.WARNING if tries & (tries + 1) == 0 else logging.INFO
+        log.log(
+            level,
             "backend unavailable: %s -- dispatch paused (no experiment failed, no budget "
             "spent); trying again in %.3g s",
             exc, delay,

@@ -5,8 +5,7 @@ Every step is a method with its inputs and outputs in the open, so the Prefect f
 
 State lives in the record store, not in this object: a loop built on a campaign that was
 killed mid-way reads every experiment back, re-attaches to the ones still running and
-resubmits (idempotently) the ones recorded but not confirmed submitted; faults (retries,
-time-outs, an unavailable backend) are handled by :mod:`flows.faults`.
+resubmits (idempotently) the ones recorded but not confirmed submitted (see flows/faults.py).
 """
 
 from __future__ import annotations
