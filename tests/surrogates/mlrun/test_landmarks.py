@@ -116,3 +116,12 @@ def test_level_shift_closed_form_and_modes() -> None:
     off = CampaignLandmarks("off")
     off.marks = {"d": [Landmark("a", 10.0, 0.5)]}
     assert not off
+
+
+def test_landmarks_setting_is_checked() -> None:
+    from sciwm.errors import WorldModelError
+    from surrogates.mlrun.settings import MLRunSettings
+
+    assert MLRunSettings.from_mapping({"landmarks": "off"}, None).landmarks == "off"
+    with pytest.raises(WorldModelError, match="landmarks must be one of"):
+        MLRunSettings.from_mapping({"landmarks": "always"}, None)
