@@ -314,7 +314,7 @@ class GPWorldModel(WorldModel):
                     },
                     cost=Estimate.lognormal(float(cmean[i]), float(cstd[i]), level),
                     extrapolating=flag,
-                    notes=["far from the training data: the interval is close to the prior"]
+                    notes=[f"outside the training data ({reasons[i]}): trust the interval less"]
                     if flag
                     else [],
                     extrapolating_reason=reasons[i],
