@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -47,6 +48,9 @@ LCDB_METHODS = (
     "sciwm_no_world_model",
     "sciwm",
 )
+#: Environment variable with a deadline (Unix time, seconds) for the suite: past it, no
+#: further data set is started and the rows cover those that finished (the config says so).
+DEADLINE_ENV = "SCIWM_BENCH_DEADLINE"
 #: Held-out data sets per fold (full run) and in all (``--quick``).
 PER_FOLD = 6
 QUICK_PROBLEMS = 4
@@ -190,13 +194,19 @@ def run_lcdb(
     runs: list[LcdbRun] = []
     with tempfile.TemporaryDirectory(prefix="sciwm-bench-lcdb-") as root:
         tasks = []
-        # one task per data set, in fold order: a worker pretrains a fold's prior once and
-        # keeps it (the world model memoises it per process)
+        # one task per data set, the folds taken in turn (so that a run cut at its deadline
+        # covers them evenly); a worker pretrains a fold's prior once and keeps it (the world
+        # model memoises it per process)
+        by_fold = {}
         for fold in sorted({p.fold for p in problems}):
             meta = training_meta([build_problem(data, d, fold) for d in fold_training(data, fold)])
-            slice_path = write_fold_slice(data, fold, Path(root))
-            for p in (p for p in problems if p.fold == fold):
-                tasks.append(([p], chosen, list(range(n_seeds)), meta, slice_path, root))
+            by_fold[fold] = (meta, write_fold_slice(data, fold, Path(root)))
+        rank = {
+            p.name: [q.name for q in problems if q.fold == p.fold].index(p.name) for p in problems
+        }
+        for p in sorted(problems, key=lambda p: (rank[p.name], p.fold)):
+            meta, slice_path = by_fold[p.fold]
+            tasks.append(([p], chosen, list(range(n_seeds)), meta, slice_path, root))
         n_workers = max(1, min(len(tasks), workers or usable_cpus()))
         total = len(problems) * len(chosen) * n_seeds
 
@@ -216,17 +226,33 @@ def run_lcdb(
                         flush=True,
                     )
 
+        deadline = float(os.environ.get(DEADLINE_ENV, "inf"))
+        cut = False
         if n_workers > 1:
             with mp.get_context("spawn").Pool(n_workers) as pool:
                 for group in pool.imap_unordered(run_group, tasks, chunksize=1):
                     _done(group)
+                    if time.time() > deadline and len(runs) < total:
+                        cut = True  # leaving the block terminates the workers
+                        break
         else:
             threads = torch.get_num_threads()
             try:
                 for task in tasks:
                     _done(run_group(task))
+                    if time.time() > deadline and len(runs) < total:
+                        cut = True
+                        break
             finally:
                 torch.set_num_threads(threads)
+    done = {r.problem for r in runs}
+    if cut:
+        print(
+            f"lcdb: cut at the deadline ({DEADLINE_ENV}) after {len(done)} of "
+            f"{len(problems)} data sets",
+            file=sys.stderr,
+        )
+    problems = [p for p in problems if p.name in done]
     config = {
         "datasets": [
             {
@@ -248,6 +274,7 @@ def run_lcdb(
         "budget": "recorded cost of every learner once at full size",
         "workers": n_workers,
         "wall_s": time.perf_counter() - t0,
+        "cut_at_deadline": cut,
     }
     return runs, config
 
