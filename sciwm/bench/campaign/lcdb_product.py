@@ -224,10 +224,10 @@ def recorded_figures(
     ``virtual``: proposals the product answered with the world model instead of a real run
     (read with the store's ``virtual_answers``); ``virtual_wrong``: those whose recorded
     LCDB result lies outside the interval the answer gave; ``virtual_saved_cost``: the
-    predicted cost they saved. ``stopped_early`` / ``stopped_wrongly``: real runs cancelled
-    on their partial result, and those of them whose full result would have reached the
-    target. A count is ``None`` where the product records no such thing (the benchmark then
-    reports the figure as missing).
+    predicted cost they saved. ``stopped_early`` / ``stopped_wrongly``: real runs the loop
+    cancelled on their partial result (its ``state.stopped_early``), and those of them whose
+    full result would have reached the target. A count is ``None`` where the product records
+    no such thing (the benchmark then reports the figure as missing).
     """
     out: dict[str, Any] = {
         "experiments": len(loop.state.finished),
@@ -256,12 +256,10 @@ def recorded_figures(
             virtual_wrong=wrong,
             virtual_saved_cost=float(sum(a.saved_cost for a in answers)),
         )
-    stopped = [
-        rec
-        for rec in loop.state.finished
-        if rec.observation is not None and rec.observation.metadata.get("stopped_early")
-    ]
-    if stopped or _records_stops(loop):
+    stops = getattr(loop.state, "stopped_early", None)
+    if stops is not None:  # the loop stops running experiments early: count what it stopped
+        by_id = {rec.experiment.id: rec for rec in loop.state.finished}
+        stopped = [by_id[k] for k, v in stops.items() if k in by_id and not v.get("waiting")]
         wrongly = 0
         for rec in stopped:
             learner = str(rec.experiment.parameters["learner"])
@@ -270,12 +268,6 @@ def recorded_figures(
                 wrongly += 1
         out.update(stopped_early=len(stopped), stopped_wrongly=wrongly)
     return out
-
-
-def _records_stops(loop: TimedLoop) -> bool:
-    """Whether the product's loop stops running experiments early at all (it then marks a
-    stopped run's observation ``metadata["stopped_early"]``)."""
-    return bool(getattr(loop, "early_stopping", False))
 
 
 __all__ = [
