@@ -49,9 +49,9 @@ BUDGET_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 #: Share of the best known hypervolume ``cost_to_hv95`` waits for.
 HV_SHARE = 0.95
 #: Experiments per run at most (every method), full and ``--quick``.
-MAX_EXPERIMENTS, MAX_EXPERIMENTS_QUICK = 60, 40
+MAX_EXPERIMENTS, MAX_EXPERIMENTS_QUICK = 50, 40
 #: Held-out LCDB data sets, full and ``--quick``.
-N_LCDB, N_LCDB_QUICK = 3, 1
+N_LCDB, N_LCDB_QUICK = 2, 1
 
 
 @dataclass
