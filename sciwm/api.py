@@ -135,7 +135,9 @@ class Campaign:
         from sciwm.summary import campaign_summary
 
         records = self.records()
-        s = campaign_summary(records, maximize=self.spec.maximize, objective=self.objective)
+        s = campaign_summary(
+            records, self.spec.maximize, self.objective, constraints=self.spec.constraints
+        )
         budget = self.spec.budget
         return {
             "name": self.name,
@@ -161,14 +163,17 @@ class Campaign:
         return [parameter_to_dict(p) for p in self.space.parameters]
 
     def best(self) -> dict[str, Any] | None:
-        """The best completed experiment: ``value``, ``parameters``, ``experiment_id``, ``note``.
+        """The best completed (and feasible, with ``[[constraints]]``) experiment: ``value``,
+        ``parameters``, ``experiment_id``, ``note``.
 
         ``note`` says when it was measured below the target fidelity; ``None`` when no
         experiment has completed.
         """
         from sciwm.summary import campaign_summary
 
-        s = campaign_summary(self.records(), maximize=self.spec.maximize, objective=self.objective)
+        s = campaign_summary(
+            self.records(), self.spec.maximize, self.objective, constraints=self.spec.constraints
+        )
         return self._best_of(s)
 
     def experiments(self) -> pd.DataFrame:
