@@ -191,7 +191,7 @@ def run_mo(
     """Run every method on every problem and seed (in a pool of worker processes)."""
     from sciwm.bench.campaign.methods import usable_cpus
 
-    n_seeds = seeds if seeds is not None else (2 if quick else 5)
+    n_seeds = seeds if seeds is not None else (2 if quick else 3)
     chosen, notes = available_methods(methods)
     for m, why in notes.items():
         print(f"mo: {m} is left out: {why}", file=sys.stderr)
