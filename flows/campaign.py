@@ -34,7 +34,7 @@ class PrefectCampaignLoop(CampaignLoop):
     """The loop whose fit and dispatch steps are Prefect task runs."""
 
     def fit(self) -> bool:
-        if not self.state.refit_needed or not self.model_can_fit():
+        if not self.refit_due():
             return False
         return fit_world_model(self)
 

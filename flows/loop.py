@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 
 from flows.faults import FaultHandler, call_connector
+from flows.loop_early import annotate, partial_points, stop_early
+from flows.loop_gate import answer_virtually, build_value_gate
 from flows.loop_state import CampaignResult, LoopState, ProgressFn, summarise
 from scheduler.agent import Agent, default_initial_experiments
 from scheduler.constraints import OutcomeConstraint
@@ -35,6 +37,14 @@ from sciwm.store import Record, RecordStore
 from sciwm.world_model import WorldModel
 
 log = logging.getLogger("sciwm.campaign")
+
+#: A world model whose last fit took longer than this (seconds) is refitted lazily: once the
+#: results that arrived since reach :data:`REFIT_FRACTION` of those it was fitted on (every
+#: 10th result at 100), and at the end. The results not yet in it count as pending
+#: experiments (the acquisition fantasises them), so the loop's own time per experiment stays
+#: small against the lab's. A faster fit is refitted on every result.
+LAZY_FIT_S = 1.0
+REFIT_FRACTION = 0.1
 
 
 class CampaignLoop:
@@ -108,6 +118,7 @@ class CampaignLoop:
             gain_rounds=spec.stopping.gain_rounds,
         )
         self.faults = FaultHandler(spec.faults, store.display_uri)
+        self.value_gate = build_value_gate(spec)
         self.state = self._load_state()
         self.faults.rebuild(self.state.finished, list(self.state.running.values()))
         # Small GP fits are fastest on one thread, and experiments need the other cores.
@@ -126,6 +137,9 @@ class CampaignLoop:
                 state.running[rec.experiment.id] = rec
             else:  # proposed: the submit may or may not have happened; it is idempotent
                 state.unsubmitted[rec.experiment.id] = rec  # submitted by the first step
+        for answer in self.store.virtual_answers(self.spec.name):
+            state.answered.append(answer.parameters)
+            state.virtual_saved += answer.saved_cost
         if self.model_can_fit(state):
             self._try_load_model()
         return state
@@ -163,6 +177,9 @@ class CampaignLoop:
         """Finished experiments and their observations, aligned."""
         state = state or self.state
         pairs = [(r.experiment, r.observation) for r in state.finished if r.observation]
+        for r in state.finished:  # a run stopped early keeps its partial curve as data
+            if r.status is Status.CANCELLED:
+                pairs += partial_points(r, self.space)
         return [e for e, _ in pairs], [o for _, o in pairs]
 
     def objective_values(self) -> list[float]:
@@ -202,7 +219,7 @@ class CampaignLoop:
                 if not self._call(self.connector.poll, rec.handle).finished:
                     continue
                 obs = self._call(self.connector.fetch, rec.handle)
-            obs = obs.checked(self.spec.outcome_names)
+            obs = annotate(self, exp_id, obs.checked(self.spec.outcome_names))
             done = self.store.record_observation(rec, obs)
             del self.state.running[exp_id]
             self.state.finished.append(done)
@@ -213,17 +230,29 @@ class CampaignLoop:
                 log.warning("experiment %s %s: %s", exp_id, obs.status.value, obs.error)
         return newly
 
-    def fit(self) -> bool:
-        """Refit the world model on every finished experiment and log it; ``False`` if too few."""
+    def refit_due(self) -> bool:
+        """Whether enough results arrived since the last fit (:data:`REFIT_FRACTION`)."""
         if not self.state.refit_needed or not self.model_can_fit():
             return False
+        new = len(self.state.finished) - self.state.fitted_on
+        lazy = self.state.fit_s > LAZY_FIT_S
+        due = max(1, int(REFIT_FRACTION * self.state.fitted_on)) if lazy else 1
+        return not self.model.is_fitted or self.state.stop_reason is not None or new >= due
+
+    def fit(self) -> bool:
+        """Refit the world model on every finished experiment and log it; ``False`` if not due."""
+        if not self.refit_due():
+            return False
         experiments, observations = self.history()
+        t0 = time.perf_counter()
         try:
             self.model.fit(experiments, observations)
         except WorldModelError as exc:
             log.warning("world model not refitted: %s", exc)
             return False
         self.state.refit_needed = False
+        self.state.fitted_on = len(self.state.finished)
+        self.state.fit_s = time.perf_counter() - t0
         self.state.fits += 1
         self.store.log_world_model(self.spec.name, self.model, self.state.fits)
         return True
@@ -246,6 +275,11 @@ class CampaignLoop:
         experiments, observations = self.history()
         model = self.model if self.model.is_fitted else None
         pending = [r.experiment.parameters for r in self.state.in_flight()]
+        pending += [  # results the model has not been refitted on yet count as pending
+            r.experiment.parameters
+            for r in self.state.finished[self.state.fitted_on :]
+            if r.status is Status.COMPLETED
+        ]
         return self.agent.propose(
             model,
             experiments,
@@ -254,6 +288,8 @@ class CampaignLoop:
             n,
             level=self.spec.scheduler.interval_level,
             slot_cost=self.slot_cost(),
+            answered=self.state.answered,
+            canonical=self.connector.resolve,
         )
 
     def slot_cost(self) -> float:
@@ -306,6 +342,11 @@ class CampaignLoop:
             if reason is not None:
                 self.state.stop_reason = reason
                 return []
+        n_before = len(self.state.answered)
+        candidates = answer_virtually(self, candidates)
+        self.state.virtual_round = len(self.state.answered) - n_before
+        if self.state.stop_reason is not None:
+            return []
         return self.gate_and_dispatch(retries + candidates, n)
 
     def gain_per_cost(self, candidates: list[Candidate]) -> float | None:
@@ -332,6 +373,7 @@ class CampaignLoop:
     def _step(self) -> bool:
         for rec in list(self.state.unsubmitted.values()):
             self.submit(rec)
+        stop_early(self)
         self.poll()
         reason = self.check_stop()
         if reason is not None:
@@ -352,6 +394,10 @@ class CampaignLoop:
         decisions = self.dispatch(n)
         if self.state.stop_reason is not None:  # a stopping rule fired while proposing
             return bool(self.state.running)
+        if any(d.dispatch for d in decisions):
+            self.state.virtual_streak = 0
+        elif self.state.virtual_round:  # answered virtually: ask again
+            return True
         if not any(d.dispatch for d in decisions) and not self.state.running:
             left = self.gate.remaining(self.spent, [])
             unit = self.spec.budget.unit

@@ -24,10 +24,19 @@ class LoopState:
         next_seq: Sequence number of the next proposal.
         refit_needed: Whether results arrived since the last fit.
         fits: Number of world-model fits so far (the artifact step).
+        fitted_on: Finished experiments the world model was last fitted on.
+        fit_s: Seconds the last fit took.
         stop_reason: Why the loop stopped proposing (``None`` while it goes on).
         gains: Per proposal round, the best candidate's expected gain per unit of cost
             (``None`` without a fitted world model); kept in memory, so a resumed campaign
             counts its rounds afresh.
+        answered: Parameters of the proposals answered virtually (from the store at start).
+        virtual_saved: Predicted cost those answers saved.
+        virtual_streak: Proposals answered virtually since the last real dispatch.
+        virtual_round: Proposals answered virtually in the current round.
+        stopped_early: Experiments cancelled by early stopping, by id: the reason, the
+            predicted cost saved and the partial curve (``{"waiting": True}`` where the
+            connector cannot cancel).
     """
 
     finished: list[Record] = field(default_factory=list)
@@ -36,6 +45,8 @@ class LoopState:
     next_seq: int = 0
     refit_needed: bool = True
     fits: int = 0
+    fitted_on: int = 0
+    fit_s: float = 0.0
     stop_reason: str | None = None
 
     def in_flight(self) -> list[Record]:
@@ -43,6 +54,11 @@ class LoopState:
         return [*self.running.values(), *self.unsubmitted.values()]
 
     gains: list[float | None] = field(default_factory=list)
+    answered: list[dict] = field(default_factory=list)
+    virtual_saved: float = 0.0
+    virtual_streak: int = 0
+    virtual_round: int = 0
+    stopped_early: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,20 @@ class MLTrainConnector(LocalConnector):
                 record["timeout_reason"] = f"the connector's timeout_s={self.timeout_s:g}"
         return record
 
+    def partial(self, handle: dict[str, Any]) -> list[dict[str, Any]]:
+        """The learning curve a running run has logged so far (training sizes as fidelity)."""
+        points, total = [], 0.0
+        for p in read_curve(str(handle.get("dir", ""))):
+            total += float(p.get("train_time", 0.0))
+            points.append(
+                {
+                    "fidelity": {self.config["anchor_param"]: int(p["anchor"])},
+                    "outcomes": {self.config["outcome"]: float(p["score"])},
+                    "cost": total,
+                }
+            )
+        return points
+
 
 def check_learner(name: str) -> None:
     """Raise ``ValueError`` naming the known learners if ``name`` is not one."""

@@ -42,6 +42,7 @@ _KNOWN = (
     "dataset",
     "anchor",
     "snap",
+    "curve",
     "time_scale",
     "parallelism",
     "time_outcome",
@@ -61,6 +62,11 @@ class ReplayConnector(Connector):
         learner / dataset / anchor: Fixed values when no parameter holds them.
         snap: ``False`` (default): an anchor not recorded fails; ``True``: the largest
             recorded anchor at or below the requested one is used (reported in metadata).
+        curve: ``False`` (default): a run is the one fit at its training size, charged that
+            fit's train time. ``True``: a run walks up its learning curve, fitting at every
+            recorded size up to its own, and is charged the fits it took; with ``time_scale``
+            the points arrive one by one (:meth:`partial`), and a cancelled run is charged
+            the fits done by then.
         time_scale: Seconds of real waiting per recorded second (0: answers at once).
         time_outcome: Also report the recorded train time as this outcome (e.g.
             ``"train_time"``, for a campaign that trades accuracy against time); default:
@@ -94,6 +100,7 @@ class ReplayConnector(Connector):
                 f"replay setting time_outcome must be an outcome name other than "
                 f"{self.outcome!r}, got {self.time_outcome!r}"
             )
+        self.curve = bool(settings.get("curve", False))
         self.time_scale = float(settings.get("time_scale", 0.0))
         if not (math.isfinite(self.time_scale) and self.time_scale >= 0):
             raise ConnectorError(f"replay setting time_scale must be >= 0, got {self.time_scale}")
@@ -163,10 +170,35 @@ class ReplayConnector(Connector):
                 )
             meta["snapped_to"] = anchor = max(below)
         score, cost = curve[anchor]
+        if self.curve:
+            points, total = [], 0.0
+            for a in sorted(k for k in curve if k <= anchor):
+                total += curve[a][1]
+                points.append({"anchor": a, "score": curve[a][0], "cost": total})
+            meta["curve"], cost = points, total
         outcomes = {self.outcome: score}
         if self.time_outcome is not None:
             outcomes[self.time_outcome] = cost
         return Observation(experiment.id, Status.COMPLETED, outcomes, cost=cost, metadata=meta)
+
+    def resolve(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """``parameters`` with the training size snapped to the recorded one it would use."""
+        out = dict(parameters)
+        name = self.params["anchor"]
+        if not self.snap or name is None or name not in out:
+            return out
+        probe = Experiment("probe", "probe", 0, out)
+        try:
+            curve = self._table.get(
+                (str(self._value(probe, "dataset")), short_learner(self._value(probe, "learner")))
+            )
+            anchor = int(round(float(out[name])))
+        except (KeyError, TypeError, ValueError):
+            return out
+        below = [a for a in (curve or {}) if a <= anchor]
+        if below:
+            out[name] = max(below)
+        return out
 
     # -- the contract --------------------------------------------------------------------------
     def _file(self, experiment_id: str) -> Path:
@@ -185,6 +217,15 @@ class ReplayConnector(Connector):
         if path.is_file():
             return handle
         obs = self.lookup(experiment)
+        cap = experiment.max_cost
+        if cap is not None and obs.cost is not None and obs.cost > cap:  # as a real run would be
+            obs = Observation.failed(
+                experiment.id,
+                f"replay: the recorded run costs {obs.cost:.4g} s, more than this experiment's "
+                f"budget cap max_cost={cap:.4g}; it was stopped at the cap",
+                cost=cap,
+                metadata=obs.metadata,
+            )
         now = time.time()
         ready = now + self.time_scale * (obs.cost or 0.0)
         obs = Observation(
@@ -218,7 +259,15 @@ class ReplayConnector(Connector):
         _, state = self._state(handle)
         obs = Observation.from_dict(state["observation"])
         if state.get("cancelled"):
-            return Observation(obs.experiment_id, Status.CANCELLED, error="cancelled")
+            return Observation(
+                obs.experiment_id,
+                Status.CANCELLED,
+                cost=state.get("cancelled_cost"),
+                started_at=obs.started_at,
+                finished_at=state["ready_at"],
+                error="cancelled",
+                metadata={"curve": state.get("cancelled_curve", [])},
+            )
         if time.time() < state["ready_at"]:
             raise ConnectorError(f"experiment {obs.experiment_id} has not finished yet")
         return obs
@@ -226,9 +275,30 @@ class ReplayConnector(Connector):
     def cancel(self, handle: Handle) -> None:
         path, state = self._state(handle)
         if time.time() < state["ready_at"] and not state.get("cancelled"):
+            obs = state["observation"]
+            spent = (time.time() - float(obs["started_at"])) / max(self.time_scale, 1e-12)
             state["cancelled"] = True
+            state["cancelled_cost"] = min(float(obs["cost"] or 0.0), max(0.0, spent))
+            state["cancelled_curve"] = self.partial(handle)
             state["ready_at"] = time.time()
             self._write(path, state)
+
+    def partial(self, handle: Handle) -> list[dict[str, Any]]:
+        """The learning-curve points a running ``curve = true`` run has reached so far."""
+        _, state = self._state(handle)
+        obs = state["observation"]
+        if not self.curve or state.get("cancelled") or self.params["anchor"] is None:
+            return []
+        elapsed = (time.time() - float(obs["started_at"])) / max(self.time_scale, 1e-12)
+        return [
+            {
+                "fidelity": {self.params["anchor"]: p["anchor"]},
+                "outcomes": {self.outcome: p["score"]},
+                "cost": p["cost"],
+            }
+            for p in obs.get("metadata", {}).get("curve", [])
+            if p["cost"] <= elapsed
+        ]
 
     def times_run(self, experiment_id: str) -> int:
         """How many times an experiment was really answered (1 or 0)."""

@@ -13,11 +13,18 @@ import warnings
 from collections.abc import Mapping, Sequence
 
 import torch
-from botorch.optim import optimize_acqf
 from torch import Tensor
 
 from scheduler.acquisition import ACQUISITIONS, build_acquisition
 from scheduler.constraints import OutcomeConstraint
+from scheduler.discrete import (
+    Canonical,
+    candidate_grid,
+    canonical_params,
+    first_new,
+    is_duplicate,
+    ranked_points,
+)
 from scheduler.fidelity import choose_fidelity, project_to_target
 from scheduler.gate import Candidate
 from scheduler.joint_batch import DEFAULT_JOINT_BATCH_ABOVE, JOINT_ACQUISITIONS, optimize_joint
@@ -49,9 +56,6 @@ DEFAULT_RESTART_AFTER = 10
 #: Completed experiments of the Sobol initial design before the world model steers, for a
 #: world model that cannot predict before real results (see :func:`default_initial_experiments`).
 DEFAULT_INITIAL_EXPERIMENTS = 5
-
-#: Two encoded points closer than this (max-abs, unit cube) count as the same experiment.
-DUPLICATE_TOL = 1e-9
 
 #: Most completed experiments the acquisition improves on: past this many, the best ones by
 #: their observed objective (the noisy-EI baseline's cost grows with the square of its size;
@@ -195,6 +199,9 @@ class Agent:
         n: int,
         level: float = DEFAULT_LEVEL,
         slot_cost: float = 0.0,
+        *,
+        answered: Sequence[Mapping[str, Value]] = (),
+        canonical: Canonical | None = None,
     ) -> list[Candidate]:
         """Propose ``n`` experiments.
 
@@ -207,6 +214,11 @@ class Agent:
             level: Coverage of the intervals in the candidates' predictions.
             slot_cost: Price of one experiment slot in cost units (the budget left per
                 experiment the campaign may still run), weighed into the fidelity choice.
+            answered: Parameters of questions answered virtually (by the world model, not
+                run): never proposed again, not counted as results.
+            canonical: What the backend would really run for given parameters; a proposal
+                that maps to an experiment run, pending or answered is not made, and
+                proposals are returned in that form.
 
         Returns:
             ``n`` candidates, best first, each with the model's prediction when there is a
@@ -217,7 +229,7 @@ class Agent:
         if len(experiments) != len(observations):
             raise ValueError("experiments and observations must be aligned (same length)")
         n_prior = len(experiments) + len(pending)
-        seen = experiments  # every experiment, for the duplicate check
+        seen = [*experiments, *answered]  # never proposed again
         full = model  # fitted on everything: it predicts each candidate for the record
         start = self._epoch_start(observations) if self.acquisition != "random" else 0
         if start and start == len(experiments):  # the epoch ended with the last result
@@ -249,9 +261,20 @@ class Agent:
                 completed = self._best(completed, experiments, observations)
             results = {e.id: o for e, o in zip(experiments, observations, strict=True)}
             X, values = self._optimize(
-                model, completed, seen, pending, n, n_prior, slot_cost, results, n_completed
+                model,
+                completed,
+                seen,
+                pending,
+                n,
+                n_prior,
+                slot_cost,
+                results,
+                n_completed,
+                canonical,
             )
         params = self.space.decode(X)
+        if canonical is not None:
+            params = [canonical_params(self.space, p, canonical) for p in params]
         predictor = full if full is not None and full.is_fitted else None
         predictions = predictor.predict(params, level) if predictor else [None] * n
         return [
@@ -328,16 +351,21 @@ class Agent:
         self,
         model: WorldModel,
         completed: Sequence[Experiment],
-        experiments: Sequence[Experiment],
+        experiments: Sequence[Experiment | Mapping[str, Value]],
         pending: Sequence[Mapping[str, Value]],
         n: int,
         n_prior: int,
         slot_cost: float = 0.0,
         results: Mapping[str, Observation] | None = None,
         n_completed: int | None = None,
+        canonical: Canonical | None = None,
     ) -> tuple[Tensor, list[float | None]]:
         """A batch of ``n`` points (``n x d``) and their acquisition values: sequential greedy,
-        or joint past ``joint_batch_above`` of ``n_completed`` (default: ``len(completed)``)."""
+        or joint past ``joint_batch_above`` of ``n_completed`` (default: ``len(completed)``).
+
+        ``experiments`` (run, or parameters answered virtually) and ``pending`` are never
+        proposed again, in the backend's ``canonical`` form; pending ones are fantasised.
+        """
         space = self.space
         Y_base = None
         # the acquisition values the target fidelity: what low-fidelity results say about it
@@ -359,9 +387,10 @@ class Agent:
         X_pending = (
             space.encode(list(pending)) if pending else space.encode([]).reshape(0, space.dim)
         )
-        X_seen = torch.cat(
-            [space.encode([e.parameters for e in experiments]).reshape(-1, space.dim), X_pending]
-        )
+        seen = [getattr(e, "parameters", e) for e in experiments] + list(pending)
+        if canonical is not None:
+            seen = [canonical_params(space, p, canonical) for p in seen]
+        X_seen = space.encode(seen).reshape(-1, space.dim)
         if self._joint(n, len(completed) if n_completed is None else n_completed):
             joint = self._optimize_joint(model, X_baseline, X_pending, X_seen, n, n_prior)
             if joint is not None:
@@ -378,6 +407,7 @@ class Agent:
                 n_prior + i,
                 slot_cost,
                 Y_base,
+                canonical,
             )
             chosen.append(x)
             values.append(value)
@@ -425,7 +455,7 @@ class Agent:
             logger.warning("joint batch optimisation failed (%s); going point by point", exc)
             return None
         for i in range(n):  # a repeat of anything run, pending or earlier in the batch
-            if _is_duplicate(X[i], torch.cat([X_seen, X[:i]])):
+            if is_duplicate(X[i], torch.cat([X_seen, X[:i]])):
                 X[i], values[i] = self._random(n_prior + i, 1, salt=101)[0], None
         return X, values
 
@@ -438,6 +468,7 @@ class Agent:
         step: int,
         slot_cost: float = 0.0,
         Y_baseline: Tensor | None = None,
+        canonical: Canonical | None = None,
     ) -> tuple[Tensor, float | None]:
         """Best non-duplicate point (``d``) of the acquisition, or a random one if that fails."""
         seed = self.seed * 1_000_003 + step
@@ -460,27 +491,19 @@ class Agent:
                     constraints=self.constraints,
                 )
                 fidelity = self.space.fidelity_indices
-                X, vals = optimize_acqf(
-                    acqf,
-                    bounds=self.space.bounds(),
-                    q=1,
-                    num_restarts=self.num_restarts,
-                    raw_samples=self.raw_samples,
-                    return_best_only=False,
-                    fixed_features={i: 1.0 for i in fidelity} or None,
-                )
-                order = torch.argsort(vals.reshape(-1), descending=True)
-                for j in order.tolist():
-                    x = self.space.round_trip(X[j].reshape(1, -1).detach())
-                    with torch.no_grad():
-                        value = float(acqf(x.unsqueeze(0)).reshape(-1)[0])
-                    if fidelity and self.acquisition in COST_AWARE:
-                        choice = choose_fidelity(
-                            model, self.objective, x[0], fidelity, slot_cost=slot_cost
-                        )
-                        x = choice.x.unsqueeze(0)
-                    if not _is_duplicate(x[0], X_seen):
-                        return x[0], value if math.isfinite(value) else None
+                at_fidelity = None
+                if fidelity and self.acquisition in COST_AWARE:
+
+                    def at_fidelity(x: Tensor) -> Tensor:
+                        return choose_fidelity(
+                            model, self.objective, x, fidelity, slot_cost=slot_cost
+                        ).x
+
+                grid = candidate_grid(self.space)
+                points = ranked_points(acqf, self.space, grid, self.num_restarts, self.raw_samples)
+                found = first_new(points, X_seen, self.space, at_fidelity, canonical)
+                if found is not None:
+                    return found
             logger.warning(
                 "every optimum of the acquisition repeats an experiment already run or "
                 "pending; proposing a random point instead"
@@ -494,13 +517,6 @@ class Agent:
             )
         for salt in range(1, 101):
             x = self._random(step, 1, salt=salt)[0]
-            if not _is_duplicate(x, X_seen):
+            if not is_duplicate(x, X_seen):
                 return x, None
         return x, None
-
-
-def _is_duplicate(x: Tensor, X_seen: Tensor) -> bool:
-    """Whether the ``d`` point ``x`` equals (within tolerance) a row of ``X_seen`` (``m x d``)."""
-    if X_seen.numel() == 0:
-        return False
-    return bool(((X_seen - x).abs().amax(dim=-1) <= DUPLICATE_TOL).any())

@@ -41,7 +41,13 @@ def status(name: str, tracking_uri: str | None) -> int:
     Returns:
         The exit status (0).
     """
-    from sciwm.summary import campaign_summary, fidelity_note, infeasible_note
+    from sciwm.summary import (
+        campaign_summary,
+        fidelity_note,
+        gate_lines,
+        gate_summary,
+        infeasible_note,
+    )
 
     store = open_store(tracking_uri)
     spec = store.campaign_spec(name)
@@ -96,6 +102,8 @@ def status(name: str, tracking_uri: str | None) -> int:
         f"budget: spent {spent:.2f} {spec.budget.unit}, left {spec.budget.total - spent:.2f} "
         f"of {spec.budget.total:.2f}"
     )
+    for line in gate_lines(gate_summary(records, store.virtual_answers(name)), spec.budget.unit):
+        print(line)
     reason = store.stop_reason(name)
     if reason:
         print(f"stopped because: {reason}")
@@ -162,6 +170,12 @@ def report(name: str, tracking_uri: str | None, out: Path | None) -> int:
     paths = write_report(store, name, out or Path("reports") / name)
     for p in paths:
         print(f"wrote {p}")
+    from sciwm.summary import gate_lines, gate_summary
+
+    spec = store.campaign_spec(name)
+    summary = gate_summary(store.records(name), store.virtual_answers(name))
+    for line in gate_lines(summary, spec.budget.unit):
+        print(line)
     return 0
 
 

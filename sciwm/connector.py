@@ -50,6 +50,9 @@ class Connector(ABC):
 
     #: Short name used in campaign files (``[connector] type = "..."``).
     name: ClassVar[str] = "abstract"
+    #: Whether :meth:`cancel` stops a running experiment; early stopping of one that cannot
+    #: be cancelled waits for its end and says so.
+    can_cancel: ClassVar[bool] = True
 
     def __init__(self, workdir: str | Path, **settings: Any) -> None:
         self.workdir = Path(workdir)
@@ -78,6 +81,26 @@ class Connector(ABC):
     @abstractmethod
     def cancel(self, handle: Handle) -> None:
         """Stop an experiment; a finished one is left as it is."""
+
+    def partial(self, handle: Handle) -> list[dict[str, Any]]:
+        """What a running experiment has measured so far, oldest first (default: nothing).
+
+        Each point is ``{"fidelity": {parameter: value}, "outcomes": {name: value},
+        "cost": cost so far}``: the learning curve so far of a training run (fidelity: its
+        training size), the simulation so far of an MD run (its length). Early stopping
+        reads it (:mod:`scheduler.early_stop`); a connector without partial results returns
+        ``[]`` and its experiments run to their end.
+        """
+        return []
+
+    def resolve(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The parameters the backend would really run for ``parameters``.
+
+        A backend that snaps or rounds a request (a replayed data set answering a training
+        size with the largest one it recorded below it) says so here, so that the agent never
+        proposes what maps to an experiment already run. The default changes nothing.
+        """
+        return dict(parameters)
 
     def capacity(self) -> int:
         """How many more experiments the backend can run at once right now."""

@@ -220,6 +220,28 @@ class SchedulerSpec(_Frozen):
         "jointly, in one run, instead of point by point; 0: never (left out: the agent's "
         "DEFAULT_JOINT_BATCH_ABOVE).",
     )
+    virtual: bool = Field(
+        default=True,
+        description="Answer a proposal from the world model instead of running it when a real "
+        "run is not worth its predicted cost (scheduler.virtual); false runs every proposal.",
+    )
+    virtual_tolerance: float | None = Field(
+        default=None,
+        gt=0,
+        description="Smallest improvement of the objective that matters, in its units (left "
+        "out: 1% of the range of the real results).",
+    )
+    virtual_min_results: int | None = Field(
+        default=None,
+        ge=1,
+        description="Real results checked against their predictions before the first virtual "
+        "answer (left out: scheduler.virtual.DEFAULT_MIN_RESULTS).",
+    )
+    early_stop: bool = Field(
+        default=True,
+        description="Cancel a running experiment whose partial result shows, with confidence, "
+        "that it cannot matter (scheduler.early_stop); needs a connector with partial results.",
+    )
 
     def agent_settings(self) -> dict[str, Any]:
         """The agent's settings the campaign file sets (the others take the agent's defaults)."""

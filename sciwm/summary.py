@@ -176,3 +176,48 @@ def pareto_summary(records: Sequence[Record], spec: CampaignSpec) -> dict[str, A
         "n_feasible": len(usable),
         "dominated_by_ref": bool(usable) and hv == 0.0,
     }
+
+
+#: Metadata key of an observation cancelled by early stopping: ``{"reason", "saved_cost"}``.
+EARLY_STOP_KEY = "early_stop"
+
+
+def gate_summary(records: Sequence[Record], virtual: Sequence[Any]) -> dict[str, Any]:
+    """What the value gate and early stopping saved.
+
+    Args:
+        records: The campaign's experiment records.
+        virtual: Its virtual answers (:meth:`sciwm.store.RecordStore.virtual_answers`).
+
+    Returns:
+        ``n_virtual`` and ``virtual_saved`` (predicted cost of the proposals answered
+        virtually), ``n_stopped_early`` and ``stopped_saved`` (predicted cost the cancelled
+        runs did not spend).
+    """
+    stopped = [
+        r.observation.metadata[EARLY_STOP_KEY]
+        for r in records
+        if r.observation is not None and EARLY_STOP_KEY in r.observation.metadata
+    ]
+    return {
+        "n_virtual": len(virtual),
+        "virtual_saved": math.fsum(float(v.saved_cost) for v in virtual),
+        "n_stopped_early": len(stopped),
+        "stopped_saved": math.fsum(float(s.get("saved_cost", 0.0)) for s in stopped),
+    }
+
+
+def gate_lines(summary: Mapping[str, Any], unit: str) -> list[str]:
+    """Lines for ``sciwm campaign status`` and ``report`` from :func:`gate_summary`."""
+    lines = []
+    if summary["n_virtual"]:
+        lines.append(
+            f"answered virtually: {summary['n_virtual']} proposal(s), predicted cost saved "
+            f"{summary['virtual_saved']:.4g} {unit} (world-model predictions, not measurements)"
+        )
+    if summary["n_stopped_early"]:
+        lines.append(
+            f"stopped early: {summary['n_stopped_early']} run(s), predicted cost saved "
+            f"{summary['stopped_saved']:.4g} {unit}"
+        )
+    return lines

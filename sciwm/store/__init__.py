@@ -6,7 +6,9 @@ whose tags hold everything needed to resume: the experiment, the prediction made
 dispatch, the connector handle, the status and the observation. Parameters, outcomes, cost
 and predicted mean/std/interval are also logged as MLflow params and metrics for
 ``mlflow ui``. World models are artifacts of a ``world-model`` run; campaign curves live on a
-``campaign`` summary run. Runs are never deleted.
+``campaign`` summary run. A proposal answered by the world model instead of a real run is
+a run tagged ``sciwm.kind = virtual`` and ``sciwm.virtual = true``
+(:mod:`~sciwm.store.virtual_log`), never read back as an experiment. Runs are never deleted.
 
 Modules: :mod:`~sciwm.store.connection` (URIs, reachability, error texts),
 :mod:`~sciwm.store.record` (a record and its tags), :mod:`~sciwm.store.base` (the client,

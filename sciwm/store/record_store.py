@@ -32,6 +32,7 @@ from sciwm.store.record import (
     record_from_run,
     unchunked,
 )
+from sciwm.store.virtual_log import VirtualLog
 
 if TYPE_CHECKING:
     from sciwm.spec import CampaignSpec
@@ -45,7 +46,7 @@ _FINISHED_MLFLOW = {
 }
 
 
-class RecordStore(ModelLog):
+class RecordStore(ModelLog, VirtualLog):
     """Campaigns, experiments and world models on an MLflow tracking store.
 
     Several stores may coexist in one process: each talks through its own ``MlflowClient``
