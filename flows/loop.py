@@ -275,11 +275,12 @@ class CampaignLoop:
         experiments, observations = self.history()
         model = self.model if self.model.is_fitted else None
         pending = [r.experiment.parameters for r in self.state.in_flight()]
-        pending += [  # results the model has not been refitted on yet count as pending
-            r.experiment.parameters
-            for r in self.state.finished[self.state.fitted_on :]
-            if r.status is Status.COMPLETED
-        ]
+        if self.model.is_fitted and self.state.fit_s > LAZY_FIT_S:
+            pending += [  # results not yet in a lazily refitted model count as pending
+                r.experiment.parameters
+                for r in self.state.finished[self.state.fitted_on :]
+                if r.status is Status.COMPLETED
+            ]
         return self.agent.propose(
             model,
             experiments,
