@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sciwm.errors import ParameterError, SciwmError, WorldModelError
+from sciwm.api_models import RELOAD_CHECK_S, ModelCache, NotReadyError
+from sciwm.errors import ParameterError
 from sciwm.prediction import Prediction
 
 if TYPE_CHECKING:
@@ -30,13 +30,6 @@ if TYPE_CHECKING:
     from sciwm.spec import CampaignSpec
     from sciwm.store import Record, RecordStore
     from sciwm.world_model import WorldModel
-
-#: Seconds between two checks of the store for a newer world model.
-RELOAD_CHECK_S = 2.0
-
-
-class NotReadyError(WorldModelError):
-    """The campaign's world model cannot predict yet: it logged none and has too few results."""
 
 
 @dataclass(frozen=True)
@@ -95,23 +88,26 @@ class Campaign:
         store: The record store.
         name: The campaign.
         reload_check_s: Seconds between checks for a newer logged world model.
+        background: Check (and load a newer model) in a background thread while questions
+            are answered by the current one (the service); else in the asking call.
 
     Raises:
         StoreError: If there is no such campaign.
     """
 
-    def __init__(self, store: RecordStore, name: str, reload_check_s: float = RELOAD_CHECK_S):
+    def __init__(
+        self,
+        store: RecordStore,
+        name: str,
+        reload_check_s: float = RELOAD_CHECK_S,
+        background: bool = False,
+    ) -> None:
         self.store = store
         self.name = name
         self.spec: CampaignSpec = store.campaign_spec(name)
         self.space = self.spec.space()
-        self.reload_check_s = float(reload_check_s)
-        self._lock = threading.Lock()
         self._ask = threading.Lock()  # one question at a time: models cache lazily
-        self._model: WorldModel | None = None
-        self._model_key: tuple[str, int] | None = None
-        self._checked_at = -math.inf
-        self._client: Any = None
+        self._models = ModelCache(store, self.spec, name, reload_check_s, background)
 
     @property
     def tracking_uri(self) -> str:
@@ -302,71 +298,16 @@ class Campaign:
     def world_model(self) -> WorldModel:
         """The campaign's latest logged world model, loaded once and reloaded when newer.
 
-        A campaign that logged none gets one fitted on its results, refitted when more finish.
+        See :class:`sciwm.api_models.ModelCache`.
 
         Raises:
             NotReadyError: If the world model cannot predict yet (too few results).
         """
-        with self._lock:
-            now = time.monotonic()
-            if self._model is not None and now - self._checked_at < self.reload_check_s:
-                return self._model
-            key = self._current_key()
-            if self._model is None or key != self._model_key:
-                self._model = self._load(key)
-                self._model_key = key
-            self._checked_at = now
-            return self._model
+        return self._models.get()
 
     def logged_step(self) -> int | None:
-        """The fit number of the latest logged world model, or ``None`` when none is logged.
-
-        Raises:
-            StoreError: If the store cannot be read.
-        """
-        from sciwm.errors import StoreError
-
-        try:
-            if self._client is None:
-                from mlflow.tracking import MlflowClient
-
-                self._client = MlflowClient(self.tracking_uri)
-            exp = self._client.get_experiment_by_name(self.name)
-            if exp is None:
-                return None
-            runs = self._client.search_runs(
-                [exp.experiment_id],
-                "tags.`sciwm.kind` = 'world_model'",
-                max_results=1,
-                order_by=["attributes.start_time ASC"],  # the campaign's one world-model run
-            )
-            step = runs[0].data.tags.get("sciwm.latest_step") if runs else None
-            return None if step is None else int(step)
-        except Exception as exc:  # noqa: BLE001 - MLflow's errors, as one project error
-            raise StoreError(
-                f"the MLflow tracking store at {self.tracking_uri} failed while looking for the "
-                f"world model of campaign {self.name!r} ({type(exc).__name__}); once it is "
-                "reachable again, ask again"
-            ) from exc
-
-    def _current_key(self) -> tuple[str, int]:
-        step = self.logged_step()
-        if step is not None:
-            return ("logged", step)
-        return ("fresh", sum(r.observation is not None for r in self.records()))
-
-    def _load(self, key: tuple[str, int]) -> WorldModel:
-        from sciwm.cli_inspect import fresh_world_model
-
-        model = self.store.load_world_model(self.name) if key[0] == "logged" else None
-        if model is not None:
-            return model
-        try:
-            return fresh_world_model(self.store, self.spec, self.name)
-        except SciwmError as exc:
-            if type(exc) is SciwmError:  # too few results (a fit failure keeps its own type)
-                raise NotReadyError(str(exc)) from None
-            raise
+        """The fit number of the latest logged world model, or ``None`` when none is logged."""
+        return self._models.logged_step()
 
     # -- internals ----------------------------------------------------------------------
     @property

@@ -65,7 +65,7 @@ class CampaignRegistry:
                     f"{known or 'none'}. Use one of them (GET /api/campaigns lists them), or "
                     "start the service on the store that holds it (--tracking-uri)",
                 )
-            camp = Campaign(self.store, name, self.reload_check_s)
+            camp = Campaign(self.store, name, self.reload_check_s, background=True)
             self._open[name] = camp
             return camp
 

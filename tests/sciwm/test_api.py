@@ -146,3 +146,15 @@ def test_rank_refuses_a_multi_objective_campaign(uri: str) -> None:
     assert mo.spec.multi_objective
     with pytest.raises(NotRankable, match="several objectives.*Ask predict"):
         mo.rank([{"x": 0.2, "y": 0.5, "kind": "a"}])
+
+
+def test_a_store_failing_while_checking_for_a_newer_model(uri: str, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "mlflow.db"
+    shutil.copy(uri.removeprefix("sqlite:///"), copy)
+    camp = sciwm.open_campaign(NAME, tracking_uri=f"sqlite:///{copy}", reload_check_s=0.0)
+    camp.world_model()
+    copy.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="failed while looking for the world model"):
+        camp.world_model()
