@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -134,6 +135,7 @@ def serve(args: argparse.Namespace) -> int:
         injector = app = FaultInjector(
             app, args.inject_faults, slow_s=args.fault_slow_s, seed=args.fault_seed
         )
+        logging.getLogger("uvicorn.error").addFilter(_quiet_injected)
     try:
         uvicorn.run(
             app,
@@ -149,6 +151,12 @@ def serve(args: argparse.Namespace) -> int:
         if injector is not None:
             print(f"injected faults: {json.dumps(dict(injector.counts))}", file=sys.stderr)
     return 0
+
+
+def _quiet_injected(record: logging.LogRecord) -> bool:
+    """Leave out uvicorn's traceback of a connection dropped on purpose."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (isinstance(exc, ConnectionAbortedError) and "injected fault" in str(exc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

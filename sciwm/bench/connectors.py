@@ -122,9 +122,11 @@ class _Lab:
     def __enter__(self) -> _Lab:
         import httpx
 
-        self.proc = subprocess.Popen(
-            self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        self.err = self.log.with_name("server.err")  # a file: a full pipe would block the lab
+        with open(self.err, "w") as err:
+            self.proc = subprocess.Popen(
+                self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=err, text=True
+            )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -133,7 +135,7 @@ class _Lab:
             except httpx.TransportError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise ConnectorError(f"the lab server did not start: {self.proc.stderr.read()}")
+                raise ConnectorError(f"the lab server did not start: {self.err.read_text()}")
             time.sleep(0.1)
 
     def reached(self) -> Counter[str]:
@@ -142,8 +144,8 @@ class _Lab:
 
     def __exit__(self, *exc: Any) -> None:
         self.proc.send_signal(signal.SIGINT)
-        _, err = self.proc.communicate(timeout=30)
-        for line in err.splitlines():
+        self.proc.wait(timeout=30)
+        for line in self.err.read_text().splitlines():
             if line.startswith("injected faults: "):
                 self.faults_injected = json.loads(line.removeprefix("injected faults: "))
 
