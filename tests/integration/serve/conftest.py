@@ -50,8 +50,11 @@ def browser() -> Iterator[object]:
     """A headless chromium (fresh profile, no network beyond loopback), through chromedriver."""
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.fail(f"chromium or chromedriver is missing: {INSTALL_HINT}", pytrace=False)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail("selenium is missing: pip install -e '.[browser]' (make setup does)")
 
     profile = tempfile.mkdtemp(prefix="sciwm-chromium-")
     options = webdriver.ChromeOptions()
