@@ -149,6 +149,12 @@ def test_a_campaign_of_the_same_function_makes_the_new_one_cheaper(tmp_path, sto
     assert warm.result().n_experiments == len(warm.state.finished) < 20
     assert warm.model.summary.extra["warm_start"]["f"] == len(old.state.finished)
     assert set(warm.model.summary.experiment_ids) <= {r.experiment.id for r in warm.state.finished}
+    # resumed, the campaign's logged (warm-started) world model loads back and predicts alike
+    again = _run(store, tmp_path, "bowl-warm", warm='[warm_start]\ncampaigns = ["bowl-old"]')
+    point = [{"x": 0.31, "y": 0.69}]
+    a, b = warm.model.predict(point)[0], again.model.predict(point)[0]
+    assert b.outcomes["f"].mean == pytest.approx(a.outcomes["f"].mean, abs=1e-6)
+    assert len(again.state.finished) == len(warm.state.finished)  # nothing re-run
 
 
 def test_unknown_warm_start_campaign_is_a_clear_error(tmp_path, store):
