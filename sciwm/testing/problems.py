@@ -47,6 +47,8 @@ class Problem:
         f_max: Largest value over the domain.
         cap: Budget per run (cost units) in the full campaign benchmark.
         cap_quick: Budget per run with ``--quick``.
+        flip: Coordinates mirrored (``u -> 1 - u``) before the function sees them: moves the
+            optimum to another part of the cost surface (value range and optimum unchanged).
     """
 
     name: str
@@ -55,13 +57,15 @@ class Problem:
     f_max: float
     cap: float
     cap_quick: float
+    flip: tuple[int, ...] = ()
 
     def make(self) -> Any:
-        """The botorch test function (minimisation, no noise)."""
+        """The botorch test function (minimisation, no noise), mirrored along ``flip``."""
         from botorch import test_functions
 
         cls = getattr(test_functions, self.function)
-        return cls(dim=self.dim) if self.function == "Hartmann" else cls()
+        fn = cls(dim=self.dim) if self.function == "Hartmann" else cls()
+        return _Mirrored(fn, self.flip) if self.flip else fn
 
     @cached_property
     def _fn(self) -> Any:
@@ -96,7 +100,29 @@ class Problem:
 PROBLEMS = (
     Problem("branin", "Branin", 2, f_max=308.129096, cap=150.0, cap_quick=100.0),
     Problem("hartmann6", "Hartmann", 6, f_max=-2.1294e-07, cap=200.0, cap_quick=120.0),
+    # the optimum in a dear region: Hartmann6 mirrored along u_1, so its global minimum sits
+    # at u_1 = 0.798, u_6 = 0.657, where an experiment costs 5.4 (the median cost is 3.16)
+    Problem(
+        "hartmann6_dear", "Hartmann", 6, f_max=-2.1294e-07, cap=200.0, cap_quick=120.0, flip=(0,)
+    ),
 )
+
+
+class _Mirrored:
+    """A botorch test function with some coordinates mirrored within its bounds."""
+
+    def __init__(self, fn: Any, flip: tuple[int, ...]) -> None:
+        self.fn, self.flip = fn, list(flip)
+        self.bounds, self.optimal_value = fn.bounds, fn.optimal_value
+
+    def __getattr__(self, name: str) -> Any:  # dim, noise_std, ... of the function
+        return getattr(self.fn, name)
+
+    def __call__(self, X: torch.Tensor) -> torch.Tensor:
+        lb, ub = self.bounds[0].to(X), self.bounds[1].to(X)
+        X = X.clone()
+        X[..., self.flip] = lb[self.flip] + ub[self.flip] - X[..., self.flip]
+        return self.fn(X)
 
 
 @dataclass(frozen=True)

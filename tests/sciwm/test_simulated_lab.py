@@ -114,7 +114,7 @@ def test_problem_evaluate_matches_the_botorch_function():
     x = torch.tensor([[0.1 * (i + 1) for i in range(6)]], dtype=torch.double)
     assert value == pytest.approx(float(problem.make()(x)[0]))
     assert cost == pytest.approx(10 ** ((0.1 + 0.6) / 2))
-    assert [p.name for p in PROBLEMS] == ["branin", "hartmann6"]
+    assert [p.name for p in PROBLEMS] == ["branin", "hartmann6", "hartmann6_dear"]
     with pytest.raises(KeyError, match="branin"):
         problem_named("nope")
 

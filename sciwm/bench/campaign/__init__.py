@@ -30,6 +30,9 @@ them cheap):
 - ``hartmann6`` (6-D, [0, 1]^6): the global minimum (-3.3224) at u_1 = 0.202, u_6 = 0.657
   costs 2.69 (near the median); the second-best local minimum (-3.2032), a trap for BO, costs
   1.66, i.e. the trap is cheaper than the optimum.
+- ``hartmann6_dear``: Hartmann6 mirrored along u_1, so that its global minimum sits at
+  u_1 = 0.798, u_6 = 0.657 and costs 5.34, well above the median: where the optimum is dear,
+  cost awareness must not cost the campaign its optimum (sciwm against ``sciwm_ei``).
 
 ``cost_to_target`` is the cost spent (initial design included) up to and including the
 first experiment whose value lies within 1% of the function's value range of the optimum:
