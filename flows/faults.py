@@ -43,7 +43,7 @@ MIN_PAUSE_S = 0.1
 
 T = TypeVar("T")
 
-_NUMBER = re.compile(r"[-+]?\d+(\.\d+)?([eE][-+]?\d+)?")
+_ID = re.compile(r"\b\d+-[0-9a-f]{10}\b")  # an experiment id, as sciwm.experiment makes them
 _HEX = re.compile(r"\b[0-9a-f]{8,}\b")
 
 
@@ -75,10 +75,14 @@ def call_connector(fn: Callable[..., T], *args: Any, tracking_uri: str = "") -> 
 
 
 def signature(error: str | None) -> str:
-    """What a failure's error says, without the numbers and ids that differ between runs."""
+    """A failure's first line of error, without the ids that differ between experiments.
+
+    Numbers are kept: an error that names the parameters it failed at (``broke at x=0.78``)
+    is a region of the space failing, not every experiment failing the same way.
+    """
     lines = [ln.strip() for ln in (error or "").strip().splitlines() if ln.strip()]
     text = lines[0] if lines else "no error text"
-    return _NUMBER.sub("#", _HEX.sub("…", text))[:300]
+    return _HEX.sub("…", _ID.sub("<id>", text))[:300]
 
 
 def is_transient(observation: Observation) -> bool:

@@ -156,11 +156,14 @@ def test_an_experiment_past_timeout_s_is_cancelled_and_retried(campaign_dir: Pat
     assert result.spent <= result.budget
 
 
-def test_signature_ignores_numbers_and_ids() -> None:
-    assert signature("RuntimeError: broke at x=0.25\ntraceback") == signature(
-        "RuntimeError: broke at x=0.75"
+def test_signature_keeps_numbers_and_drops_ids() -> None:
+    assert signature("TypeError: f() got an unexpected keyword argument 'kind'\ntraceback") == (
+        "TypeError: f() got an unexpected keyword argument 'kind'"
     )
-    assert signature("timed out after 0.0125 s (cap 0.0125)") == "timed out after # s (cap #)"
+    assert signature("RuntimeError: broke at x=0.25") != signature("RuntimeError: broke at x=0.75")
+    assert signature("no result in /w/00003-1f2e3d4c5b") == signature(
+        "no result in /w/00004-9a8b7c6d5e"
+    )
     assert signature(None) == "no error text"
 
 
