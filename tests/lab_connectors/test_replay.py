@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -140,3 +141,44 @@ def test_lcdb_record(tmp_path: Path) -> None:
     obs = conn.fetch(conn.submit(exp("SVC_rbf", 16200)))
     assert obs.status is Status.COMPLETED, obs.error
     assert 0.5 < obs.outcomes["accuracy"] <= 1.0 and obs.cost > 1.0
+
+
+def test_resolve_snaps_to_the_recorded_size_that_would_run(tmp_path: Path, record: Path) -> None:
+    lab = ReplayConnector(
+        tmp_path, data=str(record), dataset="toy", anchor_param="train_size", snap=True
+    )
+    assert lab.resolve({"learner": "SVC_rbf", "train_size": 100}) == {
+        "learner": "SVC_rbf",
+        "train_size": 64,
+    }
+    plain = ReplayConnector(
+        tmp_path / "p", data=str(record), dataset="toy", anchor_param="train_size"
+    )
+    assert plain.resolve({"learner": "SVC_rbf", "train_size": 100})["train_size"] == 100
+
+
+def test_curve_mode_charges_the_fits_reports_partial_points_and_cancels_at_cost_so_far(
+    tmp_path: Path, record: Path
+) -> None:
+    lab = ReplayConnector(
+        tmp_path,
+        data=str(record),
+        dataset="toy",
+        anchor_param="train_size",
+        curve=True,
+        time_scale=0.002,
+    )
+    e = exp("SVC_rbf", 128)
+    h = lab.submit(e)  # the fit at 64 (0.1 s recorded) is done after 0.2 ms, 128's takes 1.8 s
+    time.sleep(0.05)
+    points = lab.partial(h)
+    assert points == [{"fidelity": {"train_size": 64}, "outcomes": {"accuracy": 0.77}, "cost": 0.1}]
+    assert lab.poll(h) is Status.RUNNING
+    lab.cancel(h)
+    obs = lab.fetch(h)
+    assert obs.status is Status.CANCELLED
+    assert 0.1 <= obs.cost < 900.1  # charged the recorded time it had run
+    assert obs.metadata["curve"] == points
+    done = lab.lookup(exp("RandomForestClassifier", 64, 1))
+    assert done.cost == pytest.approx(0.05 + 0.20)  # a full curve costs every fit it took
+    assert [p["anchor"] for p in done.metadata["curve"]] == [16, 64]
