@@ -32,8 +32,9 @@ def test_scale_rows_medians_and_targets():
     def case(method, n, seed, latency, regret):
         return {
             "method": method, "n": n, "seed": seed, "proposal_latency_s": latency,
-            "fit_s": 1.0, "peak_memory_mb": 400.0, "batch_regret": regret,
-            "history_regret": 1.0, "subset": n > 500,
+            "proposal_cpu_s": latency, "fit_s": 1.0, "fit_cpu_s": 1.0,
+            "peak_memory_mb": 400.0, "batch_regret": regret, "history_regret": 1.0,
+            "subset": n > 500,
         }  # fmt: skip
 
     rows = rows_of(

@@ -20,8 +20,9 @@ replay connector, the shipped ``[scheduler]`` defaults):
 
 ``cost_to_target`` is the recorded train time spent until the target is reached (``inf``:
 not within the budget); ``warm_start_ratio`` is cold's over warm's per target, source kind
-(``pair`` = ``related`` / ``unrelated``) and seed (one seed unless ``--seeds`` says more). Targets: median ratio >= 2 on related
-pairs, >= 1 / 1.1 on unrelated ones (at most 10% dearer).
+(``pair`` = ``related`` / ``unrelated``) and seed (one seed unless ``--seeds`` says more).
+Targets: median ratio >= 2 on related pairs, >= 1 / 1.1 on unrelated ones (at most 10%
+dearer).
 """
 
 from __future__ import annotations
