@@ -235,9 +235,14 @@ class CampaignLoop:
         if not self.state.refit_needed or not self.model_can_fit():
             return False
         new = len(self.state.finished) - self.state.fitted_on
-        lazy = self.state.fit_s > LAZY_FIT_S
-        due = max(1, int(REFIT_FRACTION * self.state.fitted_on)) if lazy else 1
+        due = self._refit_every()
         return not self.model.is_fitted or self.state.stop_reason is not None or new >= due
+
+    def _refit_every(self) -> int:
+        """Results between refits: 1, or a tenth of the results for a slow world model."""
+        if self.state.fit_s <= LAZY_FIT_S:
+            return 1
+        return max(1, int(REFIT_FRACTION * self.state.fitted_on))
 
     def fit(self) -> bool:
         """Refit the world model on every finished experiment and log it; ``False`` if not due."""
@@ -265,7 +270,7 @@ class CampaignLoop:
         if reason:
             return reason
         remaining = self.gate.remaining(self.spent, self.running_reserved())
-        if remaining <= 0:
+        if remaining <= 0 and not self.state.in_flight():  # else wait: reservations return
             budget = self.spec.budget
             return f"budget spent ({self.spent:.4g} of {budget.total:.4g} {budget.unit})"
         return None
@@ -275,7 +280,7 @@ class CampaignLoop:
         experiments, observations = self.history()
         model = self.model if self.model.is_fitted else None
         pending = [r.experiment.parameters for r in self.state.in_flight()]
-        if self.model.is_fitted and self.state.fit_s > LAZY_FIT_S:
+        if self.model.is_fitted and self._refit_every() > 1:
             pending += [  # results not yet in a lazily refitted model count as pending
                 r.experiment.parameters
                 for r in self.state.finished[self.state.fitted_on :]
@@ -389,8 +394,8 @@ class CampaignLoop:
             self.spec.scheduler.batch_size,
             self.spec.stopping.max_experiments - self.n_started,
         )
-        if n <= 0:
-            return True
+        if n <= 0 or self.gate.remaining(self.spent, self.running_reserved()) <= 0:
+            return True  # no slot, or all the budget reserved by running experiments: wait
         self.fit()
         decisions = self.dispatch(n)
         if self.state.stop_reason is not None:  # a stopping rule fired while proposing
