@@ -61,6 +61,9 @@ class NeighbourBank:
         self.gain = self.y[:, 0] - self.base
         self.fill = np.r_[np.nanmean(self.y, 0), np.zeros(self.n_targets), 0.5, 0.0]
         self.index = {key: np.flatnonzero(self.learners == key) for key in set(self.learners)}
+        # Data sets as integer codes: the look-up compares m x n codes, not m x n strings.
+        self._codes = {name: i for i, name in enumerate(dict.fromkeys(self.datasets))}
+        self.dataset_codes = np.array([self._codes[d] for d in self.datasets], dtype=np.int64)
 
     @property
     def width(self) -> int:
@@ -82,14 +85,14 @@ class NeighbourBank:
         out = np.tile(np.r_[self.fill, 0.0], (m, 1)).astype(float)
         q = (np.asarray(position, float) - self.mu) / self.sd
         learners = np.asarray(learners, dtype=object)
-        datasets = np.asarray(datasets, dtype=object)
+        codes = np.array([self._codes.get(d, -1) for d in datasets], dtype=np.int64)
         for key in set(learners):
             rows = np.flatnonzero(learners == key)
             bank = self.index.get(key)
             if bank is None or len(bank) == 0:
                 continue
             d2 = ((q[rows, None, :] - self.position[None, bank, :]) ** 2).sum(-1)
-            d2[datasets[rows, None] == self.datasets[None, bank]] = np.inf
+            d2[codes[rows, None] == self.dataset_codes[None, bank]] = np.inf
             kk = min(self.k, len(bank))
             near = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
             ok = np.isfinite(np.take_along_axis(d2, near, 1))
