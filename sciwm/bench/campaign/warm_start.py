@@ -10,7 +10,8 @@ each standardised over the eligible data sets).
 Campaigns (all through :class:`flows.loop.CampaignLoop`, the loop of ``sciwm campaign run``,
 with the LCDB suite's campaign file for the ``gp`` world model,
 :func:`~sciwm.bench.campaign.lcdb_product.lcdb_campaign_file`: learner x training size, the
-replay connector, the shipped ``[scheduler]`` defaults):
+replay connector, the shipped ``[scheduler]`` defaults but ``virtual = false``: with virtual
+answers on, the cold campaigns stopped after about 5 results, before reaching the target):
 
 - *last month's campaign* on the source: that file on the source data set, run to its budget
   (the recorded cost of every learner once at full size) or its 60 experiments;
@@ -110,6 +111,10 @@ def _campaign(problem: Any, name: str, seed: int, warm: str | None = None) -> st
     first = text.splitlines()[1]
     assert first.startswith("name = ")
     text = text.replace(first, f'name = "{name}"', 1)
+    # virtual answers off: the shipped gate ends a cold gp campaign on LCDB after about 5
+    # results ("none is worth its predicted cost"), before it can reach the target
+    assert "[scheduler]\n" in text
+    text = text.replace("[scheduler]\n", "[scheduler]\nvirtual = false\n", 1)
     if warm is not None:
         text += f'\n[warm_start]\ncampaigns = ["{warm}"]\n'
     return text
