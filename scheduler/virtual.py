@@ -7,12 +7,13 @@ units; its price is its predicted mean cost ``c(x)`` against the typical cost ``
 the campaign's real runs (the median measured cost). The gate answers a proposal
 virtually (records the world model's prediction, runs nothing) when
 
-    EI(x) < tolerance * c(x) / c_ref,
+    EI(x) < tolerance * min(1, c(x) / c_ref),
 
 i.e. when a typical-cost run (``c = c_ref``) is expected to improve the best by less than
 ``tolerance``, the smallest improvement that matters (``[scheduler] virtual_tolerance``;
 default :data:`DEFAULT_TOLERANCE_FRACTION` of the range of the real results). A cheap run
-needs little expected value to go ahead, a dear one more. Only a confident posterior has a
+needs little expected value to go ahead; a dear one needs no more than a typical one, so that
+cost awareness never keeps the campaign from a dear optimum. Only a confident posterior has a
 small ``EI`` below the incumbent, so this is "the world model already answers it".
 
 The world model is trusted only as far as the campaign's own real results support it: no
@@ -215,7 +216,7 @@ class ValueGate:
             cost = float(pred.cost.mean)
             if not (math.isfinite(cost) and cost > 0) or not math.isfinite(float(ei[k])):
                 continue
-            threshold = tol * cost / ref_cost
+            threshold = tol * min(1.0, cost / ref_cost)
             value = float(ei[k])
             if value >= threshold:
                 continue
