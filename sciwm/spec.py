@@ -221,9 +221,11 @@ class SchedulerSpec(_Frozen):
         "DEFAULT_JOINT_BATCH_ABOVE).",
     )
     virtual: bool = Field(
-        default=True,
+        default=False,
         description="Answer a proposal from the world model instead of running it when a real "
-        "run is not worth its predicted cost (scheduler.virtual); false runs every proposal.",
+        "run is not worth its predicted cost (scheduler.virtual); off by default: on LCDB "
+        "replay campaigns it ended campaigns before the dear near-best experiment "
+        "(docs/campaign.md).",
     )
     virtual_tolerance: float | None = Field(
         default=None,
