@@ -19,8 +19,10 @@ import torch
 
 from flows.faults import FaultHandler, call_connector
 from flows.loop_early import annotate, partial_points, stop_early
+from flows.loop_fit import LAZY_FIT_S, REFIT_FRACTION, fit_now, refit_due, refit_every
 from flows.loop_gate import answer_virtually, build_value_gate
 from flows.loop_state import CampaignResult, LoopState, ProgressFn, summarise
+from flows.loop_stop import check_stop, end_round, record_stop_reason
 from scheduler.agent import Agent, default_initial_experiments
 from scheduler.constraints import OutcomeConstraint
 from scheduler.gate import Candidate, Decision, DispatchGate
@@ -28,7 +30,7 @@ from scheduler.multiobjective import objectives_of
 from scheduler.stopping import StoppingRule, best_gain_per_cost
 from scheduler.warm_start import apply_prior, read_prior
 from sciwm.connector import Connector
-from sciwm.errors import BackendUnavailable, WorldModelError
+from sciwm.errors import BackendUnavailable
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.pareto import as_tensor, feasible, hypervolume_trace, reference_point
 from sciwm.registry import build_connector, build_world_model
@@ -38,13 +40,7 @@ from sciwm.world_model import WorldModel
 
 log = logging.getLogger("sciwm.campaign")
 
-#: A world model whose last fit took longer than this (seconds) is refitted lazily: once the
-#: results that arrived since reach :data:`REFIT_FRACTION` of those it was fitted on (every
-#: 10th result at 100), and at the end. The results not yet in it count as pending
-#: experiments (the acquisition fantasises them), so the loop's own time per experiment stays
-#: small against the lab's. A faster fit is refitted on every result.
-LAZY_FIT_S = 1.0
-REFIT_FRACTION = 0.1
+__all__ = ["LAZY_FIT_S", "REFIT_FRACTION", "CampaignLoop"]
 
 
 class CampaignLoop:
@@ -231,56 +227,23 @@ class CampaignLoop:
         return newly
 
     def refit_due(self) -> bool:
-        """Whether enough results arrived since the last fit (:data:`REFIT_FRACTION`)."""
-        if not self.state.refit_needed or not self.model_can_fit():
-            return False
-        new = len(self.state.finished) - self.state.fitted_on
-        due = self._refit_every()
-        return not self.model.is_fitted or self.state.stop_reason is not None or new >= due
-
-    def _refit_every(self) -> int:
-        """Results between refits: 1, or a tenth of the results for a slow world model."""
-        if self.state.fit_s <= LAZY_FIT_S:
-            return 1
-        return max(1, int(REFIT_FRACTION * self.state.fitted_on))
+        """Whether enough results arrived since the last fit (see :mod:`flows.loop_fit`)."""
+        return refit_due(self)
 
     def fit(self) -> bool:
         """Refit the world model on every finished experiment and log it; ``False`` if not due."""
-        if not self.refit_due():
-            return False
-        experiments, observations = self.history()
-        t0 = time.perf_counter()
-        try:
-            self.model.fit(experiments, observations)
-        except WorldModelError as exc:
-            log.warning("world model not refitted: %s", exc)
-            return False
-        self.state.refit_needed = False
-        self.state.fitted_on = len(self.state.finished)
-        self.state.fit_s = time.perf_counter() - t0
-        self.state.fits += 1
-        self.store.log_world_model(self.spec.name, self.model, self.state.fits)
-        return True
+        return self.refit_due() and fit_now(self)
 
     def check_stop(self) -> str | None:
-        """Why no further experiment should start, or ``None``."""
-        reason = self.stopping.check(self.objective_values(), self.n_started)
-        reason = reason or self.stopping.check_gain(self.state.gains)
-        reason = reason or self.faults.stop_reason(self.space.names)
-        if reason:
-            return reason
-        remaining = self.gate.remaining(self.spent, self.running_reserved())
-        if remaining <= 0 and not self.state.in_flight():  # else wait: reservations return
-            budget = self.spec.budget
-            return f"budget spent ({self.spent:.4g} of {budget.total:.4g} {budget.unit})"
-        return None
+        """Why no further experiment should start, or ``None`` (see :mod:`flows.loop_stop`)."""
+        return check_stop(self)
 
     def propose(self, n: int) -> list[Candidate]:
         """Ask the agent for up to ``n`` candidates, given what is pending."""
         experiments, observations = self.history()
         model = self.model if self.model.is_fitted else None
         pending = [r.experiment.parameters for r in self.state.in_flight()]
-        if self.model.is_fitted and self._refit_every() > 1:
+        if self.model.is_fitted and refit_every(self) > 1:
             pending += [  # results not yet in a lazily refitted model count as pending
                 r.experiment.parameters
                 for r in self.state.finished[self.state.fitted_on :]
@@ -400,22 +363,7 @@ class CampaignLoop:
         decisions = self.dispatch(n)
         if self.state.stop_reason is not None:  # a stopping rule fired while proposing
             return bool(self.state.running)
-        if any(d.dispatch for d in decisions):
-            self.state.virtual_streak = 0
-        elif self.state.virtual_round:  # answered virtually: ask again
-            return True
-        if not any(d.dispatch for d in decisions) and not self.state.running:
-            left = self.gate.remaining(self.spent, [])
-            unit = self.spec.budget.unit
-            self.state.stop_reason = (
-                f"the {left:.3g} {unit} of budget left cannot cover another experiment"
-                if decisions
-                else "the agent proposed nothing"
-            )
-            for d in decisions:
-                log.info("last candidate held back: %s", d.reason)
-            return False
-        return True
+        return end_round(self, decisions)
 
     def run(self) -> CampaignResult:
         """Loop until the budget, the stopping rule or the experiment cap ends the campaign."""
@@ -428,7 +376,7 @@ class CampaignLoop:
             self.fit()
         finally:
             self.connector.close()
-        self._record_stop_reason()
+        record_stop_reason(self)
         if self.progress:
             self.progress(self.state, self.spent)
         return self.result()
@@ -438,14 +386,5 @@ class CampaignLoop:
         return summarise(self.spec, self.state, self.n_started, self.spent, self.store.display_uri)
 
     # -- helpers ------------------------------------------------------------------------
-    def _record_stop_reason(self) -> None:
-        """Write why the campaign stopped to the store (``sciwm campaign status`` shows it)."""
-        reason = self.state.stop_reason or "finished"
-        log.info("campaign %s stopped: %s", self.spec.name, reason)
-        try:
-            self.store.log_stop_reason(self.spec.name, reason)
-        except Exception as exc:  # noqa: BLE001 - the results are recorded; only the note is lost
-            log.warning("could not record the stop reason (%s)", exc)
-
     def _call(self, fn, *args):  # noqa: ANN001, ANN202 - see flows.faults.call_connector
         return call_connector(fn, *args, tracking_uri=self.store.display_uri)

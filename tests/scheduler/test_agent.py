@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-import scheduler.agent as agent_module
+import scheduler.agent_optimize as agent_optimize
 from scheduler.acquisition import build_acquisition
 from scheduler.agent import DEFAULT_INITIAL_EXPERIMENTS, Agent, default_initial_experiments
 from sciwm.errors import SpecError
@@ -193,7 +193,7 @@ def test_a_failing_optimiser_falls_back_to_a_random_point(monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(agent_module, "build_acquisition", broken)
+    monkeypatch.setattr(agent_optimize, "build_acquisition", broken)
     with caplog.at_level(logging.WARNING, logger="scheduler.agent"):
         [cand] = _shrunk().propose(model, exps, obs, [], 1)
     assert 0.0 <= cand.parameters["x"] <= 1.0
