@@ -20,6 +20,7 @@ from sciwm.prediction import DEFAULT_LEVEL, Estimate, Prediction
 from sciwm.space import SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
 from sciwm.world_model_settings import WorldModelSettings
+from surrogates.gp_cache import posterior as cached_posterior
 from surrogates.gp_fit import fit_or_restore
 from surrogates.gp_scalable import (
     DEFAULT_SCALABLE_ABOVE,
@@ -263,7 +264,7 @@ class GPWorldModel(WorldModel):
         self._require_fitted()
         if outcome not in self._models:
             raise WorldModelError(f"unknown outcome {outcome!r}; the model has {self.outcomes}")
-        return self._models[outcome].posterior(X)
+        return cached_posterior(self._models[outcome], X)
 
     def observation_std(self, X: Tensor, outcome: str) -> Tensor:
         """The fitted measurement noise (homoscedastic), in the outcome's units."""
@@ -279,7 +280,7 @@ class GPWorldModel(WorldModel):
     def log_cost_posterior(self, X: Tensor) -> Posterior:
         self._require_fitted()
         assert self._cost_model is not None
-        return self._cost_model.posterior(X)
+        return cached_posterior(self._cost_model, X)
 
     def predict(
         self, parameters: Sequence[Mapping[str, Any]], level: float = DEFAULT_LEVEL

@@ -29,6 +29,7 @@ from gpytorch.kernels import Kernel, ScaleKernel
 from gpytorch.means import Mean
 from torch import Tensor
 
+from surrogates.gp_cache import cached
 from surrogates.gp_fit import fit_or_restore
 from surrogates.gp_scalable import hyperparameters
 
@@ -44,6 +45,9 @@ def old_mean(old: SingleTaskGP) -> MeanFn:
     """``X (... x n x d) -> ... x n``: the old GP's posterior mean in its standardised units."""
 
     def fn(X: Tensor) -> Tensor:
+        cache = cached(old)
+        if cache is not None:
+            return cache.latent_mean(X)
         with gpytorch.settings.skip_posterior_variances(True):
             return old(X).mean
 
