@@ -17,7 +17,15 @@ Experiment parameters (the campaign's search space) that the worker understands:
 Settings (``[connector.settings]``): ``pdb`` (default: the embedded alanine dipeptide),
 ``forcefield`` (default ``["amber14-all.xml"]``), ``solvent`` (``"vacuum"``, ``"obc2"``,
 ``"gbn2"``), ``platform`` (``"auto"``: Reference in vacuum, CPU otherwise; ``"CUDA"`` where
-present), ``frame_ps``, ``equilibrate_ps``, ``observables``, ``timeout_s``, ``parallelism``.
+present), ``frame_ps``, ``equilibrate_ps``, ``partial_every_ps``, ``observables``,
+``timeout_s``, ``parallelism``.
+
+A running simulation reports what it has measured so far (:meth:`OpenMMConnector.partial`):
+every ``partial_every_ps`` of simulated time (default: a tenth of the run's length; 0 turns
+it off) the worker appends the observables of the frames so far, with ``length_ps`` as their
+fidelity and the wall time so far as their cost, to ``<experiment dir>/partial.jsonl``. With
+``length_ps`` a fidelity of the campaign's space, early stopping reads them
+(:mod:`scheduler.early_stop`).
 
 ``observables`` adds the user's own outcomes: import paths of functions
 ``fn(positions, energy, info) -> float`` (see :data:`sciwm.md.observables.Observable`), each
@@ -43,6 +51,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lab_connectors.local import LocalConnector
+from sciwm.connector import Handle
 from sciwm.errors import ConnectorError
 from sciwm.md.engine import platform_names
 from sciwm.md.observables import load_observable, observable_refs
@@ -52,7 +61,10 @@ from sciwm.md.systems import SystemSpec, build_system
 CONFIG_ENV = "SCIWM_MD_CONFIG"
 #: Physical range accepted for the temperature, Kelvin.
 TEMPERATURE_RANGE = (50.0, 1000.0)
-_RUN_KEYS = ("frame_ps", "equilibrate_ps", "platform", "threads", "observables")
+#: File in the experiment's directory that holds a running simulation's partial results.
+PARTIAL_FILE = "partial.jsonl"
+#: Default interval of partial results, as a fraction of the run's length.
+PARTIAL_FRACTION = 0.1
 
 
 class OpenMMConnector(LocalConnector):
@@ -66,6 +78,8 @@ class OpenMMConnector(LocalConnector):
         platform: OpenMM platform name, or ``"auto"``.
         frame_ps: Interval between saved frames, ps.
         equilibrate_ps: Discarded equilibration before the recorded run, ps.
+        partial_every_ps: Simulated time between partial results, ps; ``None`` for a tenth
+            of each run's length, 0 for none.
         threads: Threads of the CPU platform (one is fastest for small molecules).
         observables: The user's observables: import paths ``"package.module:function"``
             (each reported under the function's name) or a table of name to import path.
@@ -88,6 +102,7 @@ class OpenMMConnector(LocalConnector):
         platform: str = "auto",
         frame_ps: float = 1.0,
         equilibrate_ps: float = 5.0,
+        partial_every_ps: float | None = None,
         threads: int = 1,
         observables: list[str] | dict[str, str] | None = None,
         timeout_s: float = 3600.0,
@@ -97,8 +112,8 @@ class OpenMMConnector(LocalConnector):
         if unknown:
             raise ConnectorError(
                 f"unknown setting(s) {sorted(unknown)} for the openmm connector; known: pdb, "
-                "forcefield, solvent, platform, frame_ps, equilibrate_ps, threads, "
-                "observables, timeout_s, parallelism"
+                "forcefield, solvent, platform, frame_ps, equilibrate_ps, partial_every_ps, "
+                "threads, observables, timeout_s, parallelism"
             )
         spec = SystemSpec.from_settings(
             {
@@ -113,6 +128,16 @@ class OpenMMConnector(LocalConnector):
                 raise ConnectorError(f"openmm connector setting {key}={value!r}; give ps >= 0")
         if frame_ps <= 0:
             raise ConnectorError("openmm connector setting frame_ps must be > 0")
+        if partial_every_ps is not None and (
+            isinstance(partial_every_ps, bool)
+            or not isinstance(partial_every_ps, int | float)
+            or not math.isfinite(partial_every_ps)
+            or partial_every_ps < 0
+        ):
+            raise ConnectorError(
+                f"openmm connector setting partial_every_ps={partial_every_ps!r}; give ps >= 0 "
+                "(0: no partial results) or leave it out (a tenth of each run)"
+            )
         _check_platform(platform)
         refs = observable_refs(observables)
         for ref in refs.values():
@@ -121,6 +146,7 @@ class OpenMMConnector(LocalConnector):
         run = {
             "frame_ps": float(frame_ps),
             "equilibrate_ps": float(equilibrate_ps),
+            "partial_every_ps": None if partial_every_ps is None else float(partial_every_ps),
             "platform": platform,
             "threads": int(threads),
             "observables": refs,
@@ -136,6 +162,31 @@ class OpenMMConnector(LocalConnector):
         )
         self.settings.update(spec.to_dict())
         self.settings.update(run)
+
+    def partial(self, handle: Handle) -> list[dict[str, Any]]:
+        """The observables of a running simulation's frames so far, oldest first.
+
+        Each point has ``{"fidelity": {"length_ps": simulated ps so far}, "outcomes": {...},
+        "cost": wall s so far}``; a simulation that reports none (``partial_every_ps = 0``,
+        or not yet at its first report) gives ``[]``.
+        """
+        path = Path(str(handle.get("dir", ""))) / PARTIAL_FILE
+        if not path.is_file():
+            return []
+        points = []
+        for line in path.read_text().splitlines():
+            try:
+                p = json.loads(line)
+            except ValueError:  # a line being written
+                break
+            points.append(
+                {
+                    "fidelity": {"length_ps": float(p["length_ps"])},
+                    "outcomes": dict(p["outcomes"]),
+                    "cost": float(p["cost"]),
+                }
+            )
+        return points
 
 
 def _check_platform(name: str) -> None:
@@ -218,11 +269,26 @@ def run_md_experiment(
         platform=str(run.get("platform", "auto")),
         threads=int(run.get("threads", 1)),
     )
-    out = simulate(spec, config)
+    every_ps = run.get("partial_every_ps")
+    every_ps = length * PARTIAL_FRACTION if every_ps is None else float(every_ps)
+    every = int(round(every_ps / config.frame_ps)) if every_ps > 0 else 0
+    directory = Path(os.environ.get("SCIWM_EXPERIMENT_DIR", "."))
+
+    def report(positions: np.ndarray, energy: np.ndarray, topology: Any) -> None:
+        """Append the observables of the frames so far to the partial-results file."""
+        so_far = compute_observables(positions, energy, topology, run.get("observables"))
+        point = {
+            "length_ps": positions.shape[0] * config.frame_ps,
+            "outcomes": so_far,
+            "cost": time.perf_counter() - t_enter,
+        }
+        with open(directory / PARTIAL_FILE, "a") as fh:
+            fh.write(json.dumps(point) + "\n")
+
+    out = simulate(spec, config, progress=report, progress_every=max(0, every))
     outcomes = compute_observables(
         out["positions"], out["energy"], out["topology"], run.get("observables")
     )
-    directory = Path(os.environ.get("SCIWM_EXPERIMENT_DIR", "."))
     traj = directory / "trajectory.npz"
     np.savez_compressed(traj, positions=out["positions"], energy=out["energy"])
     return {

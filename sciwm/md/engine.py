@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,8 @@ def simulate(
     spec: SystemSpec,
     config: RunConfig,
     start: tuple[np.ndarray, np.ndarray | None] | None = None,
+    progress: Callable[[np.ndarray, np.ndarray, Any], None] | None = None,
+    progress_every: int = 0,
 ) -> dict[str, Any]:
     """Run one Langevin simulation and return its frames.
 
@@ -94,6 +97,11 @@ def simulate(
         start: Optional ``(positions, velocities)``, each an ``n_atoms x 3`` array in nm and
             nm/ps, to continue a previous run (no minimisation or equilibration then);
             velocities ``None`` draws them from the Maxwell–Boltzmann distribution.
+        progress: Called as ``progress(positions, energy, topology)`` with the frames so far
+            (``k x n_atoms x 3`` and ``k``) and the OpenMM topology, every
+            ``progress_every`` frames before the last: what a running simulation has
+            measured so far.
+        progress_every: Frames between calls of ``progress``; 0 never calls it.
 
     Returns:
         ``positions`` (``n_frames x n_atoms x 3`` float32, nm), ``energy`` (``n_frames``,
@@ -149,6 +157,10 @@ def simulate(
             )
         frames[k] = pos
         energy[k] = e
+        done = k + 1
+        if progress is not None and progress_every > 0 and done % progress_every == 0:
+            if done < n_frames:
+                progress(frames[:done], energy[:done], topology)
     final = context.getState(getPositions=True, getVelocities=True)
     wall = time.perf_counter() - t0
     return {

@@ -167,3 +167,31 @@ def test_implicit_solvent_builds(tmp_path: Path) -> None:
     _, system, _ = build_system(SystemSpec(solvent="obc2"))
     names = [system.getForce(i).getName() for i in range(system.getNumForces())]
     assert any("GB" in n or "Custom" in n for n in names), names
+
+
+def test_partial_results_while_running(tmp_path: Path) -> None:
+    conn = OpenMMConnector(tmp_path, equilibrate_ps=0.5, partial_every_ps=1.0)
+    handle = conn.submit(exp(6, length_ps=3.0, seed=2))
+    assert wait_finished(conn, handle, 60) is Status.COMPLETED
+    points = conn.partial(handle)
+    assert [p["fidelity"] for p in points] == [{"length_ps": 1.0}, {"length_ps": 2.0}]
+    assert points[0]["cost"] < points[1]["cost"] <= conn.fetch(handle).cost
+    for p in points:
+        pops = [p["outcomes"][f"pop_{b}"] for b in BASINS]
+        assert pytest.approx(sum(pops)) == 1.0
+        assert set(p["outcomes"]) == set(builtin_names())
+
+
+def test_partial_results_default_and_off(tmp_path: Path) -> None:
+    conn = OpenMMConnector(tmp_path / "default", equilibrate_ps=0.5)
+    handle = conn.submit(exp(7, length_ps=10.0, seed=2))
+    assert wait_finished(conn, handle, 60) is Status.COMPLETED
+    assert [p["fidelity"]["length_ps"] for p in conn.partial(handle)] == [
+        float(k) for k in range(1, 10)
+    ]
+    off = OpenMMConnector(tmp_path / "off", equilibrate_ps=0.5, partial_every_ps=0)
+    handle = off.submit(exp(8, length_ps=3.0, seed=2))
+    assert wait_finished(off, handle, 60) is Status.COMPLETED
+    assert off.partial(handle) == []
+    with pytest.raises(ConnectorError, match="partial_every_ps"):
+        OpenMMConnector(tmp_path / "bad", partial_every_ps=-1.0)
