@@ -22,7 +22,7 @@ from flows.loop_early import annotate, partial_points, stop_early
 from flows.loop_fit import LAZY_FIT_S, REFIT_FRACTION, fit_now, refit_due, refit_every
 from flows.loop_gate import answer_virtually, build_value_gate
 from flows.loop_state import CampaignResult, LoopState, ProgressFn, summarise
-from flows.loop_stop import check_stop, end_round, record_stop_reason
+from flows.loop_stop import affordable, check_stop, end_round, record_stop_reason
 from scheduler.agent import Agent, default_initial_experiments
 from scheduler.constraints import OutcomeConstraint
 from scheduler.gate import Candidate, Decision, DispatchGate
@@ -239,7 +239,12 @@ class CampaignLoop:
         return check_stop(self)
 
     def propose(self, n: int) -> list[Candidate]:
-        """Ask the agent for up to ``n`` candidates, given what is pending."""
+        """Ask the agent for up to ``n`` candidates, given what is pending.
+
+        Once a round's every proposal was too dear for the budget left with nothing running
+        (``state.budget_bound``), the agent proposes, while nothing runs, only candidates
+        the dispatch gate can pay for (:func:`flows.loop_stop.affordable`).
+        """
         experiments, observations = self.history()
         model = self.model if self.model.is_fitted else None
         pending = [r.experiment.parameters for r in self.state.in_flight()]
@@ -259,6 +264,7 @@ class CampaignLoop:
             slot_cost=self.slot_cost(),
             answered=self.state.answered,
             canonical=self.connector.resolve,
+            admit=affordable(self) if self.state.budget_bound else None,
         )
 
     def slot_cost(self) -> float:
@@ -363,7 +369,7 @@ class CampaignLoop:
         decisions = self.dispatch(n)
         if self.state.stop_reason is not None:  # a stopping rule fired while proposing
             return bool(self.state.running)
-        return end_round(self, decisions)
+        return end_round(self, decisions, n)
 
     def run(self) -> CampaignResult:
         """Loop until the budget, the stopping rule or the experiment cap ends the campaign."""

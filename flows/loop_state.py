@@ -37,6 +37,9 @@ class LoopState:
         stopped_early: Experiments cancelled by early stopping, by id: the reason, the
             predicted cost saved and the partial curve (``{"waiting": True}`` where the
             connector cannot cancel).
+        budget_bound: Whether the dispatch gate held back every proposal of a round for
+            cost while nothing ran: from then on, while nothing runs, the agent proposes
+            only what the budget left can pay for (see :mod:`flows.loop_stop`).
     """
 
     finished: list[Record] = field(default_factory=list)
@@ -59,6 +62,7 @@ class LoopState:
     virtual_streak: int = 0
     virtual_round: int = 0
     stopped_early: dict[str, dict] = field(default_factory=dict)
+    budget_bound: bool = False
 
 
 @dataclass(frozen=True)

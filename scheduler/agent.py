@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+from torch import Tensor
 
 from scheduler.acquisition import ACQUISITIONS
 from scheduler.agent_optimize import COST_AWARE, DEFAULT_INITIAL_EXPERIMENTS, AgentOptimizer
@@ -18,6 +20,7 @@ from scheduler.discrete import Canonical, canonical_params
 from scheduler.gate import Candidate
 from scheduler.joint_batch import DEFAULT_JOINT_BATCH_ABOVE
 from scheduler.multiobjective import Objectives
+from scheduler.new_points import SeenPoints, to_canonical
 from scheduler.restart import epoch_start
 from sciwm.errors import SpecError, WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
@@ -192,8 +195,9 @@ class Agent(AgentOptimizer):
         *,
         answered: Sequence[Mapping[str, Value]] = (),
         canonical: Canonical | None = None,
+        admit: Callable[[Candidate], bool] | None = None,
     ) -> list[Candidate]:
-        """Propose ``n`` experiments.
+        """Propose up to ``n`` experiments.
 
         Args:
             model: The world model, fitted on ``observations`` (or ``None``).
@@ -209,18 +213,24 @@ class Agent(AgentOptimizer):
             canonical: What the backend would really run for given parameters; a proposal
                 that maps to an experiment run, pending or answered is not made, and
                 proposals are returned in that form.
+            admit: Whether a candidate (with the fitted model's prediction, ``None``
+                without one) may be proposed, e.g. the dispatch gate's "it fits the budget
+                left" (:meth:`scheduler.gate.DispatchGate.fits`): the best admitted points
+                are proposed instead of the acquisition's overall best.
 
         Returns:
-            ``n`` candidates, best first, each with the model's prediction when there is a
-            fitted model.
+            Up to ``n`` candidates, best first, each with the model's prediction when there
+            is a fitted model; fewer when no other point is a new experiment (or admitted).
         """
         if n < 1:
             return []
         if len(experiments) != len(observations):
             raise ValueError("experiments and observations must be aligned (same length)")
         n_prior = len(experiments) + len(pending)
-        seen = [*experiments, *answered]  # never proposed again
+        seen = self._seen([*experiments, *answered, *pending], canonical)  # never again
         full = model  # fitted on everything: it predicts each candidate for the record
+        predictor = full if full is not None and full.is_fitted else None
+        admit_X = None if admit is None else self._admit_points(admit, predictor, level)
         start = self._epoch_start(observations) if self.acquisition != "random" else 0
         if start and start == len(experiments):  # the epoch ended with the last result
             logger.info(
@@ -238,39 +248,101 @@ class Agent(AgentOptimizer):
             if o.status is Status.COMPLETED
             and all(k in o.outcomes and math.isfinite(float(o.outcomes[k])) for k in self.required)
         ]
-        if self.acquisition == "random":
-            X = self._random(n_prior, n)
-            values: list[float | None] = [None] * n
-        elif not fitted or len(completed) < self.initial_experiments:
-            X = self._sobol(n_prior, n)
-            values = [None] * n
+        if self.acquisition == "random" or not fitted or len(completed) < self.initial_experiments:
+            design = self._random if self.acquisition == "random" else self._sobol
+            X = self._new_design(design(n_prior, n), seen, n_prior, canonical, admit_X)
+            values: list[float | None] = [None] * len(X)
         else:
             assert model is not None
             n_completed = len(completed)
             if self.objectives is None and n_completed > BASELINE_MAX:
                 completed = self._best(completed, experiments, observations)
             results = {e.id: o for e, o in zip(experiments, observations, strict=True)}
+            X_pending = self.space.encode(list(pending)).reshape(-1, self.space.dim)
             X, values = self._optimize(
                 model,
                 completed,
                 seen,
-                pending,
+                X_pending,
                 n,
                 n_prior,
                 slot_cost,
                 results,
                 n_completed,
                 canonical,
+                admit_X,
             )
-        params = self.space.decode(X)
+        if len(X) < n:
+            logger.info(
+                "%d of %d proposals made: no other point is a new experiment%s",
+                len(X),
+                n,
+                "" if admit is None else " that the budget left admits",
+            )
+        params = self.space.decode(X) if len(X) else []
         if canonical is not None:
             params = [canonical_params(self.space, p, canonical) for p in params]
-        predictor = full if full is not None and full.is_fitted else None
-        predictions = predictor.predict(params, level) if predictor else [None] * n
+        predictions = predictor.predict(params, level) if predictor and params else []
+        predictions = predictions or [None] * len(params)
         return [
             Candidate(parameters=p, prediction=pr, acquisition_value=v)
             for p, pr, v in zip(params, predictions, values, strict=True)
         ]
+
+    def cheapest_new(
+        self,
+        model: WorldModel,
+        seen: Sequence[Mapping[str, Value] | Experiment],
+        *,
+        canonical: Canonical | None = None,
+        level: float = DEFAULT_LEVEL,
+    ) -> Candidate | None:
+        """The new experiment of lowest predicted mean cost among the agent's candidate
+        points (the categorical grid or a Sobol sample, over the fidelity axis).
+
+        Args:
+            model: A fitted world model.
+            seen: Experiments (or parameters) run, pending or answered.
+            canonical: What the backend would really run (as in :meth:`propose`).
+            level: Coverage of the prediction's intervals.
+
+        Returns:
+            The cheapest candidate with its prediction, or ``None`` when every candidate
+            point was seen or the model is not fitted.
+        """
+        if not model.is_fitted:
+            return None
+        X = self.candidate_points(canonical=canonical, seed=self.seed)
+        X = X[self._seen(seen, canonical).new_mask(X)]
+        if not len(X):
+            return None
+        params = self.space.decode(X)
+        preds = model.predict(params, level)
+        costs = [float(p.cost.mean) for p in preds]
+        best = min(
+            range(len(costs)), key=lambda i: costs[i] if math.isfinite(costs[i]) else math.inf
+        )
+        return Candidate(parameters=params[best], prediction=preds[best])
+
+    def _seen(
+        self, seen: Sequence[Mapping[str, Value] | Experiment], canonical: Canonical | None
+    ) -> SeenPoints:
+        """Experiments (or parameters) as encoded canonical points."""
+        rows = [getattr(e, "parameters", e) for e in seen]
+        X = self.space.encode(rows).reshape(-1, self.space.dim)
+        return SeenPoints(to_canonical(self.space, X, canonical))
+
+    def _admit_points(
+        self, admit: Callable[[Candidate], bool], predictor: WorldModel | None, level: float
+    ) -> Callable[[Tensor], list[bool]]:
+        """``admit`` on encoded points (``n x d``), each with ``predictor``'s prediction."""
+
+        def admit_points(X: Tensor) -> list[bool]:
+            params = self.space.decode(X)
+            preds = predictor.predict(params, level) if predictor else [None] * len(params)
+            return [admit(Candidate(p, pr)) for p, pr in zip(params, preds, strict=True)]
+
+        return admit_points
 
     def _best(
         self,

@@ -6,11 +6,19 @@ acquisition's optimisation, point by point (sequential greedy, each chosen point
 as pending before the next) or jointly for a large enough batch. A point that repeats an
 experiment run, pending or answered, in the form the backend would run it, is never chosen.
 It holds no state of its own: it reads the settings :class:`~scheduler.agent.Agent` sets.
+
+Every point is snapped to the backend's canonical form before it is compared with what was
+seen (:mod:`scheduler.new_points`); when every optimum of the acquisition repeats a seen
+experiment, the acquisition's best new point on a grid spread over the fidelity axis is
+taken, then a random new one. An optional ``admit`` predicate (the dispatch gate's "it fits
+the budget left") restricts every choice the same way. When nothing new is admitted, fewer
+points than asked are returned.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -19,20 +27,21 @@ from torch import Tensor
 
 from scheduler.acquisition import build_acquisition
 from scheduler.constraints import OutcomeConstraint
-from scheduler.discrete import (
-    Canonical,
-    candidate_grid,
-    canonical_params,
-    first_new,
-    is_duplicate,
-    ranked_points,
-)
+from scheduler.discrete import Canonical, candidate_grid, ranked, ranked_points
 from scheduler.fidelity import choose_fidelity, project_to_target
 from scheduler.joint_batch import JOINT_ACQUISITIONS, optimize_joint
 from scheduler.multiobjective import Objectives
+from scheduler.new_points import (
+    Admit,
+    SeenPoints,
+    fidelity_grid,
+    first_admitted,
+    to_canonical,
+    unique_rows,
+)
 from sciwm.experiment import Experiment, Observation
 from sciwm.pareto import as_tensor, feasible
-from sciwm.space import SearchSpace, Value
+from sciwm.space import SearchSpace
 from sciwm.world_model import WorldModel
 
 logger = logging.getLogger("scheduler.agent")
@@ -84,25 +93,67 @@ class AgentOptimizer:
             torch.rand(n, self.space.dim, generator=gen, dtype=torch.double)
         )
 
+    def _random_new(
+        self,
+        step: int,
+        seen: SeenPoints,
+        canonical: Canonical | None,
+        admit: Admit | None = None,
+        tries: int = 100,
+    ) -> Tensor | None:
+        """A random new (and admitted) canonical point (``d``): of ``tries`` uniform ones, else
+        of :meth:`candidate_points` in a seeded random order; ``None`` when there is none."""
+        X = torch.cat([self._random(step, 1, salt=salt) for salt in range(1, tries + 1)])
+        X = to_canonical(self.space, X, canonical)
+        found = first_admitted(((x, None) for x in X), seen, admit)
+        if found is None:  # a snapping backend: few uniform points land on its rarer values
+            grid = self.candidate_points(canonical=canonical, seed=self.seed + step)
+            order = torch.randperm(len(grid), generator=torch.Generator().manual_seed(step))
+            found = first_admitted(((x, None) for x in grid[order]), seen, admit, chunk=256)
+        return None if found is None else found[0]
+
+    def _new_design(
+        self,
+        X: Tensor,
+        seen: SeenPoints,
+        n_prior: int,
+        canonical: Canonical | None,
+        admit: Admit | None = None,
+    ) -> Tensor:
+        """Design points ``X`` (``n x d``) in canonical form; one that repeats a seen
+        experiment (or an earlier point) or is not admitted is replaced by a random new one,
+        or dropped when there is none."""
+        X = to_canonical(self.space, X, canonical)
+        keep = []
+        for i, x in enumerate(X):
+            ok = x not in seen and (admit is None or bool(admit(x.unsqueeze(0))[0]))
+            x_new = x if ok else self._random_new(n_prior + i, seen, canonical, admit)
+            if x_new is not None:
+                seen.add(x_new)
+                keep.append(x_new)
+        return torch.stack(keep) if keep else X[:0]
+
     # -- Bayesian optimisation ----------------------------------------------------------
     def _optimize(
         self,
         model: WorldModel,
         completed: Sequence[Experiment],
-        experiments: Sequence[Experiment | Mapping[str, Value]],
-        pending: Sequence[Mapping[str, Value]],
+        seen: SeenPoints,
+        X_pending: Tensor,
         n: int,
         n_prior: int,
         slot_cost: float = 0.0,
         results: Mapping[str, Observation] | None = None,
         n_completed: int | None = None,
         canonical: Canonical | None = None,
+        admit: Admit | None = None,
     ) -> tuple[Tensor, list[float | None]]:
-        """A batch of ``n`` points (``n x d``) and their acquisition values: sequential greedy,
-        or joint past ``joint_batch_above`` of ``n_completed`` (default: ``len(completed)``).
+        """A batch of at most ``n`` points (``k x d``, canonical) and their acquisition values:
+        sequential greedy, or joint past ``joint_batch_above`` of ``n_completed`` (default:
+        ``len(completed)``).
 
-        ``experiments`` (run, or parameters answered virtually) and ``pending`` are never
-        proposed again, in the backend's ``canonical`` form; pending ones are fantasised.
+        ``seen`` (run, pending or answered, canonical) is never proposed again and grows by
+        each chosen point; ``X_pending`` (``p x d``) is fantasised.
         """
         space = self.space
         Y_base = None
@@ -122,35 +173,33 @@ class AgentOptimizer:
         else:  # no result yet: improve on what the model predicts for the design it replaces
             X_base = self._sobol(0, DEFAULT_INITIAL_EXPERIMENTS)
         X_baseline = project_to_target(X_base, space.fidelity_indices)
-        X_pending = (
-            space.encode(list(pending)) if pending else space.encode([]).reshape(0, space.dim)
-        )
-        seen = [getattr(e, "parameters", e) for e in experiments] + list(pending)
-        if canonical is not None:
-            seen = [canonical_params(space, p, canonical) for p in seen]
-        X_seen = space.encode(seen).reshape(-1, space.dim)
-        if self._joint(n, len(completed) if n_completed is None else n_completed):
-            joint = self._optimize_joint(model, X_baseline, X_pending, X_seen, n, n_prior)
+        if admit is None and self._joint(n, len(completed) if n_completed is None else n_completed):
+            joint = self._optimize_joint(model, X_baseline, X_pending, seen, n, n_prior, canonical)
             if joint is not None:
                 return joint
         chosen: list[Tensor] = []
         values: list[float | None] = []
         for i in range(n):
             X_pend = torch.cat([X_pending, *[c.unsqueeze(0) for c in chosen]])
-            x, value = self._optimize_one(
+            found = self._optimize_one(
                 model,
                 X_baseline,
                 X_pend if len(X_pend) else None,
-                X_seen,
+                seen,
                 n_prior + i,
                 slot_cost,
                 Y_base,
                 canonical,
+                admit,
             )
+            if found is None:
+                break
+            x, value = found
             chosen.append(x)
             values.append(value)
-            X_seen = torch.cat([X_seen, x.unsqueeze(0)])
-        return torch.stack(chosen), values
+            seen.add(x)
+        X = torch.stack(chosen) if chosen else torch.empty(0, space.dim, dtype=torch.double)
+        return X, values
 
     def _joint(self, n: int, n_completed: int) -> bool:
         """Whether this batch is optimised jointly (see ``joint_batch_above``)."""
@@ -169,9 +218,10 @@ class AgentOptimizer:
         model: WorldModel,
         X_baseline: Tensor,
         X_pending: Tensor,
-        X_seen: Tensor,
+        seen: SeenPoints,
         n: int,
         n_prior: int,
+        canonical: Canonical | None = None,
     ) -> tuple[Tensor, list[float | None]] | None:
         """The batch in one optimiser run; ``None`` (go point by point) if that fails."""
         seed = self.seed * 1_000_003 + n_prior
@@ -192,24 +242,37 @@ class AgentOptimizer:
         except Exception as exc:  # noqa: BLE001 - the point-by-point path still works
             logger.warning("joint batch optimisation failed (%s); going point by point", exc)
             return None
+        X = to_canonical(self.space, X, canonical)
+        keep: list[Tensor] = []
+        kept_values: list[float | None] = []
         for i in range(n):  # a repeat of anything run, pending or earlier in the batch
-            if is_duplicate(X[i], torch.cat([X_seen, X[:i]])):
-                X[i], values[i] = self._random(n_prior + i, 1, salt=101)[0], None
-        return X, values
+            x, value = X[i], values[i]
+            if x in seen:
+                x, value = self._random_new(n_prior + i, seen, canonical), None
+            if x is not None:
+                seen.add(x)
+                keep.append(x)
+                kept_values.append(value)
+        if not keep:
+            return X[:0], []
+        return torch.stack(keep), kept_values
 
     def _optimize_one(
         self,
         model: WorldModel,
         X_baseline: Tensor,
         X_pending: Tensor | None,
-        X_seen: Tensor,
+        seen: SeenPoints,
         step: int,
         slot_cost: float = 0.0,
         Y_baseline: Tensor | None = None,
         canonical: Canonical | None = None,
-    ) -> tuple[Tensor, float | None]:
-        """Best non-duplicate point (``d``) of the acquisition, or a random one if that fails."""
+        admit: Admit | None = None,
+    ) -> tuple[Tensor, float | None] | None:
+        """Best new (and admitted) canonical point (``d``) of the acquisition with its value;
+        a random new one if that fails; ``None`` when there is none."""
         seed = self.seed * 1_000_003 + step
+        space = self.space
         try:
             with torch.random.fork_rng(), warnings.catch_warnings():
                 torch.manual_seed(seed)
@@ -228,7 +291,7 @@ class AgentOptimizer:
                     Y_baseline=Y_baseline,
                     constraints=self.constraints,
                 )
-                fidelity = self.space.fidelity_indices
+                fidelity = space.fidelity_indices
                 at_fidelity = None
                 if fidelity and self.acquisition in COST_AWARE:
 
@@ -237,14 +300,25 @@ class AgentOptimizer:
                             model, self.objective, x, fidelity, slot_cost=slot_cost
                         ).x
 
-                grid = candidate_grid(self.space)
-                points = ranked_points(acqf, self.space, grid, self.num_restarts, self.raw_samples)
-                found = first_new(points, X_seen, self.space, at_fidelity, canonical)
+                grid = candidate_grid(space)
+                points = ranked_points(acqf, space, grid, self.num_restarts, self.raw_samples)
+
+                def tries():  # noqa: ANN202 - each optimum at its chosen fidelity, then the target
+                    for x, value in points:
+                        v = value if math.isfinite(value) else None
+                        if at_fidelity is not None:
+                            yield to_canonical(space, at_fidelity(x[0]), canonical)[0], v
+                        yield to_canonical(space, x, canonical)[0], v
+
+                found = first_admitted(tries(), seen, admit)
+                if found is None:  # every optimum seen (or too dear): search the fidelity axis
+                    found = self._on_fidelity_grid(acqf, grid, seen, canonical, admit, seed)
                 if found is not None:
                     return found
             logger.warning(
                 "every optimum of the acquisition repeats an experiment already run or "
-                "pending; proposing a random point instead"
+                "pending%s; proposing a random point instead",
+                "" if admit is None else " or does not fit the budget left",
             )
         except Exception as exc:  # noqa: BLE001 - never crash a campaign on an optimiser error
             logger.warning(
@@ -253,8 +327,47 @@ class AgentOptimizer:
                 type(exc).__name__,
                 exc,
             )
-        for salt in range(1, 101):
-            x = self._random(step, 1, salt=salt)[0]
-            if not is_duplicate(x, X_seen):
-                return x, None
-        return x, None
+        x = self._random_new(step, seen, canonical, admit)
+        return None if x is None else (x, None)
+
+    def _on_fidelity_grid(
+        self,
+        acqf: object,
+        grid: Tensor | None,
+        seen: SeenPoints,
+        canonical: Canonical | None,
+        admit: Admit | None,
+        seed: int,
+    ) -> tuple[Tensor, float | None] | None:
+        """The acquisition's best new (admitted) point of :func:`candidate_points`."""
+        X = self.candidate_points(grid, canonical, seed)
+        X = X[seen.new_mask(X)]
+        if not len(X):
+            return None
+        X, vals = ranked(acqf, X)
+        return first_admitted(
+            (
+                (x, float(v) if math.isfinite(float(v)) else None)
+                for x, v in zip(X, vals, strict=True)
+            ),
+            seen,
+            admit,
+            chunk=256,
+        )
+
+    def candidate_points(
+        self, grid: Tensor | None = None, canonical: Canonical | None = None, seed: int = 0
+    ) -> Tensor:
+        """Distinct canonical points covering the space, the fidelity axis included (``m x d``).
+
+        The categorical grid (:func:`scheduler.discrete.candidate_grid`), or ``raw_samples``
+        Sobol points where the space has none, at :data:`scheduler.new_points.FIDELITY_LEVELS`
+        fidelity values, in the backend's canonical form.
+        """
+        if grid is None:
+            grid = candidate_grid(self.space)
+        if grid is None:
+            engine = torch.quasirandom.SobolEngine(self.space.dim, scramble=True, seed=seed)
+            grid = self.space.round_trip(engine.draw(self.raw_samples, dtype=torch.double))
+        X = fidelity_grid(self.space, grid)
+        return unique_rows(to_canonical(self.space, X, canonical))

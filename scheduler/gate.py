@@ -201,6 +201,17 @@ class DispatchGate:
         minimum = min(max(0.0, mean), wanted) if math.isfinite(mean) else wanted
         return wanted, minimum, how
 
+    def fits(self, candidate: Candidate, left: float) -> bool:
+        """Whether :meth:`decide` would dispatch ``candidate`` with ``left`` of the budget free.
+
+        Its reservation, capped by ``left``, must be positive and at least the least worth
+        running it with (:meth:`reservation`): the agent asks this to propose only what the
+        budget left can pay for, and :meth:`decide` uses the same rule.
+        """
+        wanted, minimum, _ = self.reservation(candidate)
+        reserve = min(wanted, left)
+        return reserve > 0 and reserve >= minimum
+
     def decide(
         self,
         candidates: Sequence[Candidate],
@@ -239,7 +250,7 @@ class DispatchGate:
                 continue
             wanted, minimum, how = self.reservation(cand)
             reserve = min(wanted, left)
-            if reserve <= 0 or reserve < minimum:
+            if not self.fits(cand, left):
                 what = (
                     f"predicted mean cost {self._fmt(minimum)}"
                     if cand.prediction is not None
