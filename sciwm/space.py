@@ -221,12 +221,11 @@ class SearchSpace:
         Returns:
             A ``n x d`` double tensor with entries in [0, 1].
         """
-        out = torch.empty(len(rows), self.dim, dtype=torch.double)
-        for i, row in enumerate(rows):
+        units = []
+        for row in rows:
             valid = self.validate(row)
-            for j, p in enumerate(self.parameters):
-                out[i, j] = p.to_unit(valid[p.name])
-        return out
+            units.append([p.to_unit(valid[p.name]) for p in self.parameters])
+        return torch.tensor(units, dtype=torch.double).reshape(len(rows), self.dim)
 
     def decode(self, X: Tensor) -> list[dict[str, Value]]:
         """Decode unit-cube points to assignments (rounding ints and categories).
@@ -240,7 +239,8 @@ class SearchSpace:
         if X.dim() != 2 or X.shape[-1] != self.dim:
             raise ParameterError(f"expected an n x {self.dim} tensor, got shape {tuple(X.shape)}")
         return [
-            {p.name: p.from_unit(float(x[j])) for j, p in enumerate(self.parameters)} for x in X
+            {p.name: p.from_unit(float(x[j])) for j, p in enumerate(self.parameters)}
+            for x in X.detach().tolist()
         ]
 
     def round_trip(self, X: Tensor) -> Tensor:

@@ -246,10 +246,15 @@ class CampaignLandmarks:
             return mean, std
         if self.mode == "level":
             shift, scale = torch.zeros_like(mean), torch.ones_like(std)
-            for i, r in enumerate(records):
-                if r.dataset in self.marks:
-                    shift[i, 0] = level_shift(self.r[r.dataset])
-                    scale[i, 0] = dataset_scale(self.z[r.dataset])
+            per = {
+                d: (level_shift(self.r[d]), dataset_scale(self.z[d]))
+                for d in {r.dataset for r in records}
+                if d in self.marks
+            }
+            by_row = [per.get(r.dataset, (0.0, 1.0)) for r in records]
+            if per:
+                shift[:, 0] = torch.tensor([b[0] for b in by_row], dtype=shift.dtype)
+                scale[:, 0] = torch.tensor([b[1] for b in by_row], dtype=scale.dtype)
             return mean + shift, std * scale
         if self._table is None:
             self._table = LandmarkTable(predictor.bank)

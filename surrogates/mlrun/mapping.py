@@ -151,23 +151,43 @@ class RunMapping:
             return (math.log(p.low) + u * (math.log(p.high) - math.log(p.low))) / math.log(2)
         return torch.log2(p.low + u * (p.high - p.low))
 
-    def inputs(self, predictor: RunPredictor, X: Tensor) -> Inputs:
+    def inputs(
+        self, predictor: RunPredictor, X: Tensor, records: Sequence[RunRecord] | None = None
+    ) -> Inputs:
         """Standardised inputs of ``predictor`` for ``n x d`` unit-cube points, differentiable
-        in ``X`` through the training size and the numeric non-role parameters."""
-        params = self.space.decode(X.detach().clamp(0, 1))
+        in ``X`` through the training size and the numeric non-role parameters (``records``:
+        the runs of ``X`` decoded, if the caller has them)."""
+        return predictor.standardise(self.raw_inputs(predictor, X, records))
+
+    def runs(self, X: Tensor) -> list[RunRecord]:
+        """The runs that ``n x d`` unit-cube points stand for (decoded, clamped to the cube)."""
+        return [self.record(p) for p in self.space.decode(X.detach().clamp(0, 1))]
+
+    def raw_inputs(
+        self, predictor: RunPredictor, X: Tensor, records: Sequence[RunRecord] | None = None
+    ) -> Inputs:
+        """:meth:`inputs` before standardisation."""
         unit = self.unit_extras(X)
-        records = [self.record(p) for p in params]
+        records = self.runs(X) if records is None else records
         columns = [self.log2_anchor(X).unsqueeze(-1)]
+        # a data set's runs share its meta-features and extras: one row per data set
+        slot: dict[str, int] = {}
+        first: list[RunRecord] = []
+        for r in records:
+            if r.dataset not in slot:
+                slot[r.dataset] = len(first)
+                first.append(r)
+        index = torch.tensor([slot[r.dataset] for r in records], dtype=torch.long)
         if predictor.use_meta:
-            columns.append(torch.tensor([meta_vector(r.meta) for r in records]))
+            columns.append(torch.tensor([meta_vector(r.meta) for r in first])[index])
         if self.extra_fill is not None:
-            columns.append(torch.tensor([r.extra for r in records]).reshape(len(records), -1))
+            extras = torch.tensor([r.extra for r in first])
+            columns.append(extras.reshape(len(first), -1)[index])
         columns.append(unit)
         if predictor.neighbours:
             columns.append(predictor.neighbour_features(records))
         numeric = torch.cat([c.to(torch.float32) for c in columns], -1)
-        raw = Inputs(predictor.text_features(records), numeric, predictor.curve_features(records))
-        return predictor.standardise(raw)
+        return Inputs(predictor.text_features(records), numeric, predictor.curve_features(records))
 
 
 __all__ = ["RunMapping", "dataset_metas", "missing_metas"]

@@ -226,16 +226,25 @@ class MLRunWorldModel(WorldModel):
             return cached_encoder(self.cfg.encoder)
 
     # -- the predictor's and the residual GPs' Gaussians -------------------------------------
-    def _prior_moments(self, X: Tensor) -> tuple[Tensor, Tensor]:
-        """Calibrated ``(mean, std)`` of the predictor, ``n x t``, differentiable in ``X``."""
+    def _prior_moments(
+        self, X: Tensor, records: list | None = None, x: Inputs | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Calibrated ``(mean, std)`` of the predictor, ``n x t``, differentiable in ``X``.
+
+        Args:
+            X: A ``n x d`` tensor of unit-cube points.
+            records: Their runs (:meth:`RunMapping.runs`), if already decoded.
+            x: Their standardised inputs (:meth:`RunMapping.inputs`), if already built.
+        """
         pred = self.predictor
         if pred is None:
             raise WorldModelError("the world model has not been fitted yet; call fit() first")
+        records = self.mapping.runs(X) if records is None else records
+        x = self.mapping.inputs(pred, X, records) if x is None else x
         with cpu_threads(1):  # tiny heads: one thread is ~10x faster than two busy ones
-            mean, std = pred.predict_standardised(self.mapping.inputs(pred, X))
+            mean, std = pred.predict_standardised(x)
         if not self.landmarks:
             return mean, std
-        records = [self.mapping.record(p) for p in self.space.decode(X.detach().clamp(0, 1))]
         return self.landmarks.apply(pred, records, mean, std)
 
     def _posterior(self, X: Tensor, j: int, noise: bool = False) -> MultivariateNormal:
@@ -287,37 +296,48 @@ class MLRunWorldModel(WorldModel):
         rows = [self.space.validate(p) for p in parameters]
         X = self.space.encode(rows)
         with torch.no_grad():
-            far = self._far(rows, X)
-            size, full = pred.record_sizes([self.mapping.record(r) for r in rows])
-            est: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+            # one pass of features for every target (and the far-from-data check)
+            records = [self.mapping.record(r) for r in rows]
+            raw = self.mapping.raw_inputs(pred, X, records)
+            x = pred.standardise(raw)
+            far = pred.far_reasons(raw, x)
+            prior_mean, prior_std = self._prior_moments(X, records, x)
+            size, full = pred.record_sizes(records)
+            est: dict[int, tuple[list[float], list[float], list[float]]] = {}
             for j in {
                 *(self._target_index(o) for o in self._outcomes_modelled()),
                 self._cost_index(),
             }:
-                mvn = self._posterior(X.unsqueeze(-2), j, noise=True)
-                mean = mvn.mean.squeeze(-1)
-                std = mvn.variance.clamp_min(0).sqrt().squeeze(-1)
+                mean, var = self.residuals.marginal(
+                    X,
+                    j,
+                    prior_mean[:, j].to(X.dtype),
+                    (prior_std[:, j] ** 2).to(X.dtype),
+                    noise=True,
+                )
+                std = var.clamp_min(0).sqrt()
                 if j in self.residuals.gps:
                     hw = std * _z(level)
                 else:
                     hw = pred.interval_halfwidth(j, std.float(), level, size, full)
                     hw = hw.to(std.dtype)
-                est[j] = (mean, std, hw)
+                est[j] = (mean.tolist(), std.tolist(), hw.tolist())
+        modelled = [(name, est[self._target_index(name)]) for name in self._outcomes_modelled()]
+        cost_mean, cost_std, cost_hw = est[self._cost_index()]
         out = []
-        for i in range(len(rows)):
+        for i, why in enumerate(far):
             outcomes = {}
-            for name in self._outcomes_modelled():
-                m, s, h = (float(t[i]) for t in est[self._target_index(name)])
+            for name, (means, stds, hws) in modelled:
+                m, s, h = means[i], stds[i], hws[i]
                 lo, hi = m - h, m + h
                 if self.lcdb:  # LCDB's metric is an accuracy: report it within [0, 1]
                     m, lo, hi = (min(1.0, max(0.0, v)) for v in (m, lo, hi))
                 outcomes[name] = Estimate(m, s, lo, hi, level)
-            m, s, h = (float(t[i]) for t in est[self._cost_index()])
+            m, s, h = cost_mean[i], cost_std[i], cost_hw[i]
             # keep exp() finite however wild an extrapolation is (it is flagged below)
             m, s, h = max(-MAX_LOG, min(MAX_LOG, m)), min(s, MAX_LOG_STD), min(h, MAX_LOG)
             cost = Estimate.lognormal(m, s, level)
             cost = Estimate(cost.mean, cost.std, math.exp(m - h), math.exp(m + h), level)
-            why = far[i]
             out.append(
                 Prediction(
                     outcomes=outcomes,
@@ -333,13 +353,6 @@ class MLRunWorldModel(WorldModel):
 
     def _outcomes_modelled(self) -> list[str]:
         return self.outcomes[:1] if self.lcdb else list(self.outcomes)
-
-    def _far(self, rows: list[dict], X: Tensor) -> list[str | None]:
-        pred = self._require()
-        records = [self.mapping.record(r) for r in rows]
-        raw_text = pred.text_features(records)
-        x = self.mapping.inputs(pred, X)
-        return pred.far_reasons(Inputs(raw_text, x.numeric, x.curve), x)
 
     # -- persistence -------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -64,6 +64,9 @@ class NeighbourBank:
         # Data sets as integer codes: the look-up compares m x n codes, not m x n strings.
         self._codes = {name: i for i, name in enumerate(dict.fromkeys(self.datasets))}
         self.dataset_codes = np.array([self._codes[d] for d in self.datasets], dtype=np.int64)
+        # Each learner's runs, gathered once: a look-up reads them contiguously.
+        self._key_position = {key: self.position[rows] for key, rows in self.index.items()}
+        self._key_codes = {key: self.dataset_codes[rows] for key, rows in self.index.items()}
 
     @property
     def width(self) -> int:
@@ -91,11 +94,9 @@ class NeighbourBank:
             bank = self.index.get(key)
             if bank is None or len(bank) == 0:
                 continue
-            d2 = ((q[rows, None, :] - self.position[None, bank, :]) ** 2).sum(-1)
-            d2[codes[rows, None] == self.dataset_codes[None, bank]] = np.inf
             kk = min(self.k, len(bank))
-            near = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
-            ok = np.isfinite(np.take_along_axis(d2, near, 1))
+            near, d2 = self._nearest(key, q[rows], codes[rows], kk)
+            ok = np.isfinite(d2)
             pick = bank[near]
             w = ok[..., None].astype(float)
             cnt = w.sum(1)
@@ -113,6 +114,54 @@ class NeighbourBank:
             out[rows, 2 * t + 1] = g
             out[rows, 2 * t + 2] = cnt[:, 0] / self.k
         return out
+
+    def _nearest(
+        self, key: str, q: np.ndarray, own: np.ndarray, kk: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``kk`` runs of learner ``key`` nearest to each of ``r`` queries.
+
+        Args:
+            key: Learner key (in the bank).
+            q: A ``r x p`` array of standardised query positions.
+            own: ``r`` data set codes of the queries (their runs are left out: distance inf).
+            kk: Neighbours per query (at most the learner's run count).
+
+        Returns:
+            ``(near, d2)``: two ``r x kk`` arrays, indices into the learner's runs and their
+            squared distances (inf: no run there).
+
+        When the queries share their data set and some coordinates (a campaign asks about
+        one data set: its meta-features), the shared part of the distance is computed once
+        per run and the runs are visited nearest-first by it: only a prefix long enough that
+        no later run can come nearer (its shared part alone exceeds every query's
+        ``kk``-th distance) costs ``r x`` (prefix) distances; the answer is the full search's.
+        """
+        pos, codes = self._key_position[key], self._key_codes[key]
+        shared = (q == q[:1]).all(0)
+        if not shared.any() or not (own == own[0]).all():
+            d2 = ((q[:, None, :] - pos[None, :, :]) ** 2).sum(-1)
+            d2[own[:, None] == codes[None, :]] = np.inf
+            near = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
+            return near, np.take_along_axis(d2, near, 1)
+        common = ((q[0, shared] - pos[:, shared]) ** 2).sum(-1)
+        common[codes == own[0]] = np.inf
+        vary = np.flatnonzero(~shared)
+        b = len(common)
+        m = min(b, 16 * kk)
+        while True:
+            if m < b:  # the m runs nearest by the shared part, and the next one's
+                order = np.argpartition(common, m)
+                idx, bound = order[:m], common[order[m]]
+            else:
+                idx, bound = np.arange(b), np.inf
+            d2 = np.broadcast_to(common[idx], (len(q), m)).copy()
+            for j in vary:
+                d2 += (q[:, j, None] - pos[None, idx, j]) ** 2
+            near = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
+            d2_near = np.take_along_axis(d2, near, 1)
+            if m == b or bound > d2_near.max():
+                return idx[near], d2_near
+            m = min(b, 4 * m)
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors that rebuild the bank (names as UTF-8 bytes separated by NUL)."""

@@ -141,10 +141,16 @@ class RunPredictor:
             + f"|{sorted((k, str(v)) for k, v in r.hyperparameters.items())}"
             for r in records
         ]
-        pos = [
-            (meta_vector(r.meta) if self.use_meta and r.meta else []) + [math.log2(r.anchor)]
-            for r in records
-        ]
+        metas: dict[int, list[float]] = {}  # runs of one data set share its meta dict
+        pos = []
+        for r in records:
+            if self.use_meta and r.meta:
+                if id(r.meta) not in metas:
+                    metas[id(r.meta)] = meta_vector(r.meta)
+                row = [*metas[id(r.meta)], math.log2(r.anchor)]
+            else:
+                row = [math.log2(r.anchor)]
+            pos.append(row)
         return keys, [r.dataset for r in records], np.asarray(pos, float)
 
     @staticmethod
@@ -333,18 +339,27 @@ class RunPredictor:
         low, high = num < s["num_min"] - RANGE_MARGIN, num > s["num_max"] + RANGE_MARGIN
         high[:, 0] = num[:, 0] > s["num_max"][0] + 1e-4  # training size: any larger one
         names = self.numeric_names()
+        # the checks as whole columns, then one Python pass over plain lists
+        unlike = (similarity < TEXT_SIMILARITY).tolist()
+        above = high[:, 0].tolist()
+        out_of_range = low | high
+        outside = out_of_range.any(-1).tolist()
+        first = out_of_range.to(torch.uint8).argmax(-1)  # the first column out of range
+        below = low.gather(1, first.unsqueeze(-1)).squeeze(-1).tolist()
+        first = first.tolist()
+        sizes = (num[:, 0] * s["num_std"][0] + s["num_mean"][0]).tolist()
+        sims = similarity.tolist()
         out: list[str | None] = []
         for i in range(len(num)):
-            if similarity[i] < TEXT_SIMILARITY:
-                out.append(f"a learner unlike any trained on (similarity {similarity[i]:.2f})")
-            elif bool(high[i, 0]):
+            if unlike[i]:
+                out.append(f"a learner unlike any trained on (similarity {sims[i]:.2f})")
+            elif above[i]:
                 top = 2 ** float(s["num_max"][0] * s["num_std"][0] + s["num_mean"][0])
-                seen = 2 ** float(num[i, 0] * s["num_std"][0] + s["num_mean"][0])
+                seen = 2 ** sizes[i]
                 out.append(f"training size {seen:.0f} is above the largest trained on ({top:.0f})")
-            elif bool((low[i] | high[i]).any()):
-                j = int((low[i] | high[i]).nonzero()[0])
-                side = "below" if bool(low[i, j]) else "above"
-                out.append(f"{names[j]} is {side} the range of the training data")
+            elif outside[i]:
+                side = "below" if below[i] else "above"
+                out.append(f"{names[first[i]]} is {side} the range of the training data")
             else:
                 out.append(None)
         return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 
+import gpytorch
 import torch
 from botorch.models import MixedSingleTaskGP, SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
@@ -18,6 +19,7 @@ from torch import Tensor
 
 from sciwm.space import SearchSpace
 from surrogates.gp_fit import fit_or_restore
+from surrogates.marginal import marginals
 
 
 class ResidualGPs:
@@ -92,6 +94,36 @@ class ResidualGPs:
         unseen = self._unseen_categories(X, gp.train_inputs[0]).to(X.dtype)
         cov = cov + torch.diag_embed(var.clamp_min(0) * unseen)
         return MultivariateNormal(mvn.mean.to(X.dtype) + mean, cov)
+
+    def marginal(
+        self, X: Tensor, j: int, mean: Tensor, var: Tensor, noise: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        """Each point's own Gaussian of target ``j``, as :meth:`combine` gives it for a
+        ``n x 1 x d`` batch (one point per batch), without any covariance between points:
+        only the diagonal of the GP's predictive covariance is computed
+        (:func:`~surrogates.marginal.marginals`).
+
+        Args:
+            X: A ``n x d`` tensor of unit-cube points.
+            j: Target index.
+            mean, var: ``n`` tensors: the prior's mean and variance at ``X``.
+            noise: Include the GP's observation noise.
+
+        Returns:
+            ``(mean, var)``: two ``n`` tensors, the moments of ``combine(X.unsqueeze(-2),
+            ...)`` (its variance floored at gpytorch's ``min_variance``, as
+            ``MultivariateNormal.variance`` floors it).
+        """
+        floor = gpytorch.settings.min_variance.value(X.dtype)
+        gp = self.gps.get(j)
+        if gp is None:
+            return mean, var.clamp_min(1e-12).clamp_min(floor)
+        gp_mean, gp_var = marginals(gp, X.to(torch.double), observation_noise=noise)
+        gp_mean, gp_var = gp_mean.to(X.dtype), gp_var.to(X.dtype)
+        gp_var = gp_var + (1e-6 * gp_var + 1e-9)  # combine()'s jitter for a batch of one
+        unseen = self._unseen_categories(X, gp.train_inputs[0]).to(X.dtype)
+        total = gp_var + var.clamp_min(0) * unseen
+        return gp_mean + mean, total.clamp_min(floor)
 
     def _unseen_categories(self, X: Tensor, train_X: Tensor) -> Tensor:
         """``batch x q`` flags: a categorical value of ``X`` absent from ``train_X``."""

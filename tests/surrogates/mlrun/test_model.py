@@ -13,6 +13,7 @@ import torch
 from sciwm.errors import WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.lcdb.meta import META_FEATURES
+from sciwm.prediction import Estimate
 from sciwm.space import Parameter, SearchSpace
 from sciwm.testing.world_model_suite import WorldModelConformance
 from surrogates.mlrun.model import MLRunWorldModel
@@ -243,3 +244,67 @@ def test_one_landmark_run_moves_the_other_learners_answers(
     back = WorldModel.load(tmp_path / "wm").predict(asked)
     for a, c in zip(after, back, strict=True):
         assert c.outcomes["accuracy"].mean == pytest.approx(a.outcomes["accuracy"].mean, abs=1e-6)
+
+
+def full_covariance_answers(model: MLRunWorldModel, asked: list[dict], level: float) -> list:
+    """``(accuracy mean, std, lower, upper, log-cost mean, std)`` per candidate, from each
+    candidate's joint Gaussian (``_posterior`` on a ``n x 1 x d`` batch, its full covariance)."""
+    from sciwm.prediction import _z
+
+    X = model.space.encode(asked).unsqueeze(-2)
+    with torch.no_grad():
+        acc = model._posterior(X, 0, noise=True)
+        cost = model._posterior(X, 1, noise=True)
+    out = []
+    for i in range(len(asked)):
+        m, s = float(acc.mean[i, 0]), float(acc.variance[i, 0]) ** 0.5
+        if 0 in model.residuals.gps:
+            lo, hi = m - _z(level) * s, m + _z(level) * s
+        else:  # the calibrated half-width of the pretrained model
+            size, full = model.predictor.record_sizes([model.mapping.record(asked[i])])
+            h = float(model.predictor.interval_halfwidth(0, torch.tensor([s]), level, size, full))
+            lo, hi = m - h, m + h
+        m, lo, hi = (min(1.0, max(0.0, v)) for v in (m, lo, hi))
+        cm, cs = float(cost.mean[i, 0]), float(cost.variance[i, 0]) ** 0.5
+        out.append((m, s, lo, hi, cm, cs))
+    return out
+
+
+@pytest.mark.parametrize("with_runs", [False, True])
+def test_predict_agrees_with_each_candidates_full_covariance(
+    prior_model: MLRunWorldModel, cache: Path, with_runs: bool
+) -> None:
+    if with_runs:  # residual GPs on both targets, and a landmark
+        values = [
+            ("SVC_rbf", 1000, 0.97, 3.0),
+            ("BernoulliNB", 500, 0.40, 0.5),
+            ("DecisionTreeClassifier", 200, 0.70, 0.8),
+            ("RandomForestClassifier", 100, 0.85, 2.0),
+        ]
+        model = MLRunWorldModel(lcdb_space(), ["accuracy"], **LCDB_SETTINGS)
+        model.fit(*runs(values))
+        assert model.residuals.targets == [0, 1] and model.landmarks
+    else:
+        model = prior_model
+    asked = model.space.sample(40, generator=torch.Generator().manual_seed(5))
+    asked.append({"learner": "TorchMLP", "train_size": 1437})  # unseen: extrapolating
+    for level in (0.9, 0.5):
+        preds = model.predict(asked, level=level)
+        ref = full_covariance_answers(model, asked, level)
+        for p, (m, s, lo, hi, cm, cs) in zip(preds, ref, strict=True):
+            acc = p.outcomes["accuracy"]
+            assert (acc.mean, acc.std, acc.lower, acc.upper) == pytest.approx(
+                (m, s, lo, hi), rel=1e-6, abs=1e-9
+            )
+            want = Estimate.lognormal(cm, cs, level)
+            assert (p.cost.mean, p.cost.std) == pytest.approx((want.mean, want.std), rel=1e-6)
+    # the far-from-data check as before: every input built once per candidate
+    pred = model.predictor
+    X = model.space.encode(asked)
+    x = model.mapping.inputs(pred, X)
+    text = pred.text_features([model.mapping.record(a) for a in asked])
+    from surrogates.mlrun.heads import Inputs
+
+    reasons = pred.far_reasons(Inputs(text, x.numeric, x.curve), x)
+    assert [p.extrapolating_reason for p in preds] == reasons
+    assert preds[-1].extrapolating

@@ -73,3 +73,56 @@ def test_predictor_with_neighbours_round_trips_through_its_state() -> None:
     )
     assert again.neighbours == 2
     assert torch.allclose(again.predict(recs)[0], pred.predict(recs)[0])
+
+
+def full_search(b: NeighbourBank, learners, datasets, position) -> np.ndarray:
+    """The features by brute force: every run's distance to every query, then the k nearest."""
+    m, t = len(learners), b.n_targets
+    out = np.tile(np.r_[b.fill, 0.0], (m, 1)).astype(float)
+    q = (np.asarray(position, float) - b.mu) / b.sd
+    for i in range(m):
+        rows = np.flatnonzero((b.learners == learners[i]) & (b.datasets != datasets[i]))
+        if len(rows) == 0:
+            continue
+        d2 = ((b.position[rows] - q[i]) ** 2).sum(-1)
+        pick = rows[np.argsort(d2, kind="stable")[: b.k]]
+        for j, block in enumerate((b.y, b.relative)):
+            out[i, j * t : (j + 1) * t] = np.nanmean(block[pick], 0)
+        out[i, 2 * t] = b.rank[pick, 0].mean()
+        gain = b.gain[pick]
+        out[i, 2 * t + 1] = gain[np.isfinite(gain)].mean() if np.isfinite(gain).any() else 0.0
+        out[i, 2 * t + 2] = len(pick) / b.k
+    return out
+
+
+def test_queries_on_one_data_set_get_the_full_searchs_neighbours() -> None:
+    # 40 data sets x 3 learners x 12 sizes; one learner ran on only 3 data sets (< k others)
+    rng = np.random.default_rng(0)
+    metas = rng.normal(size=(40, 4))
+    learners, datasets, pos, y = [], [], [], []
+    for d in range(40):
+        for lr in ("a", "b", "c"):
+            if lr == "c" and d > 2:
+                continue
+            for s in range(12):
+                learners.append(lr)
+                datasets.append(f"d{d}")
+                pos.append([*metas[d], 4 + 0.5 * s])
+                y.append([rng.uniform(0.5, 1), rng.normal()])
+    y = np.array(y)
+    y[::7, 1] = np.nan
+    base = np.where(rng.uniform(size=len(y)) < 0.5, y[:, 0] - 0.05, np.nan)
+    b = NeighbourBank(learners, datasets, np.array(pos), y, k=5, base=base)
+    for asked, meta in (("d3", metas[3]), ("new", rng.normal(size=4))):
+        sizes = rng.uniform(3, 11, 60)
+        qs = ["a", "b", "c", "zzz"] * 15
+        q = np.c_[np.tile(meta, (60, 1)), sizes]
+        got = b.features(qs, [asked] * 60, q)
+        assert np.allclose(got, full_search(b, qs, [asked] * 60, q), rtol=1e-12, atol=1e-12)
+        one = b.features(qs[:1], [asked], q[:1])  # a single query takes the same path
+        assert np.allclose(one, got[:1], rtol=1e-12, atol=1e-12)
+    # queries on several data sets (the training-time path)
+    mixed = [f"d{i % 40}" for i in range(30)]
+    q = np.c_[metas[[i % 40 for i in range(30)]], rng.uniform(3, 11, 30)]
+    qs = ["a", "b", "c"] * 10
+    assert np.allclose(b.features(qs, mixed, q), full_search(b, qs, mixed, q), rtol=1e-12)
