@@ -30,6 +30,7 @@ from surrogates.gp_scalable import (
     warm_state,
 )
 from surrogates.gp_warm import fit_warm_gp, is_warm
+from surrogates.marginal import mean_std
 
 logger = logging.getLogger(__name__)
 
@@ -294,16 +295,12 @@ class GPWorldModel(WorldModel):
         stds: dict[str, Tensor] = {}
         reasons: list[str | None] = [None] * len(parameters)
         with torch.no_grad():
-            for outcome, model in self._models.items():
-                post = model.posterior(X, observation_noise=True)
-                means[outcome] = post.mean.squeeze(-1)
-                stds[outcome] = post.variance.clamp_min(0).sqrt().squeeze(-1)
+            for outcome, model in self._models.items():  # each candidate's own moments
+                means[outcome], stds[outcome] = mean_std(model, X, observation_noise=True)
                 for i, why in enumerate(self._extrapolation_reasons(model, X)):
                     reasons[i] = reasons[i] or why
             assert self._cost_model is not None
-            cpost = self._cost_model.posterior(X, observation_noise=True)
-            cmean = cpost.mean.squeeze(-1)
-            cstd = cpost.variance.clamp_min(0).sqrt().squeeze(-1)
+            cmean, cstd = mean_std(self._cost_model, X, observation_noise=True)
         out = []
         for i in range(len(parameters)):
             flag = reasons[i] is not None
@@ -361,14 +358,14 @@ class GPWorldModel(WorldModel):
     @staticmethod
     def _extrapolating(model: SingleTaskGP, X: Tensor) -> Tensor:
         """``n`` flags: posterior std (latent) above ``EXTRAPOLATION_RATIO`` of the prior's."""
-        post = model.posterior(X)
+        _, std = mean_std(model, X)
         kern = model.covar_module
         if hasattr(kern, "outputscale"):
             prior_var = kern.outputscale
         else:  # a stationary kernel without a scale: k(x, x) is the same everywhere
             prior_var = kern(X[:1], X[:1]).to_dense().squeeze()
         std_y = model.outcome_transform.stdvs.squeeze()
-        ratio = post.variance.squeeze(-1).sqrt() / (prior_var.sqrt() * std_y)
+        ratio = std / (prior_var.sqrt() * std_y)
         return ratio > EXTRAPOLATION_RATIO
 
     # -- persistence --------------------------------------------------------------------

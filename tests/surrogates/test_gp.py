@@ -12,6 +12,7 @@ import torch
 
 from sciwm.errors import WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
+from sciwm.prediction import Estimate
 from sciwm.space import Parameter, SearchSpace
 from sciwm.testing.world_model_suite import ModelFactory, WorldModelConformance
 from surrogates.gp import GPSettings, GPWorldModel
@@ -284,3 +285,28 @@ def test_fit_is_deterministic(line_space: SearchSpace) -> None:
         model.fit(experiments, observations)
         runs.append([p.to_dict() for p in model.predict(queries)])
     assert runs[0] == runs[1]
+
+
+def test_predict_is_the_posterior_of_each_candidate(cost_model: GPWorldModel) -> None:
+    # predict() reads each candidate's own moments (surrogates.marginal), not the joint
+    # posterior of the batch: the same numbers as botorch's posterior, to rounding
+    rows = cost_model.space.sample(300, generator=torch.Generator().manual_seed(9))
+    rows.append({"size": 1000.0, "x": 1.0})  # a corner: far from most observations
+    preds = cost_model.predict(rows, level=0.8)
+    X = cost_model.space.encode(rows)
+    with torch.no_grad():
+        post = cost_model._models["y"].posterior(X, observation_noise=True)
+        cost = cost_model._cost_model.posterior(X, observation_noise=True)
+        latent = cost_model._models["y"].posterior(X).variance.squeeze(-1).sqrt()
+    means, stds = post.mean.squeeze(-1), post.variance.sqrt().squeeze(-1)
+    cm, cs = cost.mean.squeeze(-1), cost.variance.sqrt().squeeze(-1)
+    kern = cost_model._models["y"].covar_module
+    prior = kern.outputscale.sqrt() if hasattr(kern, "outputscale") else 1.0
+    std_y = cost_model._models["y"].outcome_transform.stdvs.squeeze()
+    for i, p in enumerate(preds):
+        y = p.outcomes["y"]
+        assert (y.mean, y.std) == pytest.approx((float(means[i]), float(stds[i])), rel=1e-8)
+        want = Estimate.lognormal(float(cm[i]), float(cs[i]), 0.8)
+        assert (p.cost.mean, p.cost.std) == pytest.approx((want.mean, want.std), rel=1e-8)
+        far = float(latent[i] / (prior * std_y)) > 0.9
+        assert far <= p.extrapolating  # far from every observation is always flagged
