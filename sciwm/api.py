@@ -255,7 +255,14 @@ class Campaign:
             NotReadyError: If the campaign's world model cannot predict yet.
         """
         level = self._level(level)
-        params = self.validate(candidates)
+        return self.predict_valid(self.validate(candidates), level)
+
+    def predict_valid(
+        self, params: Sequence[Mapping[str, Any]], level: float | None = None
+    ) -> list[Prediction]:
+        """:meth:`predict` for candidates that :meth:`validate` already returned (the service
+        validates once, to name the bad candidate, and answers from the same dicts)."""
+        level = self._level(level)
         if not params:
             return []
         model = self.world_model()

@@ -335,15 +335,16 @@ class GPWorldModel(WorldModel):
         ls = ls.to(X).expand(X.shape[-1])
         far = self._extrapolating(model, X)
         nearest = (torch.cdist(X / ls, train / ls).min(-1).values).tolist()
+        margin = RANGE_LENGTHSCALES * ls
+        outside = (((lo - X) > margin) | ((X - hi) > margin)).tolist()  # n x d, whole columns
+        far = far.tolist()
         out: list[str | None] = []
         for i, x in enumerate(X):
             why = None
             for j, p in enumerate(self.space.parameters):
                 if p.kind == "categorical":
                     continue
-                if (lo[j] - x[j]) > RANGE_LENGTHSCALES * ls[j] or (
-                    x[j] - hi[j]
-                ) > RANGE_LENGTHSCALES * ls[j]:
+                if outside[i][j]:
                     seen = self.space.decode(torch.stack([lo, hi]))
                     why = (
                         f"{p.name}={self.space.decode(x.unsqueeze(0))[0][p.name]:g} is outside "

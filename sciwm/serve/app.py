@@ -192,7 +192,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         t0 = time.perf_counter()
         camp = _checked(registry(), name, question, settings.max_batch)
         params = camp.validate(question.candidates)
-        preds = camp.predict(params, level=question.level)
+        preds = camp.predict_valid(params, level=question.level)
         return Predictions(
             campaign=name,
             cost_unit=camp.spec.budget.unit,
