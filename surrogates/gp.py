@@ -23,9 +23,12 @@ from sciwm.world_model_settings import WorldModelSettings
 from surrogates.gp_cache import posterior as cached_posterior
 from surrogates.gp_fit import fit_or_restore
 from surrogates.gp_scalable import (
+    DEFAULT_CONDITION_SIZE,
     DEFAULT_SCALABLE_ABOVE,
     DEFAULT_SUBSET_SIZE,
+    condition_on,
     hyperparameters,
+    retarget,
     subset_indices,
     warm_state,
 )
@@ -55,6 +58,9 @@ class GPSettings(WorldModelSettings):
             fitted on a subset of ``subset_size`` of them (see :mod:`surrogates.gp_scalable`),
             its hyperparameters starting from the previous fit's; 0: never.
         subset_size: Size of that subset (at least 8).
+        condition_size: Results the subset-fitted GP is then conditioned on (its
+            hyperparameters kept; :func:`surrogates.gp_scalable.condition_on`); at most
+            ``subset_size``: the subset alone.
     """
 
     model_name: ClassVar[str] = "gp"
@@ -63,6 +69,7 @@ class GPSettings(WorldModelSettings):
     seed: int = 0
     scalable_above: int = DEFAULT_SCALABLE_ABOVE
     subset_size: int = DEFAULT_SUBSET_SIZE
+    condition_size: int = DEFAULT_CONDITION_SIZE
 
     def check(self, space: SearchSpace | None) -> None:
         if self.min_points < 2:
@@ -71,6 +78,8 @@ class GPSettings(WorldModelSettings):
             raise self.fail("scalable_above", f"must be >= 0 (0: never), got {self.scalable_above}")
         if self.subset_size < 8:
             raise self.fail("subset_size", f"must be at least 8, got {self.subset_size}")
+        if self.condition_size < 0:
+            raise self.fail("condition_size", f"must be >= 0, got {self.condition_size}")
 
 
 class GPWorldModel(WorldModel):
@@ -236,7 +245,8 @@ class GPWorldModel(WorldModel):
         limit = self.cfg.scalable_above
         if state is not None or not limit or len(X) <= limit:
             model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
-            return fit_or_restore(model, state, self.seed)
+            model = fit_or_restore(model, state, self.seed)
+            return model if state is None else retarget(model, X, Y)  # a conditioned GP's
         keep = subset_indices(Y, self.cfg.subset_size, self.seed)
         model = SingleTaskGP(X[keep], Y[keep], outcome_transform=Standardize(m=1))
         warm = previous is not None and warm_state(model, hyperparameters(previous))
@@ -245,14 +255,17 @@ class GPWorldModel(WorldModel):
         if what not in self._subset:  # the first fit past the threshold says so
             logger.info(
                 "GP world model: %d results of %s exceed scalable_above = %d: fitting an exact "
-                "GP on a subset of %d (the highest, the lowest and a random third)%s",
+                "GP on a subset of %d (the highest, the lowest and a random third), conditioned on "
+                "%d of them%s",
                 len(X),
                 what,
                 limit,
                 len(keep),
+                min(len(X), max(len(keep), self.cfg.condition_size)),
                 ", starting from the previous fit's hyperparameters" if warm else "",
             )
-        return fit_or_restore(model, None, self.seed, what=f"the GP of {what}")
+        model = fit_or_restore(model, None, self.seed, what=f"the GP of {what}")
+        return condition_on(model, X, Y, self.cfg.condition_size, self.seed)
 
     # -- querying -----------------------------------------------------------------------
     def _require_fitted(self) -> None:

@@ -5,8 +5,12 @@ threshold of observations (``scalable_above``) the GP world model (:mod:`surroga
 builds each outcome's and the cost's GP on a subset of ``subset_size`` results
 (:func:`subset_indices`): a third with the highest values, a third with the lowest (the
 regions an optimiser of either direction searches, kept dense) and a third drawn at random
-from the rest (the global picture). Fit and prediction cost then stay those of an exact GP
-on ``subset_size`` points, whatever the number of results; the model says so in the log.
+from the rest (the global picture); the model says so in the log. Its hyperparameters are
+then kept and the GP conditioned on up to ``condition_size`` results (:func:`condition_on`,
+all of them up to that many): one Cholesky factorisation, where the fit's marginal
+likelihood refactorised the subset's covariance at every step. Fit and prediction cost stay
+those of an exact GP on ``subset_size`` and ``condition_size`` points, whatever the number
+of results.
 
 A refit starts from the previous fit's hyperparameters (:func:`hyperparameters` /
 :func:`warm_state`), so that the optimiser only corrects them for the new results.
@@ -22,12 +26,15 @@ from collections.abc import Mapping
 
 import torch
 from botorch.models import SingleTaskGP
+from botorch.models.transforms.outcome import Standardize
 from torch import Tensor
 
 #: Default observation count above which the GP world model fits on a subset.
 DEFAULT_SCALABLE_ABOVE = 500
 #: Default size of that subset.
 DEFAULT_SUBSET_SIZE = 500
+#: Default number of results the subset-fitted GP is then conditioned on.
+DEFAULT_CONDITION_SIZE = 1000
 
 #: Hyperparameters carried from one fit to the next, by the last part of their name.
 _CARRIED = ("raw_lengthscale", "raw_outputscale", "raw_constant")
@@ -55,6 +62,53 @@ def subset_indices(Y: Tensor, size: int, seed: int) -> Tensor:
     gen = torch.Generator().manual_seed(int(seed))
     pick = rest[torch.randperm(len(rest), generator=gen)[: size - 2 * third]]
     return torch.sort(torch.cat([ends, pick])).values
+
+
+def retarget(model: SingleTaskGP, X: Tensor, Y: Tensor) -> SingleTaskGP:
+    """Give a fitted GP (eval mode) the training data ``X`` / ``Y``, its hyperparameters and
+    its outcome transform's constants kept.
+
+    Args:
+        model: A fitted ``SingleTaskGP`` with an outcome transform.
+        X: A ``n x d`` tensor of inputs.
+        Y: A ``n x 1`` tensor of targets in the outcome's units (standardised here with the
+            model's own constants, in which its hyperparameters are expressed).
+
+    Returns:
+        ``model``, in eval mode.
+    """
+    model.eval()
+    with torch.no_grad():
+        Z, _ = model.outcome_transform(Y)
+    model.set_train_data(inputs=X, targets=Z.squeeze(-1), strict=False)
+    return model
+
+
+def condition_on(model: SingleTaskGP, X: Tensor, Y: Tensor, size: int, seed: int) -> SingleTaskGP:
+    """A GP with ``model``'s hyperparameters conditioned on up to ``size`` of the results.
+
+    Fitting hyperparameters costs ``O(m^3)`` per optimiser step, conditioning once: the
+    subset GP's hyperparameters (fitted on ``subset_size`` results) then predict from more
+    of the data, ``size`` of them chosen by :func:`subset_indices` (all of them when there
+    are at most ``size``).
+
+    Args:
+        model: The fitted subset GP (eval mode).
+        X: A ``n x d`` tensor of every result's inputs.
+        Y: A ``n x 1`` tensor of their targets (outcome units).
+        size: Most results conditioned on.
+        seed: Seed of :func:`subset_indices`.
+
+    Returns:
+        A new ``SingleTaskGP`` in eval mode (``model`` when ``size`` is not larger than its
+        training set).
+    """
+    if size <= model.train_inputs[0].shape[-2]:
+        return model
+    keep = subset_indices(Y, size, seed)
+    out = SingleTaskGP(X[keep], Y[keep], outcome_transform=Standardize(m=1))
+    out.load_state_dict(model.state_dict())
+    return retarget(out, X[keep], Y[keep])
 
 
 def hyperparameters(model: SingleTaskGP) -> dict[str, Tensor]:

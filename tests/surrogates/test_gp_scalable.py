@@ -90,3 +90,33 @@ def test_bad_settings_are_rejected():
         GPWorldModel(SPACE, ["f"], subset_size=2)
     with pytest.raises(WorldModelError, match="scalable_above"):
         GPWorldModel(SPACE, ["f"], scalable_above=-1)
+
+
+def test_subset_fit_is_conditioned_on_more_results_and_survives_save_and_load(tmp_path):
+    exps, obs = _results(120, seed=3)
+    model = GPWorldModel(SPACE, ["f"], scalable_above=50, subset_size=40, condition_size=100)
+    model.fit(exps, obs)
+    gp = model._models["f"]
+    assert gp.train_inputs[0].shape[0] == 100  # fitted on 40, conditioned on 100
+    alone = GPWorldModel(SPACE, ["f"], scalable_above=50, subset_size=40, condition_size=0)
+    alone.fit(exps, obs)
+    assert alone._models["f"].train_inputs[0].shape[0] == 40
+    h, h_alone = hyperparameters(gp), hyperparameters(alone._models["f"])
+    assert torch.equal(h["raw_lengthscale"], h_alone["raw_lengthscale"])  # kept, not refitted
+    # the conditioned GP standardises its targets with the subset's constants
+    Y = torch.tensor([[o.outcomes["f"]] for o in obs], dtype=torch.double)
+    Z_back, _ = gp.outcome_transform.untransform(gp.train_targets.unsqueeze(-1))
+    assert {round(v, 9) for v in Z_back.reshape(-1).tolist()} <= {
+        round(v, 9) for v in Y.reshape(-1).tolist()
+    }
+    grid = [{"x": x / 5, "y": y / 5} for x in range(6) for y in range(6)]
+    truth = [math.sin(3 * p["x"]) + math.cos(2 * p["y"]) for p in grid]
+    err = [abs(p.outcomes["f"].mean - t) for p, t in zip(model.predict(grid), truth, strict=True)]
+    err_alone = [
+        abs(p.outcomes["f"].mean - t) for p, t in zip(alone.predict(grid), truth, strict=True)
+    ]
+    assert sum(err) < sum(err_alone)  # more data, same hyperparameters: closer to the truth
+    loaded = GPWorldModel.load(model.save(tmp_path / "wm"))
+    for p, q in zip(model.predict(grid), loaded.predict(grid), strict=True):
+        assert q.outcomes["f"].mean == pytest.approx(p.outcomes["f"].mean, abs=1e-9)
+        assert q.outcomes["f"].std == pytest.approx(p.outcomes["f"].std, abs=1e-9)
