@@ -329,8 +329,8 @@ class Agent(AgentOptimizer):
     ) -> SeenPoints:
         """Experiments (or parameters) as encoded canonical points."""
         rows = [getattr(e, "parameters", e) for e in seen]
-        X = self.space.encode(rows).reshape(-1, self.space.dim)
-        return SeenPoints(to_canonical(self.space, X, canonical))
+        X = self.space.encode(rows).reshape(-1, self.space.dim)  # valid values already
+        return SeenPoints(X if canonical is None else to_canonical(self.space, X, canonical))
 
     def _admit_points(
         self, admit: Callable[[Candidate], bool], predictor: WorldModel | None, level: float

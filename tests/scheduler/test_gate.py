@@ -226,3 +226,20 @@ def test_min_cap_floors_a_confidently_tiny_reservation() -> None:
     # the floor never beats the budget left
     (d,) = gate.decide([Candidate({"x": 0.1}, pred)], spent=9.0, running_reserved=[0.5], capacity=1)
     assert d.dispatch and d.max_cost == pytest.approx(0.5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    mean=st.one_of(st.none(), st.floats(1e-3, 50.0)),
+    spread=st.floats(1.0, 5.0),
+    spent=st.floats(0.0, 120.0),
+    running=st.lists(st.floats(0.0, 30.0), max_size=3),
+)
+def test_fits_is_the_rule_decide_dispatches_by(mean, spread, spent, running):
+    gate = DispatchGate(100.0, unit="s")
+    cand = _cand(mean, None if mean is None else mean * spread)
+    left = gate.remaining(spent, running)
+    [d] = gate.decide([cand], spent=spent, running_reserved=running, capacity=1)
+    assert gate.fits(cand, left) == d.dispatch
+    if d.dispatch:  # what it reserves never takes the total over the budget
+        assert spent + sum(running) + d.max_cost <= 100.0
