@@ -21,6 +21,7 @@ from sciwm.space import SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
 from sciwm.world_model_settings import WorldModelSettings
 from surrogates.gp_cache import posterior as cached_posterior
+from surrogates.gp_calibration import cv_scale
 from surrogates.gp_fit import fit_or_restore
 from surrogates.gp_scalable import (
     DEFAULT_CONDITION_SIZE,
@@ -109,6 +110,8 @@ class GPWorldModel(WorldModel):
         #: Earlier campaigns' results (:meth:`warm_start`), by outcome (or :data:`COST`): X, Y.
         self._prior: dict[str, tuple[Tensor, Tensor]] = {}
         self._prior_models: dict[str, SingleTaskGP] = {}
+        #: Cross-validated factors on the predictive stds, by outcome (or COST), per fit.
+        self._scales: dict[str, float] = {}
 
     def warm_start(
         self, experiments: Sequence[Experiment], observations: Sequence[Observation]
@@ -214,6 +217,7 @@ class GPWorldModel(WorldModel):
         cost_model = self._fit_one(COST, Xc, Yc, self._cost_model, subset)
         used.update(e.id for e, _ in costed)
         self._models, self._cost_model, self._subset = models, cost_model, subset
+        self._scales = {}
         self.summary = TrainingSummary(
             n_observations=n_used,
             n_cost_observations=len(costed),
@@ -310,10 +314,12 @@ class GPWorldModel(WorldModel):
         with torch.no_grad():
             for outcome, model in self._models.items():  # each candidate's own moments
                 means[outcome], stds[outcome] = mean_std(model, X, observation_noise=True)
+                stds[outcome] = stds[outcome] * self._std_scale(outcome, model)
                 for i, why in enumerate(self._extrapolation_reasons(model, X)):
                     reasons[i] = reasons[i] or why
             assert self._cost_model is not None
             cmean, cstd = mean_std(self._cost_model, X, observation_noise=True)
+            cstd = cstd * self._std_scale(COST, self._cost_model)
         out = []
         for i in range(len(parameters)):
             flag = reasons[i] is not None
@@ -332,6 +338,14 @@ class GPWorldModel(WorldModel):
                 )
             )
         return out
+
+    def _std_scale(self, key: str, model: SingleTaskGP) -> float:
+        """Factor on one GP's predictive std in :meth:`predict`: cross-validated once per fit
+        (:func:`~surrogates.gp_calibration.cv_scale`); 1 for a warm-started or subset GP."""
+        if key not in self._scales:
+            plain = not is_warm(model) and key not in self._subset
+            self._scales[key] = cv_scale(model, self.seed) if plain else 1.0
+        return self._scales[key]
 
     def _extrapolation_reasons(self, model: SingleTaskGP, X: Tensor) -> list[str | None]:
         """Why each of ``n`` unit-cube points is outside what ``model`` was trained on.
@@ -424,6 +438,7 @@ class GPWorldModel(WorldModel):
         warm = list(extra.get("warm", []))
         self._models = {o: self._unpack(tensors, f"o{i}", warm) for i, o in enumerate(order)}
         self._cost_model = self._unpack(tensors, "cost", warm)
+        self._scales = {}
 
 
 def _has(o: Observation, outcome: str) -> bool:

@@ -14,7 +14,12 @@ from sciwm.errors import WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.prediction import Estimate
 from sciwm.space import Parameter, SearchSpace
-from sciwm.testing.world_model_suite import ModelFactory, WorldModelConformance
+from sciwm.testing.world_model_suite import (
+    ModelFactory,
+    WorldModelConformance,
+    default_calibration_case,
+    measure_calibration,
+)
 from surrogates.gp import GPSettings, GPWorldModel
 
 
@@ -31,6 +36,53 @@ class TestGPConformance(WorldModelConformance):
     @pytest.fixture(scope="class")
     def model_factory(self) -> ModelFactory:
         return lambda space, outcomes: GPWorldModel(space, outcomes, seed=0)
+
+
+_SUITE_SPACE = SearchSpace(
+    (
+        Parameter("x", "float", 0.0, 1.0),
+        Parameter("lr", "float", 1e-3, 1.0, log=True),
+        Parameter("n", "int", 1, 9),
+    )
+)
+
+
+class _ScaledGP(GPWorldModel):
+    """A deliberately miscalibrated GP: every outcome interval ``factor`` times as wide."""
+
+    factor = 0.5
+
+    def predict(self, parameters, level=0.9):  # type: ignore[no-untyped-def]
+        out = []
+        for p in super().predict(parameters, level):
+            f = self.factor
+            outcomes = {
+                k: Estimate(
+                    e.mean,
+                    e.std * f,
+                    e.mean - f * (e.mean - e.lower),
+                    e.mean + f * (e.upper - e.mean),
+                    e.level,
+                )
+                for k, e in p.outcomes.items()
+            }
+            out.append(dataclasses.replace(p, outcomes=outcomes))
+        return out
+
+
+def test_calibration_check_fails_a_miscalibrated_model() -> None:
+    """The conformance suite's calibration check can fail: the same GP with its outcome
+    intervals halved fails it on the suite's default known distribution (which the GP itself
+    passes in TestGPConformance), while its cost intervals, left alone, stay in the band."""
+    case = default_calibration_case(_SUITE_SPACE, ["y", "z"])
+    report = measure_calibration(
+        lambda sp, o: _ScaledGP(sp, o, seed=0), _SUITE_SPACE, ["y", "z"], case
+    )
+    failures = report.failures()
+    assert any(f.startswith("y: 90% intervals cover") for f in failures), failures
+    assert any(f.startswith("z: 90% intervals cover") for f in failures), failures
+    assert report.coverage["y"] < 0.75 and report.coverage["z"] < 0.75, report.coverage
+    assert 0.85 <= report.coverage["cost"] <= 0.95  # the cost intervals were left alone
 
 
 def _experiments(rows: list[dict], campaign: str = "gp-test") -> list[Experiment]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from sciwm.errors import WorldModelError
+from sciwm.experiment import Experiment, Observation, Status
 from sciwm.space import Parameter, SearchSpace
-from sciwm.testing.world_model_suite import WorldModelConformance, make_data
+from sciwm.testing.world_model_suite import CalibrationCase, WorldModelConformance, make_data
 from surrogates.md.world_model import DEFAULT_CHECKPOINT, MDEmulatorWorldModel
 
 pytestmark = [
@@ -29,6 +33,73 @@ def md_space() -> SearchSpace:
     )
 
 
+def _real_runs() -> list[tuple[float, torch.Tensor, float, float]]:
+    """Real OpenMM runs the emulator never trained on: ``(K, frames x PER_FRAME values,
+    wall s per ns, ps per frame)``; the reference runs (10 ns, 300-600 K) and the 2 ns check
+    runs at 350 K."""
+    from sciwm.md.calibration_runs import DEFAULT_PATH, load_runs
+    from sciwm.md.observables import PER_FRAME, frame_values
+    from sciwm.md.torch_ops import frame_observables
+    from surrogates.md.data import load_dataset
+
+    data = load_dataset()
+    basins = tuple(float(v) for v in data.meta["basins"]["alpha_r_psi"])
+    runs = []
+    for tr in data.select(role="reference"):
+        values = frame_observables(tr.positions, data.molecule, basins)
+        frames = torch.stack([torch.as_tensor(values[n]).double() for n in PER_FRAME], -1)
+        runs.append((tr.temperature, frames, tr.openmm_s_per_ns, tr.frame_ps))
+    for r in load_runs(DEFAULT_PATH, role="check") if DEFAULT_PATH.is_file() else []:
+        if 300.0 <= r["temperature"] <= 600.0:
+            v = frame_values(r["phi"], r["psi"])
+            frames = torch.from_numpy(np.stack([v[n] for n in PER_FRAME], -1))
+            wall = r["wall_s"] / (r["length_ps"] / 1000.0)
+            runs.append((float(r["temperature"]), frames, wall, float(r["frame_ps"])))
+    return runs
+
+
+def real_md_case(outcomes: list[str]) -> CalibrationCase:
+    """The MD emulator's known distribution is the real system's: a question at temperature
+    T for a run of L ps is answered by a random L ps stretch of an independent real run at T
+    (reference and check runs, never trained on), its cost that run's wall time for L ps."""
+    from sciwm.md.observables import PER_FRAME
+
+    runs = _real_runs()
+    temps = sorted({r[0] for r in runs})
+
+    def generate(n: int, seed: int) -> tuple[list[Experiment], list[Observation]]:
+        g = np.random.default_rng(seed)
+        experiments, observations = [], []
+        for i in range(n):
+            t = temps[int(g.integers(len(temps)))]
+            length = float(np.exp(g.uniform(math.log(100.0), math.log(2000.0))))
+            pool = [r for r in runs if r[0] == t]
+            _, frames, s_per_ns, frame_ps = pool[int(g.integers(len(pool)))]
+            b = int(round(length / frame_ps))
+            start = int(g.integers(0, frames.shape[0] - b + 1))
+            y = frames[start : start + b].mean(0)
+            e = Experiment.create(
+                f"md-calibration-{seed}", i, {"temperature": t, "length_ps": length}
+            )
+            values = {name: float(y[PER_FRAME.index(name)]) for name in outcomes}
+            experiments.append(e)
+            observations.append(
+                Observation(e.id, Status.COMPLETED, values, cost=s_per_ns * length / 1000.0)
+            )
+        return experiments, observations
+
+    ranges = {n: (0.0, 1.0) if n.startswith("pop_") else (-1.0, 1.0) for n in outcomes}
+    space = SearchSpace(
+        (
+            Parameter("temperature", "float", 300.0, 600.0),
+            Parameter("length_ps", "float", 100.0, 2000.0, log=True, fidelity=True),
+        )
+    )
+    return CalibrationCase(
+        generate, ranges, n_train=0, n_test=400, seeds=(100, 101), space=space, outcomes=outcomes
+    )
+
+
 class TestMDEmulatorConformance(WorldModelConformance):
     n_train = 8
 
@@ -43,6 +114,24 @@ class TestMDEmulatorConformance(WorldModelConformance):
     @pytest.fixture(scope="class")
     def outcome_names(self) -> list[str]:
         return ["pop_alpha_r", "pop_beta"]
+
+    @pytest.fixture(scope="class")
+    def calibration_case(self) -> CalibrationCase:
+        return real_md_case(["pop_beta", "pop_alpha_r", "pop_alpha_l"])
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="known miss (issue 10): on real runs the conformal intervals are too wide "
+        "(seeds 100-101: pop_beta 0.99, pop_alpha_r 0.96, pop_alpha_l 0.95 of 800 draws) "
+        "and cost too narrow (0.83); the scores pool leave-one-temperature-out errors at "
+        "400/500 K (where alpha_L is unconverged) with every other condition",
+    )
+    def test_intervals_calibrated_on_a_known_distribution(
+        self, model_factory, space, outcome_names, calibration_case
+    ) -> None:
+        super().test_intervals_calibrated_on_a_known_distribution(
+            model_factory, space, outcome_names, calibration_case
+        )
 
 
 def test_emulator_only_prediction_is_physical() -> None:

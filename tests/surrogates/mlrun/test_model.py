@@ -28,6 +28,20 @@ class TestMLRunConformance(WorldModelConformance):
             space, outcomes, encoder="hashing", steps=150, n_members=3
         )
 
+    @pytest.mark.xfail(
+        strict=True,
+        reason="known miss (issue 10): trained from scratch, the out-of-bag conformal "
+        "intervals are too wide (seeds 100-102, 60 runs: z 0.97, cost 0.97 of 720 draws): a "
+        "row's out-of-bag prediction comes from about one of the three members, its error and "
+        "std are not those of the whole ensemble that answers",
+    )
+    def test_intervals_calibrated_on_a_known_distribution(
+        self, model_factory, space, outcome_names, calibration_case
+    ) -> None:
+        super().test_intervals_calibrated_on_a_known_distribution(
+            model_factory, space, outcome_names, calibration_case
+        )
+
 
 # -- pretrain = "lcdb" on the committed LCDB slice ---------------------------------------------
 SLICE = Path(__file__).parent / "data" / "lcdb_slice.parquet"
