@@ -20,7 +20,7 @@ from sciwm.testing.world_model_suite import (
     default_calibration_case,
     measure_calibration,
 )
-from surrogates.gp import GPSettings, GPWorldModel
+from surrogates.gp import COST, GPSettings, GPWorldModel
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -350,8 +350,11 @@ def test_predict_is_the_posterior_of_each_candidate(cost_model: GPWorldModel) ->
         post = cost_model._models["y"].posterior(X, observation_noise=True)
         cost = cost_model._cost_model.posterior(X, observation_noise=True)
         latent = cost_model._models["y"].posterior(X).variance.squeeze(-1).sqrt()
-    means, stds = post.mean.squeeze(-1), post.variance.sqrt().squeeze(-1)
-    cm, cs = cost.mean.squeeze(-1), cost.variance.sqrt().squeeze(-1)
+    # times the cross-validated factors on the stds (surrogates.gp_calibration)
+    scale = cost_model._std_scale("y", cost_model._models["y"])
+    cscale = cost_model._std_scale(COST, cost_model._cost_model)
+    means, stds = post.mean.squeeze(-1), post.variance.sqrt().squeeze(-1) * scale
+    cm, cs = cost.mean.squeeze(-1), cost.variance.sqrt().squeeze(-1) * cscale
     kern = cost_model._models["y"].covar_module
     prior = kern.outputscale.sqrt() if hasattr(kern, "outputscale") else 1.0
     std_y = cost_model._models["y"].outcome_transform.stdvs.squeeze()
