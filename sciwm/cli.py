@@ -34,6 +34,7 @@ BENCH_SUITES = {
     "campaign": "sciwm.bench.campaign:run",
     "connectors": "sciwm.bench.connectors:run",
     "mlrun": "sciwm.bench.mlrun:run",
+    "mlrun_world_model": "sciwm.bench.mlrun_world_model:run",
     "md": "sciwm.bench.md:run",
     "serve": "sciwm.bench.serve:run",
 }

@@ -16,6 +16,12 @@ combines it with the prior's mean by precision weighting (:func:`combine`) and s
 prior's std per data set by how far the completed runs there fell from the prior
 (:func:`dataset_scale`: a data set the prior gets wrong gets wider intervals, shrunk toward
 the global calibration).
+
+A completed run of the asked learner itself on the same data set — its learning curve so
+far, at smaller training sizes — says more than any other: in ``level`` mode the learner's
+own residual at its nearest recorded size carries over to the asked size with weight
+:data:`OWN_DECAY` per factor of ten in training size (:func:`own_weight`), on top of the
+data set's level.
 """
 
 from __future__ import annotations
@@ -40,6 +46,16 @@ PRIOR_STRENGTH = 3.0
 #: Fraction of the prior's error variance shared by all learners of a data set (chosen on
 #: held-out data sets apart from those reported, see docs/mlrun.md).
 SHARED = 0.5
+#: Weight that a learner's own residual at one training size keeps at a size ten times
+#: larger or smaller (chosen on held-out data sets apart from those reported: a learner's
+#: curve up to a tenth of the largest size ranks the learners there at 0.845 pairwise
+#: with 0.75, 0.838 with 1.0, 0.829 from the curve's last point alone; docs/mlrun.md).
+OWN_DECAY = 0.75
+
+
+def own_weight(log2_gap: float, decay: float = OWN_DECAY) -> float:
+    """Weight of a learner's own residual ``log2_gap`` (log2 of the size ratio) away."""
+    return float(decay ** (abs(log2_gap) / np.log2(10.0)))
 
 
 @dataclass(frozen=True)
@@ -253,7 +269,10 @@ class CampaignLandmarks:
             }
             by_row = [per.get(r.dataset, (0.0, 1.0)) for r in records]
             if per:
-                shift[:, 0] = torch.tensor([b[0] for b in by_row], dtype=shift.dtype)
+                own = self._own_shifts(predictor, records, [b[0] for b in by_row])
+                shift[:, 0] = torch.tensor(
+                    [b[0] + o for b, o in zip(by_row, own, strict=True)], dtype=shift.dtype
+                )
                 scale[:, 0] = torch.tensor([b[1] for b in by_row], dtype=scale.dtype)
             return mean + shift, std * scale
         if self._table is None:
@@ -279,6 +298,25 @@ class CampaignLandmarks:
             shift[i, 0], scale[i, 0] = m1 - m0, s1 / max(s0, 1e-12)
         return mean + shift.detach(), std * scale.detach()
 
+    def _own_shifts(
+        self, predictor: Any, records: Sequence[RunRecord], levels: Sequence[float]
+    ) -> list[float]:
+        """Per record: its learner's own residual beyond the data set's level, at the
+        learner's nearest landmark size, times :func:`own_weight` (0 without one)."""
+        keys, _, pos = predictor._bank_keys(records)
+        out = []
+        for i, r in enumerate(records):
+            marks = self.marks.get(r.dataset, [])
+            own = list(zip(marks, self.r.get(r.dataset, []), strict=True))
+            own = [(m, res) for m, res in own if m.key == keys[i]]
+            if not own:
+                out.append(0.0)
+                continue
+            size = float(pos[i, -1])
+            m, res = min(own, key=lambda p: abs(p[0].log2_size - size))
+            out.append(own_weight(m.log2_size - size) * (res - levels[i]))
+        return out
+
     def to_json(self) -> dict[str, Any]:
         """JSON form (saved with the world model)."""
         return {
@@ -303,6 +341,7 @@ class CampaignLandmarks:
 
 __all__ = [
     "K",
+    "OWN_DECAY",
     "CampaignLandmarks",
     "Landmark",
     "LandmarkTable",

@@ -7,6 +7,7 @@ the predictor's Gaussian with the GP's posterior into one joint Gaussian.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 
@@ -20,6 +21,7 @@ from torch import Tensor
 from sciwm.space import SearchSpace
 from surrogates.gp_fit import fit_or_restore
 from surrogates.marginal import marginals
+from surrogates.mlrun.landmarks import OWN_DECAY
 
 
 class ResidualGPs:
@@ -90,9 +92,10 @@ class ResidualGPs:
         eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
         cov = cov + eye * (1e-6 * diag.mean(-1, keepdim=True).unsqueeze(-1) + 1e-9)
         # A category (e.g. a learner) no real run has tried keeps the prior's uncertainty: a
-        # GP fitted on a handful of runs cannot know how it differs.
-        unseen = self._unseen_categories(X, gp.train_inputs[0]).to(X.dtype)
-        cov = cov + torch.diag_embed(var.clamp_min(0) * unseen)
+        # GP fitted on a handful of runs cannot know how it differs; one tried only at other
+        # fidelities keeps part of it (:meth:`prior_share`).
+        share = self.prior_share(X, gp.train_inputs[0]).to(X.dtype)
+        cov = cov + torch.diag_embed(var.clamp_min(0) * share)
         return MultivariateNormal(mvn.mean.to(X.dtype) + mean, cov)
 
     def marginal(
@@ -121,9 +124,51 @@ class ResidualGPs:
         gp_mean, gp_var = marginals(gp, X.to(torch.double), observation_noise=noise)
         gp_mean, gp_var = gp_mean.to(X.dtype), gp_var.to(X.dtype)
         gp_var = gp_var + (1e-6 * gp_var + 1e-9)  # combine()'s jitter for a batch of one
-        unseen = self._unseen_categories(X, gp.train_inputs[0]).to(X.dtype)
-        total = gp_var + var.clamp_min(0) * unseen
+        share = self.prior_share(X, gp.train_inputs[0]).to(X.dtype)
+        total = gp_var + var.clamp_min(0) * share
         return gp_mean + mean, total.clamp_min(floor)
+
+    def prior_share(self, X: Tensor, train_X: Tensor) -> Tensor:
+        """``batch x q`` share of the prior's variance that a point keeps next to the GP's.
+
+        1 for a categorical value no real run has tried. Otherwise, with a fidelity
+        parameter (a training size), ``1 - own_weight(gap)^2``, where ``gap`` is the log2
+        ratio between the point's fidelity and the nearest one a real run of the same
+        categories reached (:func:`~surrogates.mlrun.landmarks.own_weight`): a residual
+        learnt on a learner's curve up to a tenth of the asked size carries over only
+        partly, and a GP fitted on a few near-equal residuals cannot know how much (it
+        shrinks its own variance to nothing). 0 at a fidelity already run.
+        """
+        unseen = self._unseen_categories(X, train_X)
+        fid = [
+            i for i, p in enumerate(self.space.parameters) if p.fidelity and p.kind != "categorical"
+        ]
+        if not fid:
+            return unseen.to(X.dtype)
+        cat = [i for i, p in enumerate(self.space.parameters) if p.kind == "categorical"]
+        flat = X.detach().reshape(-1, X.shape[-1])
+        tx = train_X.detach().reshape(-1, train_X.shape[-1]).to(flat.dtype)
+        same = torch.ones(flat.shape[0], tx.shape[0], dtype=torch.bool)
+        for i in cat:
+            same &= (flat[:, i : i + 1] - tx[:, i].unsqueeze(0)).abs() < 1e-6
+        gap = torch.zeros(flat.shape[0], tx.shape[0], dtype=flat.dtype)
+        for i in fid:
+            gap = gap + (self._log2(i, flat[:, i]).unsqueeze(1) - self._log2(i, tx[:, i])).abs()
+        gap = torch.where(same, gap, torch.full_like(gap, float("inf")))
+        nearest = (
+            gap.min(dim=1).values if tx.shape[0] else torch.full_like(flat[:, 0], float("inf"))
+        )
+        weight = OWN_DECAY ** (nearest / math.log2(10.0))
+        share = (1.0 - weight**2).clamp(0.0, 1.0).reshape(X.shape[:-1])
+        return torch.where(unseen, torch.ones_like(share), share)
+
+    def _log2(self, i: int, u: Tensor) -> Tensor:
+        """log2 of parameter ``i``'s value at unit coordinates ``u``."""
+        p = self.space.parameters[i]
+        low, high = float(p.low), float(p.high)
+        if p.log:
+            return math.log2(low) + u.clamp(0, 1) * math.log2(high / low)
+        return torch.log2((low + u.clamp(0, 1) * (high - low)).clamp_min(1e-12))
 
     def _unseen_categories(self, X: Tensor, train_X: Tensor) -> Tensor:
         """``batch x q`` flags: a categorical value of ``X`` absent from ``train_X``."""
