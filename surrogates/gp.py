@@ -410,7 +410,10 @@ class GPWorldModel(WorldModel):
             if is_warm(model):
                 self._pack(tensors, f"w.{prefix}", model.sciwm_prior)
                 warm.append(prefix)
-        return tensors, {"outcome_order": list(self._models), "warm": warm}
+        # the std factors as this fit has them: a loaded model answers exactly as it did
+        scales = {k: self._std_scale(k, m) for k, m in self._models.items()}
+        scales[COST] = self._std_scale(COST, self._cost_model)
+        return tensors, {"outcome_order": list(self._models), "warm": warm, "scales": scales}
 
     @staticmethod
     def _pack(tensors: dict[str, Tensor], prefix: str, model: SingleTaskGP) -> None:
@@ -438,7 +441,7 @@ class GPWorldModel(WorldModel):
         warm = list(extra.get("warm", []))
         self._models = {o: self._unpack(tensors, f"o{i}", warm) for i, o in enumerate(order)}
         self._cost_model = self._unpack(tensors, "cost", warm)
-        self._scales = {}
+        self._scales = {k: float(v) for k, v in extra.get("scales", {}).items()}
 
 
 def _has(o: Observation, outcome: str) -> bool:
