@@ -365,3 +365,42 @@ def test_predict_is_the_posterior_of_each_candidate(cost_model: GPWorldModel) ->
         assert (p.cost.mean, p.cost.std) == pytest.approx((want.mean, want.std), rel=1e-8)
         far = float(latent[i] / (prior * std_y)) > 0.9
         assert far <= p.extrapolating  # far from every observation is always flagged
+
+
+def test_std_factor_is_estimated_again_only_once_the_data_grew_by_a_quarter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # each estimate refits the GP on 5 folds; a campaign refits every round, so the factor
+    # is kept until the training points grew by RECALIBRATE_GROWTH, and saved with the model
+    import surrogates.gp as gp_module
+
+    calls: list[int] = []
+    real = gp_module.cv_scale
+
+    def counting(model, seed):  # type: ignore[no-untyped-def]
+        calls.append(int(model.train_inputs[0].shape[-2]))
+        return real(model, seed)
+
+    monkeypatch.setattr(gp_module, "cv_scale", counting)
+    space = SearchSpace((Parameter("x", "float", 0.0, 1.0),))
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(40, generator=g, dtype=torch.double)
+    experiments = _experiments([{"x": float(v)} for v in x])
+    observations = [
+        Observation(e.id, Status.COMPLETED, {"y": float(_sine(v))}, cost=1.0 + float(v))
+        for e, v in zip(experiments, x, strict=True)
+    ]
+    model = GPWorldModel(space, ["y"], seed=0)
+    seen = []
+    for n in (20, 24, 26, 40):  # 24 and 25 are within 1.25 x 20; 26 is not; 40 > 1.25 x 26
+        model.fit(experiments[:n], observations[:n])
+        p = model.predict([{"x": 0.5}])[0]
+        seen.append((len(calls), p.outcomes["y"].std))
+    assert [s[0] for s in seen] == [2, 2, 4, 6]  # outcome and log cost, estimated at 20, 26, 40
+    assert calls == [20, 20, 26, 26, 40, 40]
+    assert model._scales["y"] == pytest.approx(real(model._models["y"], 0))
+    # a loaded model keeps both the factors and the counts they were estimated at
+    loaded = GPWorldModel(space, ["y"], seed=0)
+    loaded.load_state(*model.state())
+    assert loaded._scales == model._scales and loaded._scale_n == {"y": 40, COST: 40}
+    assert len(calls) == 6
