@@ -21,7 +21,7 @@ from sciwm.space import SearchSpace
 from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by_status
 from sciwm.world_model_settings import WorldModelSettings
 from surrogates.gp_cache import posterior as cached_posterior
-from surrogates.gp_calibration import MIN_POINTS, cv_scale
+from surrogates.gp_calibration import StdFactors
 from surrogates.gp_fit import fit_or_restore
 from surrogates.gp_scalable import (
     DEFAULT_CONDITION_SIZE,
@@ -46,10 +46,6 @@ EXTRAPOLATION_RATIO = 0.9
 #: A numeric parameter beyond the observed range by more than this many of its lengthscales
 #: marks a query as extrapolating.
 RANGE_LENGTHSCALES = 0.5
-#: A GP's cross-validated std factor is estimated again once its training points grew by
-#: this factor since the last estimate (each estimate refits the GP on 5 folds: 1-2 s at
-#: 100 points, which every round of a campaign would otherwise pay).
-RECALIBRATE_GROWTH = 1.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,10 +110,8 @@ class GPWorldModel(WorldModel):
         #: Earlier campaigns' results (:meth:`warm_start`), by outcome (or :data:`COST`): X, Y.
         self._prior: dict[str, tuple[Tensor, Tensor]] = {}
         self._prior_models: dict[str, SingleTaskGP] = {}
-        #: Cross-validated factors on the predictive stds, by outcome (or COST), per fit.
-        self._scales: dict[str, float] = {}
-        #: Training points of each GP when its factor in ``_scales`` was estimated.
-        self._scale_n: dict[str, int] = {}
+        #: Cross-validated factors on the predictive stds, by outcome (or COST).
+        self._factors = StdFactors(self.seed)
 
     def warm_start(
         self, experiments: Sequence[Experiment], observations: Sequence[Observation]
@@ -223,7 +217,9 @@ class GPWorldModel(WorldModel):
         cost_model = self._fit_one(COST, Xc, Yc, self._cost_model, subset)
         used.update(e.id for e, _ in costed)
         self._models, self._cost_model, self._subset = models, cost_model, subset
-        self._keep_scales()
+        self._factors.refit(
+            {k: (m, self._plain(k, m)) for k, m in [*models.items(), (COST, cost_model)]}
+        )
         self.summary = TrainingSummary(
             n_observations=n_used,
             n_cost_observations=len(costed),
@@ -346,28 +342,14 @@ class GPWorldModel(WorldModel):
         return out
 
     def _std_scale(self, key: str, model: SingleTaskGP) -> float:
-        """Factor on one GP's predictive std in :meth:`predict`: cross-validated
-        (:func:`~surrogates.gp_calibration.cv_scale`) on the first predict after a fit whose
-        training points grew by more than :data:`RECALIBRATE_GROWTH` since the last
-        estimate; 1 for a warm-started or subset GP."""
-        if key not in self._scales:
-            plain = not is_warm(model) and key not in self._subset
-            self._scales[key] = cv_scale(model, self.seed) if plain else 1.0
-            self._scale_n[key] = _n_train(model)
-        return self._scales[key]
+        """Factor on one GP's predictive std in :meth:`predict`: cross-validated, kept across
+        refits while the data grew little (:class:`~surrogates.gp_calibration.StdFactors`);
+        1 for a warm-started or subset GP."""
+        return self._factors.get(key, model, self._plain(key, model))
 
-    def _keep_scales(self) -> None:
-        """After a fit: keep each plain GP's factor while its training points grew by at
-        most :data:`RECALIBRATE_GROWTH` since it was estimated (a factor estimated on fewer
-        than ``cv_scale``'s minimum, or for a warm or subset GP, is never kept)."""
-        keep: dict[str, float] = {}
-        for key, model in [*self._models.items(), (COST, self._cost_model)]:
-            n0, n = self._scale_n.get(key, 0), _n_train(model)
-            plain = not is_warm(model) and key not in self._subset
-            if key in self._scales and plain and MIN_POINTS <= n0 and n <= RECALIBRATE_GROWTH * n0:
-                keep[key] = self._scales[key]
-        self._scales = keep
-        self._scale_n = {k: self._scale_n[k] for k in keep}
+    def _plain(self, key: str, model: SingleTaskGP) -> bool:
+        """Whether ``key``'s GP is fitted exactly on its own results (not warm, no subset)."""
+        return not is_warm(model) and key not in self._subset
 
     def _extrapolation_reasons(self, model: SingleTaskGP, X: Tensor) -> list[str | None]:
         """Why each of ``n`` unit-cube points is outside what ``model`` was trained on.
@@ -433,10 +415,13 @@ class GPWorldModel(WorldModel):
                 self._pack(tensors, f"w.{prefix}", model.sciwm_prior)
                 warm.append(prefix)
         # the std factors as this fit has them: a loaded model answers exactly as it did
-        scales = {k: self._std_scale(k, m) for k, m in self._models.items()}
-        scales[COST] = self._std_scale(COST, self._cost_model)
-        extra = {"outcome_order": list(self._models), "warm": warm, "scales": scales}
-        return tensors, {**extra, "scale_n": dict(self._scale_n)}
+        for key, model in [*self._models.items(), (COST, self._cost_model)]:
+            self._std_scale(key, model)
+        return tensors, {
+            "outcome_order": list(self._models),
+            "warm": warm,
+            **self._factors.to_json(),
+        }
 
     @staticmethod
     def _pack(tensors: dict[str, Tensor], prefix: str, model: SingleTaskGP) -> None:
@@ -464,13 +449,7 @@ class GPWorldModel(WorldModel):
         warm = list(extra.get("warm", []))
         self._models = {o: self._unpack(tensors, f"o{i}", warm) for i, o in enumerate(order)}
         self._cost_model = self._unpack(tensors, "cost", warm)
-        self._scales = {k: float(v) for k, v in extra.get("scales", {}).items()}
-        self._scale_n = {k: int(v) for k, v in extra.get("scale_n", {}).items()}
-
-
-def _n_train(model: SingleTaskGP | None) -> int:
-    """Training points of ``model`` (0 for none)."""
-    return 0 if model is None else int(model.train_inputs[0].shape[-2])
+        self._factors.load(dict(extra))
 
 
 def _has(o: Observation, outcome: str) -> bool:

@@ -35,6 +35,10 @@ MIN_POINTS = 10
 MAX_POINTS = 200
 #: Bounds on the factor.
 MIN_SCALE, MAX_SCALE = 0.5, 4.0
+#: A GP's factor is estimated again once its training points grew by this factor since the
+#: last estimate (each estimate refits the GP on ``FOLDS`` folds: 1-2 s at 100 points, which
+#: every round of a campaign would otherwise pay).
+RECALIBRATE_GROWTH = 1.25
 
 
 def cv_scale(model: SingleTaskGP, seed: int, folds: int = FOLDS) -> float:
@@ -79,4 +83,54 @@ def cv_scale(model: SingleTaskGP, seed: int, folds: int = FOLDS) -> float:
     return min(MAX_SCALE, max(MIN_SCALE, scale))
 
 
-__all__ = ["FOLDS", "MAX_POINTS", "MIN_POINTS", "cv_scale"]
+class StdFactors:
+    """The :func:`cv_scale` factors of a world model's GPs, by key, kept across refits.
+
+    A factor is estimated on the first :meth:`get` after a fit whose GP's training points
+    grew by more than :data:`RECALIBRATE_GROWTH` since the last estimate (or that has none);
+    a GP that is not ``plain`` (warm-started, fitted on a subset) gets 1.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.scales: dict[str, float] = {}
+        #: Training points of each GP when its factor was estimated.
+        self.n: dict[str, int] = {}
+
+    def get(self, key: str, model: SingleTaskGP, plain: bool) -> float:
+        """``key``'s factor, estimated now if it is not kept."""
+        if key not in self.scales:
+            self.scales[key] = cv_scale(model, self.seed) if plain else 1.0
+            self.n[key] = _n_train(model)
+        return self.scales[key]
+
+    def refit(self, models: dict[str, tuple[SingleTaskGP, bool]]) -> None:
+        """After a fit (key to the new GP and whether it is plain): keep each plain GP's
+        factor while its training points grew by at most :data:`RECALIBRATE_GROWTH` since
+        it was estimated on at least :data:`MIN_POINTS`; forget every other."""
+        keep = {
+            k: self.scales[k]
+            for k, (model, plain) in models.items()
+            if k in self.scales
+            and plain
+            and MIN_POINTS <= self.n.get(k, 0)
+            and _n_train(model) <= RECALIBRATE_GROWTH * self.n[k]
+        }
+        self.scales, self.n = keep, {k: self.n[k] for k in keep}
+
+    def to_json(self) -> dict[str, dict[str, float] | dict[str, int]]:
+        """JSON form (saved with the world model)."""
+        return {"scales": dict(self.scales), "scale_n": dict(self.n)}
+
+    def load(self, extra: dict[str, object]) -> None:
+        """Restore :meth:`to_json`'s form (missing keys: nothing kept)."""
+        self.scales = {k: float(v) for k, v in dict(extra.get("scales", {})).items()}
+        self.n = {k: int(v) for k, v in dict(extra.get("scale_n", {})).items()}
+
+
+def _n_train(model: SingleTaskGP) -> int:
+    """Training points of ``model``."""
+    return int(model.train_inputs[0].shape[-2])
+
+
+__all__ = ["FOLDS", "MAX_POINTS", "MIN_POINTS", "RECALIBRATE_GROWTH", "StdFactors", "cv_scale"]

@@ -372,7 +372,7 @@ def test_std_factor_is_estimated_again_only_once_the_data_grew_by_a_quarter(
 ) -> None:
     # each estimate refits the GP on 5 folds; a campaign refits every round, so the factor
     # is kept until the training points grew by RECALIBRATE_GROWTH, and saved with the model
-    import surrogates.gp as gp_module
+    import surrogates.gp_calibration as gp_module
 
     calls: list[int] = []
     real = gp_module.cv_scale
@@ -398,9 +398,10 @@ def test_std_factor_is_estimated_again_only_once_the_data_grew_by_a_quarter(
         seen.append((len(calls), p.outcomes["y"].std))
     assert [s[0] for s in seen] == [2, 2, 4, 6]  # outcome and log cost, estimated at 20, 26, 40
     assert calls == [20, 20, 26, 26, 40, 40]
-    assert model._scales["y"] == pytest.approx(real(model._models["y"], 0))
+    assert model._factors.scales["y"] == pytest.approx(real(model._models["y"], 0))
     # a loaded model keeps both the factors and the counts they were estimated at
     loaded = GPWorldModel(space, ["y"], seed=0)
     loaded.load_state(*model.state())
-    assert loaded._scales == model._scales and loaded._scale_n == {"y": 40, COST: 40}
+    assert loaded._factors.scales == model._factors.scales
+    assert loaded._factors.n == {"y": 40, COST: 40}
     assert len(calls) == 6
