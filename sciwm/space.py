@@ -221,10 +221,19 @@ class SearchSpace:
         Returns:
             A ``n x d`` double tensor with entries in [0, 1].
         """
-        units = []
-        for row in rows:
-            valid = self.validate(row)
-            units.append([p.to_unit(valid[p.name]) for p in self.parameters])
+        return self.encode_valid([self.validate(row) for row in rows])
+
+    def encode_valid(self, rows: Sequence[Mapping[str, Value]]) -> Tensor:
+        """:meth:`encode` for assignments that :meth:`validate` already returned (canonical
+        values; nothing is checked again).
+
+        Args:
+            rows: ``n`` validated full assignments.
+
+        Returns:
+            A ``n x d`` double tensor with entries in [0, 1].
+        """
+        units = [[p.to_unit(row[p.name]) for p in self.parameters] for row in rows]
         return torch.tensor(units, dtype=torch.double).reshape(len(rows), self.dim)
 
     def decode(self, X: Tensor) -> list[dict[str, Value]]:

@@ -341,7 +341,7 @@ class MDEmulatorWorldModel(Conditions, WorldModel):
         if not parameters:
             return []
         t0 = time.perf_counter()
-        X = self.space.encode([self.space.validate(p) for p in parameters]).double()
+        X = self.space.encode(parameters).double()
         trained = self._trained_range()
         moments = {k: h.moments(X, observation_noise=False) for k, h in self._heads.items()}
         assert self._cost is not None

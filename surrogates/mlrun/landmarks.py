@@ -304,17 +304,19 @@ class CampaignLandmarks:
         """Per record: its learner's own residual beyond the data set's level, at the
         learner's nearest landmark size, times :func:`own_weight` (0 without one)."""
         keys, _, pos = predictor._bank_keys(records)
+        own: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for d, marks in self.marks.items():
+            for m, res in zip(marks, self.r.get(d, []), strict=True):
+                own.setdefault((d, m.key), []).append((m.log2_size, res))
         out = []
         for i, r in enumerate(records):
-            marks = self.marks.get(r.dataset, [])
-            own = list(zip(marks, self.r.get(r.dataset, []), strict=True))
-            own = [(m, res) for m, res in own if m.key == keys[i]]
-            if not own:
+            found = own.get((r.dataset, keys[i]))
+            if not found:
                 out.append(0.0)
                 continue
             size = float(pos[i, -1])
-            m, res = min(own, key=lambda p: abs(p[0].log2_size - size))
-            out.append(own_weight(m.log2_size - size) * (res - levels[i]))
+            at, res = min(found, key=lambda p: abs(p[0] - size))
+            out.append(own_weight(at - size) * (res - levels[i]))
         return out
 
     def to_json(self) -> dict[str, Any]:

@@ -294,7 +294,7 @@ class MLRunWorldModel(WorldModel):
         if not parameters:
             return []
         rows = [self.space.validate(p) for p in parameters]
-        X = self.space.encode(rows)
+        X = self.space.encode_valid(rows)
         # one thread: the batch's tensors are small (1,000 x 384 at most), and two threads on
         # busy cores made a batch 2-3x slower
         with torch.no_grad(), cpu_threads(1):

@@ -152,6 +152,14 @@ def test_encode_closed_form(space: SearchSpace) -> None:
     assert X[0].tolist() == pytest.approx(expected, abs=1e-12)
 
 
+def test_encode_checks_values_and_encode_valid_trusts_them(space: SearchSpace) -> None:
+    rows = space.sample(20, generator=torch.Generator().manual_seed(3))
+    valid = [space.validate(r) for r in rows]
+    assert torch.equal(space.encode_valid(valid), space.encode(rows))
+    with pytest.raises(ParameterError, match="temperature"):
+        space.encode([{**rows[0], "temperature": 1e6}])
+
+
 def test_encode_decode_round_trip(space: SearchSpace) -> None:
     rows = space.sample(50, generator=torch.Generator().manual_seed(0))
     decoded = space.decode(space.encode(rows))
