@@ -70,12 +70,15 @@ class WorldModel(ABC):
     def check_settings(
         cls, settings: Mapping[str, Any] | None, space: SearchSpace | None = None
     ) -> WorldModelSettings:
-        """Read and check ``[world_model.settings]`` without building the model.
+        """Read and check ``[world_model.settings]`` (and that the files they name exist)
+        without building the model.
 
         Raises:
             WorldModelError: Naming the setting that is wrong and what it should be.
         """
-        return cls.settings_type.from_mapping(settings, space)
+        out = cls.settings_type.from_mapping(settings, space)
+        out.check_files()
+        return out
 
     def __init__(self, space: SearchSpace, outcomes: Sequence[str], **settings: Any) -> None:
         if not outcomes:

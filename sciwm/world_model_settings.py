@@ -76,6 +76,14 @@ class WorldModelSettings:
         campaign file's error names the line to fix.
         """
 
+    def check_files(self) -> None:
+        """Check that the files the settings name exist; raise :class:`WorldModelError`.
+
+        Run when a campaign file is loaded (:meth:`sciwm.world_model.WorldModel.check_settings`),
+        not when a logged world model is rebuilt to answer questions: it needs its files only
+        to fit, and may be asked from another working directory or machine.
+        """
+
     def fail(self, key: str, problem: str) -> WorldModelError:
         """The error for setting ``key``: ``world_model.settings.KEY: problem (...)``.
 

@@ -158,8 +158,7 @@ def measure(uri: str, name: str, n_single: int, n_batches: int, threads: int) ->
     pool = candidates(uri, name, BATCH + n_single, CANDIDATE_SEED)
     singles, batch = pool[BATCH:], pool[:BATCH]
     env = {k: str(threads) for k in ("SCIWM_TORCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    # from this working directory, as a user starts it next to the campaign's files (the
-    # example campaign's pretrain_data is a path relative to the repository root)
+    # from this working directory, as a user starts it next to the campaign's files
     proc = ServiceProcess(uri, env=env, cwd=Path.cwd())
     try:
         proc.start()

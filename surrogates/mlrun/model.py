@@ -99,9 +99,11 @@ class MLRunWorldModel(WorldModel):
         """What the LCDB prior is trained on: the ``pretrain_data`` slice, or the whole of LCDB."""
         from sciwm.lcdb.cache import load_lcdb, load_slice
 
-        with _as_world_model_error():
-            if self.cfg.pretrain_data is not None:
+        if self.cfg.pretrain_data is not None:
+            self.cfg.check_files()
+            with _as_world_model_error():
                 return load_slice(self.cfg.pretrain_data)
+        with _as_world_model_error():
             return load_lcdb(progress=True)
 
     def prior_head(self) -> HeadConfig:

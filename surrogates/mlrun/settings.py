@@ -88,8 +88,6 @@ class MLRunSettings(WorldModelSettings):
                 raise WorldModelError(f"{where}.{key} must be at least 1, got {value}")
         if self.anchor is not None and not self.anchor > 0:
             raise WorldModelError(f"{where}.anchor must be a positive size, got {self.anchor}")
-        if self.pretrain_data is not None and not self.pretrain_data.is_file():
-            raise WorldModelError(f"{where}.pretrain_data: no file {self.pretrain_data}")
         for name, meta in (self.dataset_meta or {}).items():
             if not isinstance(meta, dict):
                 raise WorldModelError(f"{where}.dataset_meta.{name} must be a table")
@@ -99,6 +97,14 @@ class MLRunSettings(WorldModelSettings):
                 raise WorldModelError(f"{where}.dataset_meta: {exc}") from None
         if self.lcdb:
             self._check_roles(space)
+
+    def check_files(self) -> None:
+        if self.pretrain_data is not None and not self.pretrain_data.is_file():
+            raise WorldModelError(
+                f"world_model.settings.pretrain_data: no file {self.pretrain_data} (a relative "
+                f"path is read from the working directory, here {Path.cwd()}); give the run "
+                "slice's path, or leave the setting out to pretrain on the whole of LCDB"
+            )
 
     def _check_roles(self, space: SearchSpace | None) -> None:
         """In LCDB mode every run needs a learner, a training size and a data set."""

@@ -198,6 +198,17 @@ def test_settings_are_typed_and_checked_before_anything_runs() -> None:
             MLRunWorldModel.check_settings({**LCDB_SETTINGS, **change}, lcdb_space())
 
 
+def test_a_missing_pretrain_slice_is_refused_up_front_and_when_pretraining_only() -> None:
+    """A logged world model is rebuilt to answer questions from anywhere (a notebook, the
+    service): its slice is needed only to pretrain, so building it does not look for one."""
+    settings = {**LCDB_SETTINGS, "pretrain_data": "no/such/slice.parquet"}
+    with pytest.raises(WorldModelError, match="pretrain_data: no file no/such/slice.parquet"):
+        MLRunWorldModel.check_settings(settings, lcdb_space())
+    model = MLRunWorldModel(lcdb_space(), ["accuracy"], **settings)
+    with pytest.raises(WorldModelError, match="relative path is read from the working directory"):
+        model.fit([], [])
+
+
 def test_can_fit_before_any_run_only_when_pretrained(cache: Path) -> None:
     assert MLRunWorldModel(lcdb_space(), ["accuracy"], **LCDB_SETTINGS).can_fit([], [])
     scratch = MLRunWorldModel(lcdb_space(), ["accuracy"], encoder="hashing")
