@@ -357,7 +357,20 @@ class DeepEnsemble(nn.Module):
         return mean, var
 
     def out_of_bag(self, x: Inputs) -> tuple[Tensor, Tensor, Tensor]:
-        """Mixture of the members that did not see each training row.
+        """The members that did not see each training row: their mean, and the variance the
+        whole ensemble's answer would have there plus the extra error of averaging fewer
+        members.
+
+        A row's ``c`` out-of-bag members (about ``0.37 k`` of the ``k``) average to a mean
+        whose error variance exceeds the ensemble's by ``D (1/c - 1/k)``, ``D`` the variance
+        of one member's mean around the ensemble's (members disagree; ``E[popvar of c
+        members] = D (c - 1) / c``, so ``D`` is estimated, pooled over the rows with ``c >=
+        2``, from those members only, who never saw the row). The ensemble reports
+        ``avg(sigma_i^2) + popvar(mu_i)``, about ``avg(sigma_i^2) + D (k - 1) / k``. So the
+        variance returned is ``avg over the c of sigma_i^2 + D (1 - 2/k + 1/c)``: a residual
+        standardised by it is distributed as a new point's residual under the ensemble's own
+        std. Scoring a one-member mixture by its own std (``D`` ignored) made 90 % intervals
+        cover 0.96-0.97 on the conformance suite's known distribution.
 
         Args:
             x: The ``n`` training rows, in the order given to :meth:`fit`.
@@ -368,13 +381,20 @@ class DeepEnsemble(nn.Module):
         """
         with torch.no_grad():
             means, vars_ = self.member_predictions(x)
+        k = means.shape[0]
         w = self.oob_mask.T.unsqueeze(-1).to(means.dtype)  # k x n x 1
-        count = w.sum(0)
+        count = w.sum(0)  # n x 1
         has = count.squeeze(-1) > 0
-        count = count.clamp_min(1)
-        mean = (w * means).sum(0) / count
-        second = (w * (vars_ + means**2)).sum(0) / count
-        return mean, (second - mean**2).clamp_min(1e-12), has
+        c = count.clamp_min(1)
+        mean = (w * means).sum(0) / c
+        aleatoric = (w * vars_).sum(0) / c
+        spread = (w * (means - mean) ** 2).sum(0) / c  # n x t, popvar of the c members
+        pairs = (count.squeeze(-1) >= 2) & has
+        if k < 2 or not bool(pairs.any()):
+            return mean, (aleatoric + spread).clamp_min(1e-12), has
+        d = (spread[pairs] * (c[pairs] / (c[pairs] - 1))).mean(0)  # t
+        var = aleatoric + d * (1.0 - 2.0 / k + 1.0 / c)
+        return mean, var.clamp_min(1e-12), has
 
 
 __all__ = ["DeepEnsemble", "GaussianHeads", "HeadConfig", "Inputs"]
