@@ -22,6 +22,7 @@ from sciwm.world_model import TrainingSummary, WorldModel, check_level, split_by
 from sciwm.world_model_settings import WorldModelSettings
 from surrogates.gp_cache import posterior as cached_posterior
 from surrogates.gp_calibration import StdFactors
+from surrogates.gp_extrapolation import extrapolation_reasons
 from surrogates.gp_fit import fit_or_restore
 from surrogates.gp_scalable import (
     DEFAULT_CONDITION_SIZE,
@@ -40,12 +41,6 @@ logger = logging.getLogger(__name__)
 
 #: The log-cost GP's key among the outcomes' (no outcome name has the parentheses).
 COST = "(log cost)"
-
-#: Posterior std above this fraction of the prior std marks a query as extrapolating.
-EXTRAPOLATION_RATIO = 0.9
-#: A numeric parameter beyond the observed range by more than this many of its lengthscales
-#: marks a query as extrapolating.
-RANGE_LENGTHSCALES = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,7 +312,7 @@ class GPWorldModel(WorldModel):
             for outcome, model in self._models.items():  # each candidate's own moments
                 means[outcome], stds[outcome] = mean_std(model, X, observation_noise=True)
                 stds[outcome] = stds[outcome] * self._std_scale(outcome, model)
-                for i, why in enumerate(self._extrapolation_reasons(model, X)):
+                for i, why in enumerate(extrapolation_reasons(model, X, self.space)):
                     reasons[i] = reasons[i] or why
             assert self._cost_model is not None
             cmean, cstd = mean_std(self._cost_model, X, observation_noise=True)
@@ -350,55 +345,6 @@ class GPWorldModel(WorldModel):
     def _plain(self, key: str, model: SingleTaskGP) -> bool:
         """Whether ``key``'s GP is fitted exactly on its own results (not warm, no subset)."""
         return not is_warm(model) and key not in self._subset
-
-    def _extrapolation_reasons(self, model: SingleTaskGP, X: Tensor) -> list[str | None]:
-        """Why each of ``n`` unit-cube points is outside what ``model`` was trained on.
-
-        A numeric parameter beyond the observed range by more than ``RANGE_LENGTHSCALES`` of
-        its lengthscale, or a latent std above ``EXTRAPOLATION_RATIO`` of the prior's (far
-        from every observation, in lengthscale units); ``None`` where neither holds.
-        """
-        train = model.train_inputs[0].reshape(-1, X.shape[-1])
-        lo, hi = train.min(0).values, train.max(0).values
-        kern = model.covar_module
-        ls = getattr(getattr(kern, "base_kernel", kern), "lengthscale", None)
-        ls = torch.ones(X.shape[-1]) if ls is None else ls.detach().reshape(-1)
-        ls = ls.to(X).expand(X.shape[-1])
-        far = self._extrapolating(model, X)
-        nearest = (torch.cdist(X / ls, train / ls).min(-1).values).tolist()
-        margin = RANGE_LENGTHSCALES * ls
-        outside = (((lo - X) > margin) | ((X - hi) > margin)).tolist()  # n x d, whole columns
-        far = far.tolist()
-        out: list[str | None] = []
-        for i, x in enumerate(X):
-            why = None
-            for j, p in enumerate(self.space.parameters):
-                if p.kind == "categorical":
-                    continue
-                if outside[i][j]:
-                    seen = self.space.decode(torch.stack([lo, hi]))
-                    why = (
-                        f"{p.name}={self.space.decode(x.unsqueeze(0))[0][p.name]:g} is outside "
-                        f"the observed {seen[0][p.name]:g}-{seen[1][p.name]:g}"
-                    )
-                    break
-            if why is None and bool(far[i]):
-                why = f"{nearest[i]:.1f} lengthscales from the nearest observation"
-            out.append(why)
-        return out
-
-    @staticmethod
-    def _extrapolating(model: SingleTaskGP, X: Tensor) -> Tensor:
-        """``n`` flags: posterior std (latent) above ``EXTRAPOLATION_RATIO`` of the prior's."""
-        _, std = mean_std(model, X)
-        kern = model.covar_module
-        if hasattr(kern, "outputscale"):
-            prior_var = kern.outputscale
-        else:  # a stationary kernel without a scale: k(x, x) is the same everywhere
-            prior_var = kern(X[:1], X[:1]).to_dense().squeeze()
-        std_y = model.outcome_transform.stdvs.squeeze()
-        ratio = std / (prior_var.sqrt() * std_y)
-        return ratio > EXTRAPOLATION_RATIO
 
     # -- persistence --------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
