@@ -88,7 +88,9 @@ class MLRunWorldModel(WorldModel):
                 data = self.pretrain_data() if missing_metas(self.cfg, space) else None
                 metas = dataset_metas(self.cfg, space, data)
         self.mapping = RunMapping(space, self.cfg, metas)
-        self.residuals = ResidualGPs(space, self.cfg.min_points, self.cfg.seed)
+        self.residuals = ResidualGPs(
+            space, self.cfg.min_points, self.cfg.seed, self.cfg.anchor_param
+        )
         self.predictor: RunPredictor | None = None
         self.facts: dict[str, Any] = {}
         #: LCDB mode: completed runs used as landmarks of their data set.

@@ -31,13 +31,25 @@ class ResidualGPs:
         space: The campaign's search space (categorical parameters get a categorical kernel).
         min_points: Residuals needed before a target gets a GP.
         seed: Seed of the GP fits.
+        size_param: The parameter that holds the training size, along which a learner's
+            own residual carries over (:meth:`prior_share`); ``None``: the space's numeric
+            fidelity parameters.
     """
 
-    def __init__(self, space: SearchSpace, min_points: int, seed: int) -> None:
+    def __init__(
+        self, space: SearchSpace, min_points: int, seed: int, size_param: str | None = None
+    ) -> None:
         self.space = space
         self.min_points = int(min_points)
         self.seed = int(seed)
         self.gps: dict[int, SingleTaskGP] = {}
+        names = [p.name for p in space.parameters]
+        if size_param is not None:
+            self._sizes = [names.index(size_param)]
+        else:
+            self._sizes = [
+                i for i, p in enumerate(space.parameters) if p.fidelity and p.kind != "categorical"
+            ]
 
     @property
     def targets(self) -> list[int]:
@@ -131,18 +143,17 @@ class ResidualGPs:
     def prior_share(self, X: Tensor, train_X: Tensor) -> Tensor:
         """``batch x q`` share of the prior's variance that a point keeps next to the GP's.
 
-        1 for a categorical value no real run has tried. Otherwise, with a fidelity
-        parameter (a training size), ``1 - own_weight(gap)^2``, where ``gap`` is the log2
-        ratio between the point's fidelity and the nearest one a real run of the same
-        categories reached (:func:`~surrogates.mlrun.landmarks.own_weight`): a residual
-        learnt on a learner's curve up to a tenth of the asked size carries over only
-        partly, and a GP fitted on a few near-equal residuals cannot know how much (it
-        shrinks its own variance to nothing). 0 at a fidelity already run.
+        1 for a categorical value no real run has tried. Otherwise, with a training-size
+        parameter (``size_param``, or a numeric fidelity), ``1 - own_weight(gap)^2``, where
+        ``gap`` is the log2 ratio between the point's size and the nearest one a real run of
+        the same categories reached (:func:`~surrogates.mlrun.landmarks.own_weight`): a
+        residual learnt on a learner's curve up to a tenth of the asked size carries over
+        only partly, and the GP cannot know how much (the own-curve shift reproduces every
+        run it is fitted on, so its residuals there are zero and it shrinks its own variance
+        to nothing). 0 at a size already run.
         """
         unseen = self._unseen_categories(X, train_X)
-        fid = [
-            i for i, p in enumerate(self.space.parameters) if p.fidelity and p.kind != "categorical"
-        ]
+        fid = self._sizes
         if not fid:
             return unseen.to(X.dtype)
         cat = [i for i, p in enumerate(self.space.parameters) if p.kind == "categorical"]

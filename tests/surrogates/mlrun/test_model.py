@@ -16,6 +16,7 @@ from sciwm.lcdb.meta import META_FEATURES
 from sciwm.prediction import Estimate
 from sciwm.space import Parameter, SearchSpace
 from sciwm.testing.world_model_suite import WorldModelConformance
+from surrogates.mlrun.landmarks import own_weight
 from surrogates.mlrun.model import MLRunWorldModel
 
 
@@ -269,6 +270,32 @@ def test_one_landmark_run_moves_the_other_learners_answers(
     back = WorldModel.load(tmp_path / "wm").predict(asked)
     for a, c in zip(after, back, strict=True):
         assert c.outcomes["accuracy"].mean == pytest.approx(a.outcomes["accuracy"].mean, abs=1e-6)
+
+
+def test_runs_of_a_learner_leave_its_other_sizes_uncertain(cache: Path) -> None:
+    """A learner's own runs carry over to its other training sizes only partly, also when
+    the training size is not declared a fidelity (the demo's space): its intervals there
+    keep part of the prior's width instead of collapsing to the residual GP's (which sees
+    zero residuals: the own-curve shift reproduces every run it was fitted on)."""
+    model = MLRunWorldModel(lcdb_space(), ["accuracy"], **LCDB_SETTINGS)
+    exps, obs = runs(
+        [
+            ("SVC_rbf", 100, 0.90, 0.02),
+            ("SVC_rbf", 200, 0.93, 0.03),
+            ("BernoulliNB", 400, 0.80, 0.01),
+            ("RandomForestClassifier", 300, 0.91, 0.2),
+        ]
+    )
+    model.fit(exps, obs)
+    assert 0 in model.residuals.gps
+    far, near = model.predict(
+        [{"learner": "SVC_rbf", "train_size": 1437}, {"learner": "SVC_rbf", "train_size": 210}]
+    )
+    prior = model._prior_moments(model.space.encode([{"learner": "SVC_rbf", "train_size": 1437}]))
+    prior_std = float(prior[1][0, 0])
+    share = 1 - own_weight(math.log2(1437 / 200)) ** 2
+    assert far.outcomes["accuracy"].std == pytest.approx(prior_std * share**0.5, rel=0.2)
+    assert near.outcomes["accuracy"].std < far.outcomes["accuracy"].std / 2
 
 
 def full_covariance_answers(model: MLRunWorldModel, asked: list[dict], level: float) -> list:
