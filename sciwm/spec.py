@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -20,15 +18,12 @@ from pydantic import (
 
 from sciwm.errors import ParameterError, SciwmError, SpecError
 from sciwm.space import Parameter, SearchSpace
+from sciwm.spec_base import Frozen
 from sciwm.spec_faults import FaultsSpec
 from sciwm.spec_scheduler import SchedulerSpec, StoppingSpec
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class CampaignInfo(_Frozen):
+class CampaignInfo(Frozen):
     """``[campaign]``: identity of the campaign."""
 
     name: str = Field(description="Campaign name; the MLflow experiment is named after it.")
@@ -45,7 +40,7 @@ class CampaignInfo(_Frozen):
         return v
 
 
-class ParameterSpec(_Frozen):
+class ParameterSpec(Frozen):
     """``[[parameters]]``: one dimension of the search space."""
 
     name: str
@@ -88,7 +83,7 @@ class ParameterSpec(_Frozen):
         )
 
 
-class ObjectiveSpec(_Frozen):
+class ObjectiveSpec(Frozen):
     """``[[objectives]]``: an outcome to optimise.
 
     With several objectives the campaign seeks their Pareto front; ``ref`` is the objective's
@@ -116,7 +111,7 @@ class ObjectiveSpec(_Frozen):
         return self.direction == "maximize"
 
 
-class ConstraintSpec(_Frozen):
+class ConstraintSpec(Frozen):
     """``[[constraints]]``: an outcome that must stay on one side of a bound.
 
     A result is feasible when every constraint holds; proposals are weighted by the world
@@ -139,28 +134,28 @@ class ConstraintSpec(_Frozen):
         return value <= self.bound if self.op == "<=" else value >= self.bound
 
 
-class BudgetSpec(_Frozen):
+class BudgetSpec(Frozen):
     """``[budget]``: the total cost the campaign may spend on real experiments."""
 
     total: float = Field(gt=0, description="Budget in cost units (wall seconds by default).")
     unit: str = "s"
 
 
-class ConnectorSpec(_Frozen):
+class ConnectorSpec(Frozen):
     """``[connector]``: the real backend."""
 
     type: str = Field(description="Short name ('local') or import path 'pkg.mod:Class'.")
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-class WorldModelSpec(_Frozen):
+class WorldModelSpec(Frozen):
     """``[world_model]``: the surrogate."""
 
     type: str = "gp"
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-class WarmStartSpec(_Frozen):
+class WarmStartSpec(Frozen):
     """``[warm_start]``: earlier campaigns whose results the world model starts from.
 
     Their results are the world model's prior, never this campaign's measurements (see
@@ -183,13 +178,13 @@ class WarmStartSpec(_Frozen):
         return v
 
 
-class StoreSpec(_Frozen):
+class StoreSpec(Frozen):
     """``[store]``: where results go (default ``sqlite:///./mlflow.db``, or MLFLOW_TRACKING_URI)."""
 
     tracking_uri: str | None = None
 
 
-class CampaignSpec(_Frozen):
+class CampaignSpec(Frozen):
     """A whole campaign file."""
 
     campaign: CampaignInfo

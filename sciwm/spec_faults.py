@@ -6,13 +6,13 @@ each setting to users.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from sciwm.spec_base import Frozen
 
 
-class FaultsSpec(BaseModel):
+class FaultsSpec(Frozen):
     """``[faults]``: how the loop treats failing experiments and an unavailable backend."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_attempts: int = Field(
         default=3,

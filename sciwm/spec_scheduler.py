@@ -10,19 +10,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from sciwm.prediction import DEFAULT_LEVEL
+from sciwm.spec_base import Frozen
 
 
-class SchedulerSpec(BaseModel):
+class SchedulerSpec(Frozen):
     """``[scheduler]``: how experiments are proposed and dispatched.
 
     A setting left out (``None``) takes the default of the component that uses it: the
     agent's (:mod:`scheduler.agent`) or the gate's (:mod:`scheduler.gate`), defined there once.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     acquisition: Literal["ei_per_cost", "gittins", "ei", "random"] = "ei_per_cost"
     cost_exponent: float | None = Field(
@@ -124,10 +123,8 @@ class SchedulerSpec(BaseModel):
         return self
 
 
-class StoppingSpec(BaseModel):
+class StoppingSpec(Frozen):
     """``[stopping]``: when to stop before the budget is spent."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_experiments: int = Field(default=50, ge=1)
     patience: int = Field(

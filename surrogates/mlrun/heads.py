@@ -389,7 +389,7 @@ class DeepEnsemble(nn.Module):
         mean = (w * means).sum(0) / c
         aleatoric = (w * vars_).sum(0) / c
         spread = (w * (means - mean) ** 2).sum(0) / c  # n x t, popvar of the c members
-        pairs = (count.squeeze(-1) >= 2) & has
+        pairs = count.squeeze(-1) >= 2
         if k < 2 or not bool(pairs.any()):
             return mean, (aleatoric + spread).clamp_min(1e-12), has
         d = (spread[pairs] * (c[pairs] / (c[pairs] - 1))).mean(0)  # t

@@ -80,7 +80,7 @@ class MLRunWorldModel(WorldModel):
 
     def __init__(self, space: SearchSpace, outcomes: Sequence[str], **settings: Any) -> None:
         super().__init__(space, outcomes, **settings)
-        self.cfg = self.settings_type.from_mapping(settings, space)
+        cfg = self.cfg = self.settings_type.from_mapping(settings, space)
         self.lcdb = self.cfg.lcdb
         metas: dict[str, dict[str, float]] = {}
         if self.lcdb:
@@ -88,9 +88,7 @@ class MLRunWorldModel(WorldModel):
                 data = self.pretrain_data() if missing_metas(self.cfg, space) else None
                 metas = dataset_metas(self.cfg, space, data)
         self.mapping = RunMapping(space, self.cfg, metas)
-        self.residuals = ResidualGPs(
-            space, self.cfg.min_points, self.cfg.seed, self.cfg.anchor_param
-        )
+        self.residuals = ResidualGPs(space, cfg.min_points, cfg.seed, cfg.anchor_param)
         self.predictor: RunPredictor | None = None
         self.facts: dict[str, Any] = {}
         #: LCDB mode: completed runs used as landmarks of their data set.
@@ -101,11 +99,10 @@ class MLRunWorldModel(WorldModel):
         """What the LCDB prior is trained on: the ``pretrain_data`` slice, or the whole of LCDB."""
         from sciwm.lcdb.cache import load_lcdb, load_slice
 
-        if self.cfg.pretrain_data is not None:
-            self.cfg.check_files()
-            with _as_world_model_error():
-                return load_slice(self.cfg.pretrain_data)
+        self.cfg.check_files()
         with _as_world_model_error():
+            if self.cfg.pretrain_data is not None:
+                return load_slice(self.cfg.pretrain_data)
             return load_lcdb(progress=True)
 
     def prior_head(self) -> HeadConfig:

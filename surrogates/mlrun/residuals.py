@@ -43,9 +43,8 @@ class ResidualGPs:
         self.min_points = int(min_points)
         self.seed = int(seed)
         self.gps: dict[int, SingleTaskGP] = {}
-        names = [p.name for p in space.parameters]
         if size_param is not None:
-            self._sizes = [names.index(size_param)]
+            self._sizes = [space.names.index(size_param)]
         else:
             self._sizes = [
                 i for i, p in enumerate(space.parameters) if p.fidelity and p.kind != "categorical"
@@ -153,8 +152,7 @@ class ResidualGPs:
         to nothing). 0 at a size already run.
         """
         unseen = self._unseen_categories(X, train_X)
-        fid = self._sizes
-        if not fid:
+        if not self._sizes:
             return unseen.to(X.dtype)
         cat = [i for i, p in enumerate(self.space.parameters) if p.kind == "categorical"]
         flat = X.detach().reshape(-1, X.shape[-1])
@@ -163,7 +161,7 @@ class ResidualGPs:
         for i in cat:
             same &= (flat[:, i : i + 1] - tx[:, i].unsqueeze(0)).abs() < 1e-6
         gap = torch.zeros(flat.shape[0], tx.shape[0], dtype=flat.dtype)
-        for i in fid:
+        for i in self._sizes:
             gap = gap + (self._log2(i, flat[:, i]).unsqueeze(1) - self._log2(i, tx[:, i])).abs()
         gap = torch.where(same, gap, torch.full_like(gap, float("inf")))
         nearest = (
