@@ -181,6 +181,11 @@ class Agent(AgentOptimizer):
         self.joint_batch_above = int(joint_batch_above)
         #: Outcomes a completed result needs for the acquisition's baseline.
         self.required = list(objectives.names) if objectives is not None else [objective]
+        #: The current restart epoch's first experiment, its world model and the results
+        #: (ids, statuses) that model was fitted on.
+        self._epoch_copy: tuple[int, WorldModel, tuple[object, ...]] | None = None
+        #: :meth:`candidate_points` of the current proposal round, by canonical form and seed.
+        self._candidates: dict[object, Tensor] = {}
 
     # -- public -------------------------------------------------------------------------
     def propose(
@@ -226,6 +231,7 @@ class Agent(AgentOptimizer):
             return []
         if len(experiments) != len(observations):
             raise ValueError("experiments and observations must be aligned (same length)")
+        self._candidates = {}  # candidate_points of this round
         n_prior = len(experiments) + len(pending)
         seen = self._seen([*experiments, *answered, *pending], canonical)  # never again
         full = model  # fitted on everything: it predicts each candidate for the record
@@ -240,7 +246,7 @@ class Agent(AgentOptimizer):
             )
         if start:  # a restarted search: its own design, then a model of its own results
             experiments, observations = experiments[start:], observations[start:]
-            model = self._epoch_model(model, experiments, observations)
+            model = self._epoch_model(model, experiments, observations, start)
         fitted = model is not None and model.is_fitted
         completed = [
             e
@@ -377,18 +383,33 @@ class Agent(AgentOptimizer):
         model: WorldModel | None,
         experiments: Sequence[Experiment],
         observations: Sequence[Observation],
+        start: int,
     ) -> WorldModel | None:
-        """A fresh copy of ``model`` fitted on one epoch's results (``None`` if it cannot be)."""
+        """A copy of ``model`` fitted on one epoch's results (``None`` if it cannot be).
+
+        The copy is kept for the epoch (starting at experiment ``start``) and refitted as its
+        results grow, so a world model that warm-starts its refits (the ML-run model's
+        residual GPs) does so within the epoch.
+        """
         if (
             model is None
             or len(experiments) < self.initial_experiments
             or not model.can_fit(experiments, observations)
         ):
             return None
-        fresh = type(model)(model.space, model.outcomes, **model.settings)
+        ids = tuple((o.experiment_id, o.status) for o in observations)
+        kept = self._epoch_copy
+        if kept is not None and kept[0] == start and type(kept[1]) is type(model):
+            if kept[2] == ids:  # nothing new since the last proposal
+                return kept[1]
+            fresh = kept[1]
+        else:
+            fresh = type(model)(model.space, model.outcomes, **model.settings)
+        self._epoch_copy = None
         try:
             fresh.fit(experiments, observations)
         except WorldModelError as exc:
             logger.warning("refitting the world model on the new epoch failed: %s", exc)
             return None
+        self._epoch_copy = (start, fresh, ids)
         return fresh

@@ -27,8 +27,14 @@ from torch import Tensor
 
 from scheduler.acquisition import build_acquisition
 from scheduler.constraints import OutcomeConstraint
-from scheduler.discrete import Canonical, candidate_grid, ranked, ranked_points
-from scheduler.fidelity import choose_fidelity, project_to_target
+from scheduler.discrete import (
+    Canonical,
+    candidate_grid,
+    in_growing_chunks,
+    ranked,
+    ranked_points,
+)
+from scheduler.fidelity import choose_fidelities, project_to_target
 from scheduler.joint_batch import JOINT_ACQUISITIONS, optimize_joint
 from scheduler.multiobjective import Objectives
 from scheduler.new_points import (
@@ -77,6 +83,7 @@ class AgentOptimizer:
     objectives: Objectives | None
     constraints: tuple[OutcomeConstraint, ...]
     joint_batch_above: int
+    _candidates: dict[object, Tensor]
 
     # -- designs ------------------------------------------------------------------------
     def _sobol(self, n_prior: int, n: int) -> Tensor:
@@ -292,23 +299,25 @@ class AgentOptimizer:
                     constraints=self.constraints,
                 )
                 fidelity = space.fidelity_indices
-                at_fidelity = None
-                if fidelity and self.acquisition in COST_AWARE:
-
-                    def at_fidelity(x: Tensor) -> Tensor:
-                        return choose_fidelity(
-                            model, self.objective, x, fidelity, slot_cost=slot_cost
-                        ).x
-
+                choose = bool(fidelity) and self.acquisition in COST_AWARE
                 grid = candidate_grid(space)
                 points = ranked_points(acqf, space, grid, self.num_restarts, self.raw_samples)
 
                 def tries():  # noqa: ANN202 - each optimum at its chosen fidelity, then the target
-                    for x, value in points:
-                        v = value if math.isfinite(value) else None
-                        if at_fidelity is not None:
-                            yield to_canonical(space, at_fidelity(x[0]), canonical)[0], v
-                        yield to_canonical(space, x, canonical)[0], v
+                    for chunk in in_growing_chunks(points):
+                        X = torch.cat([x for x, _ in chunk])  # m x d, at the target
+                        chosen = (
+                            choose_fidelities(
+                                model, self.objective, X, fidelity, slot_cost=slot_cost
+                            )
+                            if choose
+                            else None
+                        )
+                        for i, (x, value) in enumerate(chunk):
+                            v = value if math.isfinite(value) else None
+                            if chosen is not None:
+                                yield to_canonical(space, chosen[i].x, canonical)[0], v
+                            yield to_canonical(space, x, canonical)[0], v
 
                 found = first_admitted(tries(), seen, admit)
                 if found is None:  # every optimum seen (or too dear): search the fidelity axis
@@ -362,12 +371,17 @@ class AgentOptimizer:
 
         The categorical grid (:func:`scheduler.discrete.candidate_grid`), or ``raw_samples``
         Sobol points where the space has none, at :data:`scheduler.new_points.FIDELITY_LEVELS`
-        fidelity values, in the backend's canonical form.
+        fidelity values, in the backend's canonical form. Kept for the current proposal
+        round (:meth:`scheduler.agent.Agent.propose` starts each with none).
         """
         if grid is None:
             grid = candidate_grid(self.space)
-        if grid is None:
-            engine = torch.quasirandom.SobolEngine(self.space.dim, scramble=True, seed=seed)
-            grid = self.space.round_trip(engine.draw(self.raw_samples, dtype=torch.double))
-        X = fidelity_grid(self.space, grid)
-        return unique_rows(to_canonical(self.space, X, canonical))
+        key = (canonical, seed if grid is None else None)  # the categorical grid is fixed
+        cache = self._candidates
+        if key not in cache:
+            if grid is None:
+                engine = torch.quasirandom.SobolEngine(self.space.dim, scramble=True, seed=seed)
+                grid = self.space.round_trip(engine.draw(self.raw_samples, dtype=torch.double))
+            X = fidelity_grid(self.space, grid)
+            cache[key] = unique_rows(to_canonical(self.space, X, canonical))
+        return cache[key]

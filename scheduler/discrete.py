@@ -140,35 +140,18 @@ def canonical_params(
         return dict(params)
 
 
-def is_duplicate(x: Tensor, X_seen: Tensor) -> bool:
-    """Whether the ``d`` point ``x`` equals (within tolerance) a row of ``X_seen`` (``m x d``)."""
-    if X_seen.numel() == 0:
-        return False
-    return bool(((X_seen - x).abs().amax(dim=-1) <= DUPLICATE_TOL).any())
-
-
-def first_new(
-    points: Iterator[tuple[Tensor, float]],
-    X_seen: Tensor,
-    space: SearchSpace,
-    at_fidelity: Callable[[Tensor], Tensor] | None = None,
-    canonical: Canonical | None = None,
-) -> tuple[Tensor, float | None] | None:
-    """The first of ``points`` that is a new experiment, with its acquisition value.
-
-    Each point (``1 x d``, at the target fidelity) is tried at the fidelity
-    ``at_fidelity`` chooses for it, then at the target; each in the form the backend would
-    run it (``canonical``); the first not in ``X_seen`` (``m x d``) wins.
-
-    Returns:
-        ``(x, value)`` with ``x`` a ``d`` tensor (``value`` ``None`` if not finite), or
-        ``None`` when every point repeats one seen.
-    """
-    for x, value in points:
-        tries = [x] if at_fidelity is None else [at_fidelity(x[0]).unsqueeze(0), x]
-        for t in tries:
-            if canonical is not None:
-                t = space.encode([canonical_params(space, *space.decode(t), canonical)])
-            if not is_duplicate(t[0], X_seen):
-                return t[0], value if math.isfinite(value) else None
-    return None
+def in_growing_chunks(
+    points: Iterator[tuple[Tensor, float]], first: int = 1, factor: int = 4
+) -> Iterator[list[tuple[Tensor, float]]]:
+    """``points`` in lists of ``first``, ``first * factor``, ... items (at most
+    :data:`CHUNK`), so that a batched step over them (a fidelity choice per point) costs a
+    few calls however far down the ranking the first new point lies, and one call when it
+    is the first."""
+    size, chunk = max(1, first), []
+    for item in points:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk, size = [], min(CHUNK, size * factor)
+    if chunk:
+        yield chunk

@@ -114,19 +114,44 @@ def choose_fidelity(
     Returns:
         The choice; among equal scores the higher fidelity wins.
     """
+    return choose_fidelities(model, outcome, x.unsqueeze(0), dims, grid_size, slot_cost)[0]
+
+
+def choose_fidelities(
+    model: WorldModel,
+    outcome: str,
+    X: Tensor,
+    dims: Sequence[int],
+    grid_size: int = GRID_SIZE,
+    slot_cost: float = 0.0,
+) -> list[FidelityChoice]:
+    """:func:`choose_fidelity` for each row of ``X`` (``m x d``), in one batched pass.
+
+    The ``m x grid_size`` candidate measurements share one posterior, one cost posterior
+    and one noise call, so choosing fidelities for a ranked list of points costs about as
+    much as choosing one.
+
+    Returns:
+        ``m`` choices, in the order of ``X``.
+    """
     if not dims:
-        return FidelityChoice(x, 1.0, float("nan"))
-    grid = torch.linspace(0.0, 1.0, grid_size, dtype=x.dtype)
-    X_query = x.unsqueeze(0).repeat(grid_size, 1)
-    X_query[:, list(dims)] = grid.unsqueeze(-1)
-    X_query = model.space.round_trip(X_query)
+        return [FidelityChoice(x, 1.0, float("nan")) for x in X]
+    m, d = X.shape
+    grid = torch.linspace(0.0, 1.0, grid_size, dtype=X.dtype)
+    X_query = X.unsqueeze(1).repeat(1, grid_size, 1)  # m x g x d
+    X_query[:, :, list(dims)] = grid.reshape(1, -1, 1)
+    X_query = model.space.round_trip(X_query.reshape(m * grid_size, d))
     X_target = project_to_target(X_query, dims)
-    rho = information_fraction(model, outcome, X_target, X_query)
+    rho = information_fraction(model, outcome, X_target, X_query).reshape(m, grid_size)
     with torch.no_grad():
-        log_cost = model.log_cost_posterior(X_query.unsqueeze(-2)).mean.reshape(-1)
+        log_cost = model.log_cost_posterior(X_query.unsqueeze(-2)).mean.reshape(m, grid_size)
     score = rho.log() - torch.log(log_cost.exp() + max(0.0, float(slot_cost)))
-    best = grid_size - 1 - int(torch.argmax(score.flip(0)))  # ties go to the higher fidelity
-    return FidelityChoice(X_query[best], float(rho[best]), float(log_cost[best].exp()))
+    best = grid_size - 1 - torch.argmax(score.flip(-1), dim=-1)  # ties: the higher fidelity
+    X_query = X_query.reshape(m, grid_size, d)
+    return [
+        FidelityChoice(X_query[i, b], float(rho[i, b]), float(log_cost[i, b].exp()))
+        for i, b in enumerate(best.tolist())
+    ]
 
 
 def _cross_covariance(post: object) -> Tensor | None:

@@ -13,7 +13,12 @@ from gpytorch.distributions import MultivariateNormal
 from torch import Tensor
 
 from scheduler.agent import Agent
-from scheduler.fidelity import choose_fidelity, information_fraction, project_to_target
+from scheduler.fidelity import (
+    choose_fidelities,
+    choose_fidelity,
+    information_fraction,
+    project_to_target,
+)
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.prediction import Estimate, Prediction
 from sciwm.space import Parameter, SearchSpace
@@ -150,6 +155,23 @@ def test_gp_target_fidelity_where_low_fidelity_is_biased() -> None:
     assert float(choose_fidelity(model, "y", X_NEW, [1]).x[1]) == 1.0
     noise = model.observation_std(X_query, "y")
     assert noise.shape == (2,) and torch.all(noise >= 0) and torch.all(noise < 0.1)
+
+
+def test_batched_choice_matches_one_point_at_a_time() -> None:
+    """One batched pass over many points picks, for each, what a call of its own picks."""
+    model = _gp_on(lambda u: torch.sin(6 * u[0]) + 2 * (1 - u[1]) ** 2 * torch.cos(5 * u[0]))
+    X = torch.rand(12, 2, generator=torch.Generator().manual_seed(3), dtype=torch.double)
+    batched = choose_fidelities(model, "y", X, [1], slot_cost=2.0)
+    assert len(batched) == len(X)
+    picked = set()
+    for x, b in zip(X, batched, strict=True):
+        one = choose_fidelity(model, "y", x, [1], slot_cost=2.0)
+        torch.testing.assert_close(b.x, one.x)
+        assert b.information == pytest.approx(one.information, rel=1e-6, abs=1e-9)
+        assert b.cost == pytest.approx(one.cost, rel=1e-9)
+        picked.add(float(b.x[1]))
+    assert len(picked) > 1  # the points' choices differ, so the check can tell them apart
+    assert torch.equal(choose_fidelities(model, "y", X, [])[0].x, X[0])  # no fidelity: as is
 
 
 @pytest.mark.parametrize(("acquisition", "expected"), [("ei_per_cost", None), ("ei", 1010.0)])

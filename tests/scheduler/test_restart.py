@@ -84,8 +84,17 @@ def test_agent_restarts_with_the_next_sobol_points_and_then_a_fresh_model():
         more_e.append(e)
         more_o.append(Observation(e.id, Status.COMPLETED, {"y": 5.0 + x}, cost=1.0))
     model.fit(exps + more_e, obs + more_o)
-    seen = agent._epoch_model(model, more_e, more_o)
+    seen = agent._epoch_model(model, more_e, more_o, 9)
     assert seen is not None and seen.summary.experiment_ids == [e.id for e in more_e]
+    # the epoch's model is kept: asked again on the same results it is not refitted, and a
+    # further result refits that same model
+    assert agent._epoch_model(model, more_e, more_o, 9) is seen
+    e = Experiment.create("t", 12, {"x": 0.6})
+    grown = agent._epoch_model(
+        model, [*more_e, e], [*more_o, Observation(e.id, Status.COMPLETED, {"y": 5.6}, cost=1.0)], 9
+    )
+    assert grown is seen and seen.summary.experiment_ids[-1] == e.id
+    assert agent._epoch_model(model, more_e, more_o, 8) is not seen  # another epoch
     (nxt,) = agent.propose(model, exps + more_e, obs + more_o, [], 1)
     assert nxt.acquisition_value is not None and math.isfinite(nxt.acquisition_value)
     # the acquisition ran on the new epoch's model, which sees values rising with x: it looks

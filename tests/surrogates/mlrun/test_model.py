@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import Tensor
 
 from sciwm.errors import WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
@@ -360,3 +361,31 @@ def test_predict_agrees_with_each_candidates_full_covariance(
     reasons = pred.far_reasons(Inputs(text, x.numeric, x.curve), x)
     assert [p.extrapolating_reason for p in preds] == reasons
     assert preds[-1].extrapolating
+
+
+def test_repeated_questions_reuse_the_predictors_answers_exactly(cache: Path) -> None:
+    """Rows asked before are not recomputed, in any order or company, and the landmarks of
+    a later fit still move them."""
+    model = MLRunWorldModel(lcdb_space(), ["accuracy"], **LCDB_SETTINGS)
+    model.fit([], [])
+    X = model.space.encode(model.space.sample(12, generator=torch.Generator().manual_seed(2)))
+
+    def uncached(X: Tensor) -> tuple[Tensor, Tensor]:
+        recs = model.mapping.runs(X)
+        return model._prior_moments(X, recs, model.mapping.inputs(model.predictor, X, recs))
+
+    with torch.no_grad():
+        first = model._prior_moments(X)
+        assert len(model._moments) == len(torch.unique(X, dim=0))
+        order = torch.randperm(len(X), generator=torch.Generator().manual_seed(0))
+        mixed = torch.cat(
+            [X[order][:5], model.space.encode([{"learner": "SVC_rbf", "train_size": 77}])]
+        )
+        again = model._prior_moments(mixed)
+        for got, want in zip(again, uncached(mixed), strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(again[0][:5], first[0][order][:5])
+        model.fit(*runs([("SVC_rbf", 1000, 0.99, 3.0), ("BernoulliNB", 500, 0.40, 0.5)]))
+        assert model.landmarks
+        for got, want in zip(model._prior_moments(X), uncached(X), strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
