@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -141,6 +142,26 @@ def test_rows_medians_reached_fraction_and_targets():
     assert met["virtual_wrong_fraction_le_0.1"] is None
 
 
+def test_the_gate_variant_measures_what_the_shipped_defaults_do_not_record():
+    """Virtual answers and early stops are counted on ``sciwm_gate`` where ``sciwm`` (virtual
+    answers off, no learning curves) has none, and the target rows say so."""
+    none = {"virtual": 0, "virtual_wrong": 0, "stopped_early": 0, "stopped_wrongly": 0}
+    gate = {"virtual": 8, "virtual_wrong": 1, "stopped_early": 4, "stopped_wrongly": 1}
+    runs = [_run("oracle", [Fit("cheap", 2048, 0.895, 1.0, 1.0)])]
+    runs.append(replace(_run("sciwm", [Fit("cheap", 2048, 0.895, 1.0, 1.2)]), figures=none))
+    runs.append(replace(_run("sciwm_gate", [Fit("cheap", 2048, 0.895, 1.0, 1.3)]), figures=gate))
+    rows = lcdb_rows(runs)
+    met = {r["criterion"]: r for r in rows if r["metric"] == "target_met"}
+    wrong = met["virtual_wrong_fraction_le_0.1"]
+    assert wrong["measured_on"] == "sciwm_gate" and wrong["measured"] == pytest.approx(1 / 8)
+    assert wrong["value"] == 0
+    stopped = met["stopped_wrongly_fraction_le_0.05"]
+    assert stopped["measured_on"] == "sciwm_gate" and stopped["measured"] == pytest.approx(0.25)
+    assert met["within_1.5x_oracle"]["measured_on"] == "sciwm"
+    peers = met["below_every_peer"]["measured"]
+    assert "sciwm_gate" not in peers  # a variant of the product is not its peer
+
+
 def test_campaign_files_parse_and_exclude_nothing_but_the_fold():
     p = _problem()
     for method in ("sciwm", "sciwm_no_world_model"):
@@ -150,6 +171,11 @@ def test_campaign_files_parse_and_exclude_nothing_but_the_fold():
         assert spec.budget.total == 50.0
     text = lcdb_campaign_file(p, "sciwm", 0, 50.0, SLICE)
     assert 'pretrain_data = "' in text and "dataset_meta" in text
+    shipped = parse_spec(tomllib.loads(text), "sciwm")
+    gate = parse_spec(tomllib.loads(lcdb_campaign_file(p, "sciwm_gate", 0, 50.0, SLICE)), "gate")
+    assert not shipped.scheduler.virtual and "curve" not in shipped.connector.settings
+    assert gate.scheduler.virtual and gate.connector.settings["curve"] is True
+    assert gate.world_model == shipped.world_model
     fold_of = folds([f"d{i}" for i in range(12)], 6)
     assert sorted(fold_of.values()) == sorted(list(range(6)) * 2)
 

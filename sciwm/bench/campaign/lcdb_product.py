@@ -31,7 +31,14 @@ from sciwm.experiment import Status
 from sciwm.spec import parse_spec
 
 #: The product's methods on LCDB and their world models.
-LCDB_PRODUCT = {"sciwm": "mlrun", "sciwm_no_world_model": "gp"}
+LCDB_PRODUCT = {"sciwm": "mlrun", "sciwm_no_world_model": "gp", "sciwm_gate": "mlrun"}
+#: Settings a variant changes from the shipped defaults, by table: ``sciwm_gate`` is the
+#: ``sciwm`` campaign with the value gate's virtual answers on and the replay connector
+#: walking each run up its learning curve (``curve = true``), so that early stopping has a
+#: partial result to stop on: the row of those two features.
+LCDB_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "sciwm_gate": {"scheduler": {"virtual": True}, "connector.settings": {"curve": True}},
+}
 REPLAY = "lab_connectors.replay:ReplayConnector"
 MLRUN = "surrogates.mlrun.model:MLRunWorldModel"
 #: Experiments at most per campaign (the budget normally ends it first).
@@ -62,7 +69,7 @@ def lcdb_campaign_file(
 
     Args:
         problem: The data set.
-        method: A key of :data:`LCDB_PRODUCT`.
+        method: A key of :data:`LCDB_PRODUCT` (a variant's settings: :data:`LCDB_VARIANTS`).
         seed: The campaign's seed.
         cap: The budget, seconds of recorded train time.
         pretrain_data: The fold's run slice (``sciwm`` only).
@@ -105,6 +112,7 @@ def lcdb_campaign_file(
         'learner_param = "learner"',
         'anchor_param = "train_size"',
         "snap = true",
+        *_variant_lines(method, "connector.settings"),
         "",
     ]
     if LCDB_PRODUCT[method] == "gp":
@@ -118,9 +126,15 @@ def lcdb_campaign_file(
         lines += ["", f"[world_model.settings.dataset_meta.{_q(problem.dataset)}]"]
         lines += [f"{k} = {_q(float(v))}" for k, v in problem.meta.items() if math.isfinite(v)]
         lines += [""]
-    lines += ["[scheduler]", f"poll_interval_s = {POLL_INTERVAL_S!r}", ""]
+    lines += ["[scheduler]", f"poll_interval_s = {POLL_INTERVAL_S!r}"]
+    lines += [*_variant_lines(method, "scheduler"), ""]
     lines += ["[stopping]", f"max_experiments = {int(max_experiments)}", ""]
     return "\n".join(lines)
+
+
+def _variant_lines(method: str, table: str) -> list[str]:
+    """``key = value`` lines of what the variant ``method`` sets in ``table``."""
+    return [f"{k} = {_q(v)}" for k, v in LCDB_VARIANTS.get(method, {}).get(table, {}).items()]
 
 
 class ReplayBenchLoop(TimedLoop):
@@ -272,6 +286,7 @@ def recorded_figures(
 
 __all__ = [
     "LCDB_PRODUCT",
+    "LCDB_VARIANTS",
     "MAX_EXPERIMENTS",
     "ProductRun",
     "ReplayBenchLoop",

@@ -47,6 +47,7 @@ LCDB_METHODS = (
     "average_rank",
     "sciwm_no_world_model",
     "sciwm",
+    "sciwm_gate",
 )
 #: Environment variable with a deadline (Unix time, seconds) for the suite: past it, no
 #: further data set is started and the rows cover those that finished (the config says so).
