@@ -55,6 +55,7 @@ EXTRA_SUITES: dict[str, str] = {
     "scale": "sciwm.bench.campaign.scale:scale_suite",
     "warm_start": "sciwm.bench.campaign.warm_start:warm_start_suite",
     "mo": "sciwm.bench.campaign.mo_report:mo_suite",
+    "loop": "sciwm.bench.campaign.loop_speed:loop_suite",
 }
 
 #: One record store per process and benchmark run, by the run's directory: opening a new
