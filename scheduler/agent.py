@@ -404,7 +404,7 @@ class Agent(AgentOptimizer):
                 return kept[1]
             fresh = kept[1]
         else:
-            fresh = type(model)(model.space, model.outcomes, **model.settings)
+            fresh = model.spawn()
         self._epoch_copy = None
         try:
             fresh.fit(experiments, observations)

@@ -117,6 +117,15 @@ class WorldModel(ABC):
         """Whether :meth:`fit` has run (or a fitted model was loaded)."""
         return self.summary is not None
 
+    def spawn(self) -> WorldModel:
+        """A new, unfitted world model of the same kind and settings, to be fitted on other
+        results (a restarted search's own, :mod:`scheduler.restart`).
+
+        A model may hand the copy what makes its fits faster without fixing what it learns
+        (the ML-run model: its residual GPs' hyperparameters, as a warm start).
+        """
+        return type(self)(self.space, self.outcomes, **self.settings)
+
     # -- querying -----------------------------------------------------------------------
     @abstractmethod
     def predict(

@@ -13,6 +13,10 @@ from torch import Tensor
 
 from sciwm.errors import WorldModelError
 
+#: L-BFGS-B settings of a warm-started fit: it starts next to an optimum, so a few dozen
+#: steps reach it (a fit from botorch's defaults takes 50-150).
+WARM_OPTIMIZER = {"options": {"maxiter": 30}}
+
 
 def hyperparameters(model: GPyTorchModel) -> dict[str, Tensor]:
     """``model``'s fitted hyperparameters (its raw parameters, without constraint bounds,
@@ -39,9 +43,9 @@ def fit_or_restore(
         seed: Seed of the fit (restarts are random).
         what: Name used in the error message.
         warm: :func:`hyperparameters` of an earlier fit of the same kind of GP to start the
-            fit from (those whose names and shapes match): a refit after a few more results
-            then takes a few optimiser steps instead of a hundred, as Ax's warm-started
-            refits do.
+            fit from (those whose names and shapes match), with at most
+            :data:`WARM_OPTIMIZER` steps: a refit after a few more results then takes a few
+            dozen optimiser steps instead of a hundred, as Ax's warm-started refits do.
 
     Returns:
         ``model``, in eval mode.
@@ -61,7 +65,10 @@ def fit_or_restore(
             torch.manual_seed(seed)
             warnings.simplefilter("ignore")
             try:
-                fit_gpytorch_mll(mll)
+                if warm:
+                    fit_gpytorch_mll(mll, optimizer_kwargs=WARM_OPTIMIZER)
+                else:
+                    fit_gpytorch_mll(mll)
             except Exception as exc:  # noqa: BLE001 - botorch raises several kinds
                 raise WorldModelError(f"fitting {what} failed: {exc}") from exc
     model.eval()

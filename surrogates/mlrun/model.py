@@ -132,6 +132,12 @@ class MLRunWorldModel(WorldModel):
         return self.predictor
 
     # -- learning ----------------------------------------------------------------------------
+    def spawn(self) -> MLRunWorldModel:
+        """A new unfitted copy whose residual GPs start from this model's hyperparameters."""
+        fresh = type(self)(self.space, self.outcomes, **self.settings)
+        fresh.residuals.inherit(self.residuals)
+        return fresh
+
     def can_fit(
         self, experiments: Sequence[Experiment], observations: Sequence[Observation]
     ) -> bool:

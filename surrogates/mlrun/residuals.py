@@ -49,6 +49,10 @@ class ResidualGPs:
         self.gps: dict[int, SingleTaskGP] = {}
         #: Residuals each target had at its last fit from botorch's default start.
         self._cold_n: dict[int, int] = {}
+        #: Hyperparameters to start a target's first fit from, with the runs of the parent's
+        #: last cold fit (:meth:`inherit`); targets fitted from a parent's hyperparameters.
+        self._inherited: dict[int, tuple[dict[str, Tensor], int]] = {}
+        self._from_parent: set[int] = set()
         if size_param is not None:
             self._sizes = [space.names.index(size_param)]
         else:
@@ -77,14 +81,39 @@ class ResidualGPs:
         warm = {j: hyperparameters(gp) for j, gp in self.gps.items()}  # the last fit's
         self.gps = {}
         for j, (X, r) in rows.items():
-            if len(r) < self.min_points:
+            n = len(r)
+            if n < self.min_points:
                 continue
+            if j in self._inherited:  # a copy's first fit: from its parent's larger fit
+                warm[j], self._cold_n[j] = self._inherited.pop(j)
+                self._from_parent.add(j)
             n0 = self._cold_n.get(j, 0)
-            cold = j not in warm or not n0 <= len(r) < COLD_REFIT_GROWTH * n0
+            # cold: no earlier fit, runs doubled since the last cold fit, or fewer runs than
+            # that fit had (other data) unless they came with the parent's hyperparameters
+            cold = (
+                j not in warm
+                or n >= COLD_REFIT_GROWTH * n0
+                or (n < n0 and j not in self._from_parent)
+            )
             if cold:
-                self._cold_n[j] = len(r)
-            start = None if cold else warm[j]
-            self.gps[j] = self._gp(X.double(), r.double().unsqueeze(-1), warm=start)
+                self._cold_n[j] = n
+                self._from_parent.discard(j)
+            self.gps[j] = self._gp(
+                X.double(), r.double().unsqueeze(-1), warm=None if cold else warm[j]
+            )
+
+    def inherit(self, parent: ResidualGPs) -> None:
+        """Start this (unfitted) copy's next fit from ``parent``'s GPs' hyperparameters.
+
+        A restarted search's world model is fitted on the new epoch's few results; starting
+        from hyperparameters fitted on the whole campaign spares it a fit from botorch's
+        defaults on a handful of points (the slowest fits, and the least determined) until
+        its runs reach :data:`COLD_REFIT_GROWTH` times those of the parent's last such fit.
+        """
+        self._inherited = {
+            j: (hyperparameters(gp), parent._cold_n.get(j, len(gp.train_targets)))
+            for j, gp in parent.gps.items()
+        }
 
     def _gp(
         self,

@@ -21,24 +21,17 @@ def test_it_runs_the_shipped_example_to_100_results_with_a_budget_that_never_bin
 
 def test_rows_split_the_loop_time_by_results_and_check_the_last_quarter():
     # a proposal every 4 results; the loop takes 0.1 s per experiment, then 0.6 s from 75 on
-    marks, t = [], 0.0
+    marks, t = [(0, 0.0, 0.0, 0.0, 0.0)], 0.0
     for k in range(0, 100, 4):
-        marks.append((k, t, 0.01 * k, 0.02 * k))
+        marks.append((k, t, 0.01 * k, 0.02 * k, 0.001 * k))
         t += 4 * (0.1 if k < 75 else 0.6)
-    run = {
-        "seed": 0,
-        "marks": marks,
-        "start": 0.0,
-        "end": t,
-        "fit_s": 1.0,
-        "propose_s": 2.0,
-        "experiments": 100,
-        "pretrain_s": 15.0,
-    }
-    rows = rows_of(run)
+    marks.append((100, t, 1.0, 2.0, 0.1))
+    rows = rows_of({"seed": 0, "marks": marks, "experiments": 100, "pretrain_s": 15.0})
     loop = [r for r in rows if r["metric"] == "loop_overhead_s"]
     assert [r["results"] for r in loop] == [[0, 28], [28, 52], [52, 76], [76, 100], [76, 100]]
+    assert [r["span"] for r in loop][-2:] == ["quarter", "from_75"]
     assert loop[0]["value"] == pytest.approx(0.1)
+    assert loop[0]["fit_s"] == pytest.approx(0.01) and loop[0]["store_s"] == pytest.approx(0.001)
     assert loop[-1]["value"] == pytest.approx(0.6)
     (target,) = [r for r in rows if r["metric"] == "target_met"]
     assert target["value"] == 0 and target["measured"] > TARGET_S

@@ -8,7 +8,8 @@ reaches 100 results. The replay lab answers at once, so the campaign's wall time
 loop's own: fitting the world model, proposing, gating and recording.
 
 Rows (problem ``loop:mlrun``, method ``sciwm``): ``loop_overhead_s`` per experiment over each
-quarter of the campaign (``results`` gives the range; ``fit_s`` and ``propose_s`` its parts)
+quarter of the campaign (``results`` gives the range; ``fit_s``, ``propose_s`` and ``store_s``
+its parts, the rest being the gate, the connector and the poll interval's waits)
 and from :data:`TARGET_FROM` results to the end, where the target (below
 :data:`TARGET_S` s) is checked; ``pretrain_s``, the world model's one-off pretraining, is
 reported apart and not counted.
@@ -41,11 +42,12 @@ PROBLEM = "loop:mlrun"
 class _MarkedLoop(TimedLoop):
     """The timed loop, noting the time and the fit and propose seconds at each proposal."""
 
-    marks: list[tuple[int, float, float, float]]
+    marks: list[tuple[int, float, float, float, float]]
 
     def propose(self, n: int) -> list[Candidate]:
+        now = time.perf_counter()
         self.marks.append(
-            (len(self.state.finished), time.perf_counter(), self.fit_s, self.propose_s)
+            (len(self.state.finished), now, self.fit_s, self.propose_s, self._store_seconds())
         )
         return super().propose(n)
 
@@ -60,7 +62,8 @@ def campaign_text(seed: int) -> str:
 
 
 def run_loop(seed: int, root: Path) -> dict[str, Any]:
-    """Run the campaign once; its marks, wall time and pretraining seconds."""
+    """Run the campaign once: its marks (``(results, time, fit s, propose s, store s)`` at
+    each proposal, and at the start and the end), experiments and pretraining seconds."""
     from sciwm.bench.campaign.runner import process_store
     from sciwm.registry import build_world_model
 
@@ -70,46 +73,37 @@ def run_loop(seed: int, root: Path) -> dict[str, Any]:
     build_world_model(spec.world_model, spec.space(), spec.outcome_names).fit([], [])
     pretrain = time.perf_counter() - t0
     loop = _MarkedLoop(spec, text, process_store(root), root / spec.name)
-    loop.marks = []
-    t0 = time.perf_counter()
+    loop.marks = [(0, time.perf_counter(), 0.0, 0.0, loop._store_seconds())]
     loop.run()
-    end = time.perf_counter()
-    return {
-        "seed": seed,
-        "marks": loop.marks,
-        "start": t0,
-        "end": end,
-        "fit_s": loop.fit_s,
-        "propose_s": loop.propose_s,
-        "experiments": len(loop.state.finished),
-        "pretrain_s": pretrain,
-    }
+    n = len(loop.state.finished)
+    loop.marks.append((n, time.perf_counter(), loop.fit_s, loop.propose_s, loop._store_seconds()))
+    return {"seed": seed, "marks": loop.marks, "experiments": n, "pretrain_s": pretrain}
 
 
 def rows_of(run: dict[str, Any]) -> list[Row]:
     """``loop_overhead_s`` rows of one run (see the module docstring)."""
     n, marks = run["experiments"], run["marks"]
-    bounds = [0, n // 4, n // 2, 3 * n // 4, TARGET_FROM]
     base = {"problem": PROBLEM, "method": "sciwm", "seed": run["seed"]}
     out: list[Row] = [{**base, "metric": "pretrain_s", "value": run["pretrain_s"]}]
 
-    def at(k: int) -> tuple[int, float, float, float]:
-        return next(
-            (m for m in marks if m[0] >= k), (n, run["end"], run["fit_s"], run["propose_s"])
-        )
+    def at(k: int) -> tuple[int, float, float, float, float]:
+        """The first mark with at least ``k`` results (the end mark at the latest)."""
+        return next(m for m in marks if m[0] >= k or m is marks[-1])
 
-    for i, lo in enumerate(bounds):
-        hi_mark = (n, run["end"], run["fit_s"], run["propose_s"]) if i >= 3 else at(bounds[i + 1])
-        a = (0, run["start"], 0.0, 0.0) if lo == 0 else at(lo)
-        count = max(1, hi_mark[0] - a[0])
+    spans = [(0, n // 4), (n // 4, n // 2), (n // 2, 3 * n // 4), (3 * n // 4, n)]
+    for i, (lo, hi) in enumerate([*spans, (TARGET_FROM, n)]):
+        a, b = at(lo), (marks[-1] if hi >= n else at(hi))
+        count = max(1, b[0] - a[0])
         out.append(
             {
                 **base,
                 "metric": "loop_overhead_s",
-                "value": (hi_mark[1] - a[1]) / count,
-                "results": [a[0], hi_mark[0]],
-                "fit_s": (hi_mark[2] - a[2]) / count,
-                "propose_s": (hi_mark[3] - a[3]) / count,
+                "value": (b[1] - a[1]) / count,
+                "results": [a[0], b[0]],
+                "span": "quarter" if i < len(spans) else f"from_{TARGET_FROM}",
+                "fit_s": (b[2] - a[2]) / count,
+                "propose_s": (b[3] - a[3]) / count,
+                "store_s": (b[4] - a[4]) / count,
             }
         )
     last = out[-1]
@@ -139,19 +133,20 @@ def loop_suite(
             if progress:
                 print(
                     f"[loop seed {seed} {time.perf_counter() - t0:6.0f}s] {run['experiments']} "
-                    f"experiments in {run['end'] - run['start']:.1f} s of loop",
+                    f"experiments in {run['marks'][-1][1] - run['marks'][0][1]:.1f} s of loop",
                     file=sys.stderr,
                     flush=True,
                 )
     print("\nThe loop's own seconds per experiment (mlrun_campaign.toml to 100 results):")
-    print("| seed | results | loop | fit | propose |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| seed | results | loop | fit | propose | store |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         if r["metric"] == "loop_overhead_s":
             lo, hi = r["results"]
+            span = f"{lo}-{hi}" if r["span"] == "quarter" else f"{lo}-{hi} (target)"
             print(
-                f"| {r['seed']} | {lo}-{hi} | {r['value']:.3f} | {r['fit_s']:.3f} | "
-                f"{r['propose_s']:.3f} |"
+                f"| {r['seed']} | {span} | {r['value']:.3f} | {r['fit_s']:.3f} | "
+                f"{r['propose_s']:.3f} | {r['store_s']:.3f} |"
             )
     for r in rows:
         if r["metric"] == "target_met":

@@ -122,3 +122,35 @@ def test_warm_started_refits_fit_about_as_well_as_default_starts() -> None:
         cold.fit({0: (X, r)})
         diffs.append(mll(warm) - mll(cold))
     assert sum(diffs) / len(diffs) > -0.02
+
+
+def test_a_copy_starts_from_its_parents_hyperparameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restarted search's copy fits its few runs from the parent's hyperparameters, and
+    from botorch's defaults only once its runs reach twice the parent's last cold fit."""
+    import surrogates.mlrun.residuals as residuals
+    from surrogates.gp_fit import fit_or_restore, hyperparameters
+
+    starts: list[dict | None] = []
+
+    def spy(model, state, seed, what="a GP", warm=None):  # noqa: ANN001, ANN202
+        starts.append(None if warm is None else dict(warm))
+        return fit_or_restore(model, state, seed, what, warm=warm)
+
+    monkeypatch.setattr(residuals, "fit_or_restore", spy)
+    s = space()
+    g = torch.Generator().manual_seed(4)
+    X = s.encode(s.sample(30, generator=g))
+    r = 0.2 * X[:, 0] + 0.02 * torch.randn(len(X), generator=g).double()
+    parent = ResidualGPs(s, min_points=3, seed=0)
+    parent.fit({0: (X[:12], r[:12])})
+    child = ResidualGPs(s, min_points=3, seed=0)
+    child.inherit(parent)
+    child.fit({0: (X[:2], r[:2])})  # too few runs for a GP: the inheritance waits
+    assert child.gps == {}
+    child.fit({0: (X[12:17], r[12:17])})
+    given = hyperparameters(parent.gps[0])
+    assert starts[-1] is not None and all(torch.equal(starts[-1][k], given[k]) for k in given)
+    child.fit({0: (X[12:20], r[12:20])})
+    assert starts[-1] is not None  # still warm: 8 runs, fewer than twice the parent's 12
+    child.fit({0: (X[:24], r[:24])})
+    assert starts[-1] is None  # 24 = twice the parent's last cold fit: from the defaults
