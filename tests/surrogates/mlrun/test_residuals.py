@@ -49,22 +49,30 @@ def test_marginal_is_the_joint_gaussian_of_one_point(gps: ResidualGPs, j: int, n
         assert float(v[-1]) > float(var[-1])
 
 
+@pytest.fixture
+def starts(monkeypatch: pytest.MonkeyPatch) -> list[dict | None]:
+    """The warm start (``None``: botorch's defaults) of every residual GP fit that follows."""
+    import surrogates.mlrun.residuals as residuals
+    from surrogates.gp_fit import fit_or_restore
+
+    seen: list[dict | None] = []
+
+    def spy(model, state, seed, what="a GP", warm=None):  # noqa: ANN001, ANN202
+        seen.append(None if warm is None else dict(warm))
+        return fit_or_restore(model, state, seed, what, warm=warm)
+
+    monkeypatch.setattr(residuals, "fit_or_restore", spy)
+    return seen
+
+
 def test_refits_start_from_the_last_fit_until_the_runs_double(
-    monkeypatch: pytest.MonkeyPatch,
+    starts: list[dict | None],
 ) -> None:
     """A few more runs: the fit starts from the last one's hyperparameters (only those, not
     the old data's standardisation); twice the runs of the last default-start fit: from
     botorch's defaults again."""
-    import surrogates.mlrun.residuals as residuals
-    from surrogates.gp_fit import fit_or_restore, hyperparameters
+    from surrogates.gp_fit import hyperparameters
 
-    starts: list[dict | None] = []
-
-    def spy(model, state, seed, what="a GP", warm=None):  # noqa: ANN001, ANN202
-        starts.append(None if warm is None else dict(warm))
-        return fit_or_restore(model, state, seed, what, warm=warm)
-
-    monkeypatch.setattr(residuals, "fit_or_restore", spy)
     s = space()
     g = torch.Generator().manual_seed(1)
     X = s.encode(s.sample(24, generator=g))
@@ -124,19 +132,11 @@ def test_warm_started_refits_fit_about_as_well_as_default_starts() -> None:
     assert sum(diffs) / len(diffs) > -0.02
 
 
-def test_a_copy_starts_from_its_parents_hyperparameters(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_copy_starts_from_its_parents_hyperparameters(starts: list[dict | None]) -> None:
     """A restarted search's copy fits its few runs from the parent's hyperparameters, and
     from botorch's defaults only once its runs reach twice the parent's last cold fit."""
-    import surrogates.mlrun.residuals as residuals
-    from surrogates.gp_fit import fit_or_restore, hyperparameters
+    from surrogates.gp_fit import hyperparameters
 
-    starts: list[dict | None] = []
-
-    def spy(model, state, seed, what="a GP", warm=None):  # noqa: ANN001, ANN202
-        starts.append(None if warm is None else dict(warm))
-        return fit_or_restore(model, state, seed, what, warm=warm)
-
-    monkeypatch.setattr(residuals, "fit_or_restore", spy)
     s = space()
     g = torch.Generator().manual_seed(4)
     X = s.encode(s.sample(30, generator=g))
