@@ -78,10 +78,13 @@ class Agent(AgentOptimizer):
     joining the pending ones before the next is chosen.
 
     With fidelity parameters (simulation length, epochs), the acquisition is evaluated at the
-    target (highest) fidelity, the incumbent taken from every result projected there; a
-    cost-aware acquisition then runs the chosen point at the fidelity that buys the most
-    information about its target-fidelity outcome per unit of predicted cost
-    (:func:`scheduler.fidelity.choose_fidelity`), a cost-blind one at the target fidelity.
+    target (highest) fidelity and improves on the results measured there (a low-fidelity
+    result informs the world model, but is no deliverable); a cost-aware acquisition then
+    runs the chosen point at the fidelity that buys the most information about its
+    target-fidelity outcome per unit of predicted cost
+    (:func:`scheduler.fidelity.choose_fidelities`), a cost-blind one at the target fidelity.
+    A point already run (or running) at the target fidelity is not proposed at a lower one:
+    its outcome there is known, so a shorter run tells the campaign nothing it needs.
 
     Args:
         space: The search space.

@@ -34,7 +34,7 @@ from scheduler.discrete import (
     ranked,
     ranked_points,
 )
-from scheduler.fidelity import choose_fidelities, project_to_target
+from scheduler.fidelity import at_target_fidelity, choose_fidelities, project_to_target
 from scheduler.joint_batch import JOINT_ACQUISITIONS, optimize_joint
 from scheduler.multiobjective import Objectives
 from scheduler.new_points import (
@@ -164,20 +164,28 @@ class AgentOptimizer:
         """
         space = self.space
         Y_base = None
-        # the acquisition values the target fidelity: what low-fidelity results say about it
+        # the acquisition values the target fidelity and improves on what was measured there:
+        # a low-fidelity result informs the world model but is not a deliverable
+        X_base = None
         if completed:
             outcomes = [(results or {})[e.id].outcomes for e in completed]
-            if self.constraints:  # improve on the feasible results (none: feasibility alone)
-                keep = [i for i, o in enumerate(outcomes) if feasible(o, self.constraints)]
-                completed = [completed[i] for i in keep]
-                outcomes = [outcomes[i] for i in keep]
             X_base = space.encode([e.parameters for e in completed]).reshape(-1, space.dim)
-            if self.objectives is not None:
-                Y_base = as_tensor(
-                    [[o[k] for k in self.objectives.names] for o in outcomes],
-                    len(self.objectives.names),
-                )
-        else:  # no result yet: improve on what the model predicts for the design it replaces
+            keep = at_target_fidelity(X_base, space.fidelity_indices).tolist()
+            if self.constraints:  # improve on the feasible results (none: feasibility alone)
+                keep = [
+                    k and feasible(o, self.constraints) for k, o in zip(keep, outcomes, strict=True)
+                ]
+            if self.constraints or any(keep):
+                X_base = X_base[torch.tensor(keep, dtype=torch.bool)]
+                outcomes = [o for k, o in zip(keep, outcomes, strict=True) if k]
+                if self.objectives is not None:
+                    Y_base = as_tensor(
+                        [[o[k] for k in self.objectives.names] for o in outcomes],
+                        len(self.objectives.names),
+                    )
+            else:
+                X_base = None
+        if X_base is None:  # nothing at the target yet: improve on the design it replaces
             X_base = self._sobol(0, DEFAULT_INITIAL_EXPERIMENTS)
         X_baseline = project_to_target(X_base, space.fidelity_indices)
         if admit is None and self._joint(n, len(completed) if n_completed is None else n_completed):
@@ -280,6 +288,7 @@ class AgentOptimizer:
         a random new one if that fails; ``None`` when there is none."""
         seed = self.seed * 1_000_003 + step
         space = self.space
+        worth = self._target_unseen(seen, canonical, admit)
         try:
             with torch.random.fork_rng(), warnings.catch_warnings():
                 torch.manual_seed(seed)
@@ -308,20 +317,26 @@ class AgentOptimizer:
                         X = torch.cat([x for x, _ in chunk])  # m x d, at the target
                         chosen = (
                             choose_fidelities(
-                                model, self.objective, X, fidelity, slot_cost=slot_cost
+                                model,
+                                self.objective,
+                                X,
+                                fidelity,
+                                slot_cost=slot_cost,
                             )
                             if choose
                             else None
                         )
                         for i, (x, value) in enumerate(chunk):
                             v = value if math.isfinite(value) else None
+                            if fidelity and to_canonical(space, x, canonical)[0] in seen:
+                                continue  # run at the target: a shorter run adds nothing
                             if chosen is not None:
                                 yield to_canonical(space, chosen[i].x, canonical)[0], v
                             yield to_canonical(space, x, canonical)[0], v
 
                 found = first_admitted(tries(), seen, admit)
                 if found is None:  # every optimum seen (or too dear): search the fidelity axis
-                    found = self._on_fidelity_grid(acqf, grid, seen, canonical, admit, seed)
+                    found = self._on_fidelity_grid(acqf, grid, seen, canonical, worth, seed)
                 if found is not None:
                     return found
             logger.warning(
@@ -336,8 +351,25 @@ class AgentOptimizer:
                 type(exc).__name__,
                 exc,
             )
-        x = self._random_new(step, seen, canonical, admit)
+        x = self._random_new(step, seen, canonical, worth)
         return None if x is None else (x, None)
+
+    def _target_unseen(
+        self, seen: SeenPoints, canonical: Canonical | None, admit: Admit | None
+    ) -> Admit | None:
+        """``admit`` and, with fidelity parameters, "not yet run (or pending) at the target
+        fidelity": once a point's target-fidelity outcome is measured, a shorter run of it
+        tells the campaign nothing it needs (it is not proposed)."""
+        dims = self.space.fidelity_indices
+        if not dims:
+            return admit
+
+        def ok(X: Tensor) -> Sequence[bool]:
+            top = to_canonical(self.space, project_to_target(X, dims), canonical)
+            keep = seen.new_mask(top)
+            return keep if admit is None else keep & torch.as_tensor(admit(X), dtype=torch.bool)
+
+        return ok
 
     def _on_fidelity_grid(
         self,

@@ -36,6 +36,9 @@ from torch import Tensor
 
 from sciwm.world_model import WorldModel
 
+#: Unit-cube distance from 1 within which a fidelity value counts as the target.
+TARGET_TOL = 1e-9
+
 #: Points of the fidelity grid searched by :func:`choose_fidelity` (unit-cube values).
 GRID_SIZE = 17
 
@@ -61,6 +64,14 @@ def project_to_target(X: Tensor, dims: Sequence[int]) -> Tensor:
     if dims:
         X[..., list(dims)] = 1.0
     return X
+
+
+def at_target_fidelity(X: Tensor, dims: Sequence[int]) -> Tensor:
+    """Which rows of ``X`` (``n x d``) lie at the target fidelity in every column ``dims``
+    (an ``n`` bool tensor; all true without fidelity columns)."""
+    if not dims:
+        return torch.ones(X.shape[:-1], dtype=torch.bool)
+    return (X[..., list(dims)] >= 1.0 - TARGET_TOL).all(-1)
 
 
 def information_fraction(
@@ -130,6 +141,7 @@ def choose_fidelities(
     The ``m x grid_size`` candidate measurements share one posterior, one cost posterior
     and one noise call, so choosing fidelities for a ranked list of points costs about as
     much as choosing one.
+
 
     Returns:
         ``m`` choices, in the order of ``X``.

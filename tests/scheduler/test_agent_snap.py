@@ -67,13 +67,29 @@ def _campaign(acquisition: str, seed: int, n: int, admit=None) -> list[dict]:
     return proposed
 
 
-@pytest.mark.parametrize("acquisition", ["ei_per_cost", "ei", "random"])
-def test_no_proposal_repeats_a_measured_anchor_until_every_one_is_measured(acquisition) -> None:
+def test_random_search_proposes_every_experiment_once() -> None:
     n_distinct = len(VALUE) * len(ANCHORS)  # 12 experiments exist
-    proposed = _campaign(acquisition, seed=1, n=n_distinct + 2)
+    proposed = _campaign("random", seed=1, n=n_distinct + 2)
     keys = [(p["learner"], p["size"]) for p in proposed]
     assert len(keys) == len(set(keys)) == n_distinct  # every one, each once
     # asked again with nothing left to run, the agent proposes nothing rather than a repeat
+
+
+@pytest.mark.parametrize("acquisition", ["ei_per_cost", "ei"])
+def test_no_shorter_run_of_a_learner_measured_at_the_target(acquisition) -> None:
+    """Model-based proposals never repeat an experiment, and once a learner is measured at
+    the largest size none of its smaller sizes is proposed: it would say nothing the
+    campaign needs. When every learner is measured there the agent proposes nothing."""
+    proposed = _campaign(acquisition, seed=1, n=len(VALUE) * len(ANCHORS) + 2)
+    keys = [(p["learner"], p["size"]) for p in proposed]
+    assert len(keys) == len(set(keys))
+    done_at: dict[str, int] = {}
+    for i, (learner, size) in enumerate(keys):
+        assert learner not in done_at, f"{learner} at {size} after its full-size result"
+        if size == ANCHORS[-1]:
+            done_at[learner] = i
+    assert set(done_at) == set(VALUE)  # every learner reached the target, then it stopped
+    assert keys[-1][1] == ANCHORS[-1]
 
 
 def test_pending_and_answered_experiments_are_not_proposed_after_snapping() -> None:
@@ -89,5 +105,7 @@ def test_admit_restricts_proposals_to_admitted_candidates() -> None:
     def no_b(candidate: Candidate) -> bool:
         return candidate.parameters["learner"] != "b"
 
-    proposed = _campaign("ei_per_cost", seed=2, n=10, admit=no_b)
+    proposed = _campaign("random", seed=2, n=10, admit=no_b)
     assert len(proposed) == 8 and all(p["learner"] != "b" for p in proposed)
+    proposed = _campaign("ei_per_cost", seed=2, n=10, admit=no_b)
+    assert proposed and all(p["learner"] != "b" for p in proposed)
