@@ -44,6 +44,7 @@ from scheduler.new_points import (
     first_admitted,
     to_canonical,
     unique_rows,
+    unseen_at_target,
 )
 from sciwm.experiment import Experiment, Observation
 from sciwm.pareto import as_tensor, feasible
@@ -169,22 +170,20 @@ class AgentOptimizer:
         X_base = None
         if completed:
             outcomes = [(results or {})[e.id].outcomes for e in completed]
-            X_base = space.encode([e.parameters for e in completed]).reshape(-1, space.dim)
-            keep = at_target_fidelity(X_base, space.fidelity_indices).tolist()
+            X_done = space.encode([e.parameters for e in completed]).reshape(-1, space.dim)
+            keep = at_target_fidelity(X_done, space.fidelity_indices).tolist()
             if self.constraints:  # improve on the feasible results (none: feasibility alone)
                 keep = [
                     k and feasible(o, self.constraints) for k, o in zip(keep, outcomes, strict=True)
                 ]
             if self.constraints or any(keep):
-                X_base = X_base[torch.tensor(keep, dtype=torch.bool)]
+                X_base = X_done[torch.tensor(keep, dtype=torch.bool)]
                 outcomes = [o for k, o in zip(keep, outcomes, strict=True) if k]
                 if self.objectives is not None:
                     Y_base = as_tensor(
                         [[o[k] for k in self.objectives.names] for o in outcomes],
                         len(self.objectives.names),
                     )
-            else:
-                X_base = None
         if X_base is None:  # nothing at the target yet: improve on the design it replaces
             X_base = self._sobol(0, DEFAULT_INITIAL_EXPERIMENTS)
         X_baseline = project_to_target(X_base, space.fidelity_indices)
@@ -288,7 +287,7 @@ class AgentOptimizer:
         a random new one if that fails; ``None`` when there is none."""
         seed = self.seed * 1_000_003 + step
         space = self.space
-        worth = self._target_unseen(seen, canonical, admit)
+        worth = unseen_at_target(space, seen, canonical, admit)
         try:
             with torch.random.fork_rng(), warnings.catch_warnings():
                 torch.manual_seed(seed)
@@ -317,22 +316,19 @@ class AgentOptimizer:
                         X = torch.cat([x for x, _ in chunk])  # m x d, at the target
                         chosen = (
                             choose_fidelities(
-                                model,
-                                self.objective,
-                                X,
-                                fidelity,
-                                slot_cost=slot_cost,
+                                model, self.objective, X, fidelity, slot_cost=slot_cost
                             )
                             if choose
                             else None
                         )
                         for i, (x, value) in enumerate(chunk):
                             v = value if math.isfinite(value) else None
-                            if fidelity and to_canonical(space, x, canonical)[0] in seen:
+                            top = to_canonical(space, x, canonical)[0]
+                            if fidelity and top in seen:
                                 continue  # run at the target: a shorter run adds nothing
                             if chosen is not None:
                                 yield to_canonical(space, chosen[i].x, canonical)[0], v
-                            yield to_canonical(space, x, canonical)[0], v
+                            yield top, v
 
                 found = first_admitted(tries(), seen, admit)
                 if found is None:  # every optimum seen (or too dear): search the fidelity axis
@@ -353,23 +349,6 @@ class AgentOptimizer:
             )
         x = self._random_new(step, seen, canonical, worth)
         return None if x is None else (x, None)
-
-    def _target_unseen(
-        self, seen: SeenPoints, canonical: Canonical | None, admit: Admit | None
-    ) -> Admit | None:
-        """``admit`` and, with fidelity parameters, "not yet run (or pending) at the target
-        fidelity": once a point's target-fidelity outcome is measured, a shorter run of it
-        tells the campaign nothing it needs (it is not proposed)."""
-        dims = self.space.fidelity_indices
-        if not dims:
-            return admit
-
-        def ok(X: Tensor) -> Sequence[bool]:
-            top = to_canonical(self.space, project_to_target(X, dims), canonical)
-            keep = seen.new_mask(top)
-            return keep if admit is None else keep & torch.as_tensor(admit(X), dtype=torch.bool)
-
-        return ok
 
     def _on_fidelity_grid(
         self,

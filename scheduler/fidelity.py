@@ -142,7 +142,6 @@ def choose_fidelities(
     and one noise call, so choosing fidelities for a ranked list of points costs about as
     much as choosing one.
 
-
     Returns:
         ``m`` choices, in the order of ``X``.
     """

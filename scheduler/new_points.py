@@ -8,7 +8,9 @@ with the experiments run, pending or answered (:class:`SeenPoints`); optionally 
 be *admitted* (an :data:`Admit` predicate, e.g. "the dispatch gate can pay for it now").
 :func:`first_admitted` takes the first new admitted point of a ranked stream;
 :func:`fidelity_grid` spreads a set of points over the fidelity axis, so that a search whose
-every target-fidelity point was run still finds the cheaper, lower-fidelity ones.
+every optimum was run at the target fidelity still finds points not yet run there, at any
+fidelity; :func:`unseen_at_target` admits only those (a shorter run of a point measured at
+the target tells the campaign nothing it needs).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from torch import Tensor
 
 from scheduler.discrete import DUPLICATE_TOL, Canonical, canonical_params
+from scheduler.fidelity import project_to_target
 from sciwm.space import SearchSpace
 
 #: Whether each of ``n`` points (``n x d``, canonical form) may be proposed.
@@ -112,6 +115,23 @@ def first_admitted(
             if found is not None:
                 return found
     return judge()
+
+
+def unseen_at_target(
+    space: SearchSpace, seen: SeenPoints, canonical: Canonical | None, admit: Admit | None
+) -> Admit | None:
+    """``admit`` and, with fidelity parameters, "not yet run (or pending) at the target
+    fidelity": once a point's target-fidelity outcome is measured, a shorter run of it
+    tells the campaign nothing it needs, so it is not proposed."""
+    dims = space.fidelity_indices
+    if not dims:
+        return admit
+
+    def ok(X: Tensor) -> Sequence[bool]:
+        keep = seen.new_mask(to_canonical(space, project_to_target(X, dims), canonical))
+        return keep if admit is None else keep & torch.as_tensor(admit(X), dtype=torch.bool)
+
+    return ok
 
 
 def fidelity_grid(space: SearchSpace, X: Tensor, levels: int = FIDELITY_LEVELS) -> Tensor:
