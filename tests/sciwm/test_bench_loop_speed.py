@@ -6,8 +6,20 @@ import tomllib
 
 import pytest
 
-from sciwm.bench.campaign.loop_speed import EXPERIMENTS, TARGET_S, campaign_text, rows_of
+from sciwm.bench.campaign.loop_speed import (
+    EXPERIMENTS,
+    TARGET_S,
+    campaign_text,
+    rows_of,
+    write_history,
+)
 from sciwm.spec import parse_spec
+from sciwm.store import RecordStore
+
+
+@pytest.fixture
+def store(tmp_path) -> RecordStore:
+    return RecordStore(f"sqlite:///{tmp_path / 'mlflow.db'}")
 
 
 def test_it_runs_the_shipped_example_to_100_results_with_a_budget_that_never_binds():
@@ -36,3 +48,28 @@ def test_rows_split_the_loop_time_by_results_and_check_the_last_quarter():
     (target,) = [r for r in rows if r["metric"] == "target_met"]
     assert target["value"] == 0 and target["measured"] > TARGET_S
     assert next(r for r in rows if r["metric"] == "pretrain_s")["value"] == 15.0
+
+
+def test_a_span_without_experiments_is_not_measured_and_misses_the_target():
+    # a campaign resumed from 75 recorded results that ended at once: nothing to time
+    marks = [(75, 0.0, 0.0, 0.0, 0.0), (75, 0.5, 0.0, 0.0, 0.0)]
+    rows = rows_of({"seed": 0, "marks": marks, "experiments": 75, "history": 75, "pretrain_s": 1.0})
+    loop = [r for r in rows if r["metric"] == "loop_overhead_s"]
+    assert all(r["value"] is None for r in loop)
+    (target,) = [r for r in rows if r["metric"] == "target_met"]
+    assert target["value"] == 0 and target["measured"] is None
+
+
+def test_the_history_is_recorded_replayed_runs_below_the_full_size(store):
+    text = campaign_text(0)
+    spec = parse_spec(tomllib.loads(text), "loop")
+    store.open_campaign(spec, text)
+    write_history(spec, store, seed=0, n=12)
+    records = store.records(spec.name)
+    assert len(records) == 12 and all(r.status.finished for r in records)
+    sizes = {r.experiment.parameters["train_size"] for r in records}
+    assert max(sizes) < 15406 and min(sizes) >= 64
+    pairs = {tuple(sorted(r.experiment.parameters.items())) for r in records}
+    assert len(pairs) == 12  # no run twice
+    assert all(0 <= r.observation.outcomes["accuracy"] <= 1 for r in records)
+    assert all(r.observation.cost > 0 for r in records)
