@@ -23,7 +23,7 @@ from flows.loop_fit import LAZY_FIT_S, REFIT_FRACTION, fit_now, refit_due, refit
 from flows.loop_gate import answer_virtually, build_value_gate
 from flows.loop_state import CampaignResult, LoopState, ProgressFn, summarise
 from flows.loop_stop import affordable, check_stop, end_round, record_stop_reason
-from scheduler.agent import Agent, default_initial_experiments
+from scheduler.agent import Agent, default_initial_experiments, default_restart_after
 from scheduler.constraints import OutcomeConstraint
 from scheduler.gate import Candidate, Decision, DispatchGate
 from scheduler.multiobjective import objectives_of
@@ -80,6 +80,7 @@ class CampaignLoop:
         # settings left out of the campaign file take the agent's and the gate's defaults
         agent_settings = sched.agent_settings()
         agent_settings.setdefault("initial_experiments", default_initial_experiments(self.model))
+        agent_settings.setdefault("restart_after", default_restart_after(self.model))
         objs = spec.objectives
         self.agent = Agent(
             self.space,

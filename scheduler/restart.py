@@ -19,8 +19,29 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from sciwm.world_model import WorldModel
+
 #: An improvement smaller than this fraction of the observed value range does not count.
 DEFAULT_REL_TOL = 0.01
+
+#: Default stall length that restarts the search (``restart_after``): on the campaign bench's
+#: Hartmann6 tuning seeds 1000-1015 it raised the share of runs reaching the target from 8 to
+#: 13 of 16 and left Branin's 100 tuning seeds unchanged (median 28.6 either way).
+DEFAULT_RESTART_AFTER = 10
+
+
+def default_restart_after(model: WorldModel | None) -> int:
+    """``restart_after`` when the campaign file does not set one.
+
+    A restart is a fresh Sobol design and a world model of the new epoch's results only: it
+    lets a GP that learns from nothing escape a local trap. A world model that predicts
+    before any real result knows the whole space already, and a restart would throw away
+    what the campaign taught it, so it gets none (0); any other gets
+    :data:`DEFAULT_RESTART_AFTER`.
+    """
+    if model is not None and model.can_fit([], []):
+        return 0
+    return DEFAULT_RESTART_AFTER
 
 
 def epoch_start(

@@ -65,8 +65,9 @@ class SchedulerSpec(Frozen):
         default=None,
         ge=0,
         description="Completed experiments without a real improvement (1% of the observed "
-        "range) after which the search restarts from a fresh design; 0: never (left out: the "
-        "agent's DEFAULT_RESTART_AFTER).",
+        "range) after which the search restarts from a fresh design; 0: never (left out: 0 "
+        "with a world model that predicts before any result, such as a pretrained one, "
+        "else the agent's DEFAULT_RESTART_AFTER).",
     )
 
     joint_batch_above: int | None = Field(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from flows.campaign import build_loop
-from scheduler.agent import DEFAULT_INITIAL_EXPERIMENTS
+from scheduler.agent import DEFAULT_INITIAL_EXPERIMENTS, DEFAULT_RESTART_AFTER
 from scheduler.gate import DEFAULT_SAFETY_FACTOR
 from sciwm.store import RecordStore, default_tracking_uri
 from tests.flows.conftest import write_campaign
@@ -66,3 +66,17 @@ def test_initial_design_default_depends_on_the_world_model(campaign_dir: Path) -
     assert build_loop(gp, campaign_dir).agent.initial_experiments == DEFAULT_INITIAL_EXPERIMENTS
     prior = write_campaign(campaign_dir, "prior-default", initial=None, world_model=PRIOR)
     assert build_loop(prior, campaign_dir).agent.initial_experiments == 0
+
+
+def test_restarts_default_to_off_for_a_model_that_predicts_before_any_result(
+    campaign_dir: Path,
+) -> None:
+    # a restart would drop what the campaign taught a pretrained model; a GP keeps them
+    gp = write_campaign(campaign_dir, "gp-restarts", initial=None)
+    assert build_loop(gp, campaign_dir).agent.restart_after == DEFAULT_RESTART_AFTER == 10
+    prior = write_campaign(campaign_dir, "prior-restarts", initial=None, world_model=PRIOR)
+    assert build_loop(prior, campaign_dir).agent.restart_after == 0
+    # the campaign file's own value wins
+    path = write_campaign(campaign_dir, "prior-restarts-set", initial=None, world_model=PRIOR)
+    path.write_text(path.read_text().replace("[scheduler]\n", "[scheduler]\nrestart_after = 4\n"))
+    assert build_loop(path, campaign_dir).agent.restart_after == 4

@@ -10,7 +10,13 @@ import torch
 
 import scheduler.agent_optimize as agent_optimize
 from scheduler.acquisition import build_acquisition
-from scheduler.agent import DEFAULT_INITIAL_EXPERIMENTS, Agent, default_initial_experiments
+from scheduler.agent import (
+    DEFAULT_INITIAL_EXPERIMENTS,
+    DEFAULT_RESTART_AFTER,
+    Agent,
+    default_initial_experiments,
+    default_restart_after,
+)
 from sciwm.errors import SpecError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.space import Parameter, SearchSpace
@@ -89,6 +95,12 @@ def test_initial_design_default_is_none_for_a_model_that_predicts_without_result
     assert default_initial_experiments(PriorWorldModelDouble(BOWL, ["f"])) == 0
     assert default_initial_experiments(GPWorldModel(BOWL, ["f"])) == DEFAULT_INITIAL_EXPERIMENTS
     assert default_initial_experiments(None) == DEFAULT_INITIAL_EXPERIMENTS == 5
+
+
+def test_restarts_default_to_off_for_a_model_that_predicts_without_results() -> None:
+    assert default_restart_after(PriorWorldModelDouble(BOWL, ["f"])) == 0
+    assert default_restart_after(GPWorldModel(BOWL, ["f"])) == DEFAULT_RESTART_AFTER
+    assert default_restart_after(None) == DEFAULT_RESTART_AFTER == 10
 
 
 @pytest.mark.parametrize("acquisition", ["ei_per_cost", "ei", "gittins"])
