@@ -23,10 +23,11 @@ from flows.loop_fit import LAZY_FIT_S, REFIT_FRACTION, fit_now, refit_due, refit
 from flows.loop_gate import answer_virtually, build_value_gate
 from flows.loop_state import CampaignResult, LoopState, ProgressFn, summarise
 from flows.loop_stop import affordable, check_stop, end_round, record_stop_reason
-from scheduler.agent import Agent, default_initial_experiments, default_restart_after
+from scheduler.agent import Agent, default_initial_experiments
 from scheduler.constraints import OutcomeConstraint
 from scheduler.gate import Candidate, Decision, DispatchGate
 from scheduler.multiobjective import objectives_of
+from scheduler.restart import default_restart_after
 from scheduler.stopping import StoppingRule, best_gain_per_cost
 from scheduler.warm_start import apply_prior, read_prior
 from sciwm.connector import Connector

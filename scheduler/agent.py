@@ -21,7 +21,7 @@ from scheduler.gate import Candidate
 from scheduler.joint_batch import DEFAULT_JOINT_BATCH_ABOVE
 from scheduler.multiobjective import Objectives
 from scheduler.new_points import SeenPoints, to_canonical
-from scheduler.restart import DEFAULT_RESTART_AFTER, default_restart_after, epoch_start
+from scheduler.restart import DEFAULT_RESTART_AFTER, epoch_start
 from sciwm.errors import SpecError, WorldModelError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.prediction import DEFAULT_LEVEL
@@ -38,7 +38,6 @@ __all__ = [
     "DEFAULT_RESTART_AFTER",
     "Agent",
     "default_initial_experiments",
-    "default_restart_after",
 ]
 
 #: Default weight of the cost term of ``"ei_per_cost"``: half of "EI per unit cost". The
@@ -103,8 +102,8 @@ class Agent(AgentOptimizer):
             search restarts from a fresh Sobol design, with a world model fitted on the new
             epoch's results only (see :mod:`scheduler.restart`); 0: never (default
             :data:`DEFAULT_RESTART_AFTER`; the campaign loop passes
-            :func:`default_restart_after` when the campaign file sets none). Restarts watch a
-            single objective; with several objectives they are off.
+            :func:`scheduler.restart.default_restart_after` when the campaign file sets
+            none). Restarts watch a single objective; with several objectives they are off.
         objectives: Several objectives (a Pareto front, :mod:`scheduler.multiobjective`);
             then ``objective`` and ``maximize`` name the first. ``None``: one objective.
         constraints: Outcome constraints (:mod:`scheduler.constraints`): proposals are

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from flows.campaign import build_loop
-from scheduler.agent import DEFAULT_INITIAL_EXPERIMENTS, DEFAULT_RESTART_AFTER
+from scheduler.agent import DEFAULT_INITIAL_EXPERIMENTS
 from scheduler.gate import DEFAULT_SAFETY_FACTOR
+from scheduler.restart import DEFAULT_RESTART_AFTER
 from sciwm.store import RecordStore, default_tracking_uri
 from tests.flows.conftest import write_campaign
 from tests.flows.prior_double import COST_MEDIAN

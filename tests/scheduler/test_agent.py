@@ -10,13 +10,8 @@ import torch
 
 import scheduler.agent_optimize as agent_optimize
 from scheduler.acquisition import build_acquisition
-from scheduler.agent import (
-    DEFAULT_INITIAL_EXPERIMENTS,
-    DEFAULT_RESTART_AFTER,
-    Agent,
-    default_initial_experiments,
-    default_restart_after,
-)
+from scheduler.agent import DEFAULT_INITIAL_EXPERIMENTS, Agent, default_initial_experiments
+from scheduler.restart import DEFAULT_RESTART_AFTER, default_restart_after
 from sciwm.errors import SpecError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.space import Parameter, SearchSpace
