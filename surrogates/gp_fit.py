@@ -28,6 +28,22 @@ def hyperparameters(model: GPyTorchModel) -> dict[str, Tensor]:
     }
 
 
+def load_hyperparameters(model: GPyTorchModel, hyper: Mapping[str, Tensor]) -> GPyTorchModel:
+    """Load those of ``hyper`` (:func:`hyperparameters` of an earlier fit) whose names and
+    shapes match ``model``'s into it, without fitting; ``model`` keeps its own data and
+    outcome-transform statistics.
+
+    Returns:
+        ``model``, in eval mode.
+    """
+    own = model.state_dict()
+    model.load_state_dict(
+        {k: v for k, v in hyper.items() if k in own and own[k].shape == v.shape}, strict=False
+    )
+    model.eval()
+    return model
+
+
 def fit_or_restore(
     model: GPyTorchModel,
     state: Mapping[str, Tensor] | None,
@@ -57,9 +73,7 @@ def fit_or_restore(
         model.load_state_dict(dict(state))
     else:
         if warm:
-            own = model.state_dict()
-            start = {k: v for k, v in warm.items() if k in own and own[k].shape == v.shape}
-            model.load_state_dict(start, strict=False)
+            load_hyperparameters(model, warm).train()
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         with torch.random.fork_rng(), warnings.catch_warnings():
             torch.manual_seed(seed)

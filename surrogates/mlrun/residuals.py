@@ -19,13 +19,19 @@ from gpytorch.distributions import MultivariateNormal
 from torch import Tensor
 
 from sciwm.space import SearchSpace
-from surrogates.gp_fit import fit_or_restore, hyperparameters
+from surrogates.gp_fit import fit_or_restore, hyperparameters, load_hyperparameters
 from surrogates.marginal import marginals
 from surrogates.mlrun.landmarks import OWN_DECAY
 
 #: Growth of a target's residuals since its last fit from botorch's default start after which
 #: its GP is fitted from that start again instead of from the last fit's hyperparameters.
 COLD_REFIT_GROWTH = 2.0
+#: Residuals from which a target's refit keeps its last fit's hyperparameters, conditioning
+#: the GP on the new runs without optimising, until its runs have grown
+#: :data:`REOPTIMISE_GROWTH`-fold since that fit. With this many runs a few more move the
+#: hyperparameters little, and an optimisation of a GP on a hundred runs takes ~0.5 s.
+REUSE_FROM = 40
+REOPTIMISE_GROWTH = 1.1
 
 
 class ResidualGPs:
@@ -47,8 +53,10 @@ class ResidualGPs:
         self.min_points = int(min_points)
         self.seed = int(seed)
         self.gps: dict[int, SingleTaskGP] = {}
-        #: Residuals each target had at its last fit from botorch's default start.
+        #: Residuals each target had at its last fit from botorch's default start, and at
+        #: its last hyperparameter optimisation of any start.
         self._cold_n: dict[int, int] = {}
+        self._opt_n: dict[int, int] = {}
         #: Hyperparameters to start a target's first fit from, with the runs of the parent's
         #: last cold fit (:meth:`inherit`); targets fitted from a parent's hyperparameters.
         self._inherited: dict[int, tuple[dict[str, Tensor], int]] = {}
@@ -72,7 +80,9 @@ class ResidualGPs:
         a refit after a few more runs takes a few optimiser steps instead of a hundred),
         until its runs have grown :data:`COLD_REFIT_GROWTH`-fold since its last fit from
         botorch's defaults, which then runs again: a warm start may keep a basin of the
-        likelihood that more data would leave (seen in about one refit in seven).
+        likelihood that more data would leave (seen in about one refit in seven). From
+        :data:`REUSE_FROM` runs on, a refit within :data:`REOPTIMISE_GROWTH` times the runs
+        of the last optimisation keeps its hyperparameters and only conditions on the runs.
 
         Args:
             rows: Target index -> ``(X, r)``: a ``n x d`` tensor of unit-cube points and the
@@ -98,8 +108,15 @@ class ResidualGPs:
             if cold:
                 self._cold_n[j] = n
                 self._from_parent.discard(j)
+            n_opt = self._opt_n.get(j, 0)
+            keep = not cold and n >= REUSE_FROM and n_opt <= n < REOPTIMISE_GROWTH * n_opt
+            if not keep:
+                self._opt_n[j] = n
             self.gps[j] = self._gp(
-                X.double(), r.double().unsqueeze(-1), warm=None if cold else warm[j]
+                X.double(),
+                r.double().unsqueeze(-1),
+                warm=None if cold else warm[j],
+                optimise=not keep,
             )
 
     def inherit(self, parent: ResidualGPs) -> None:
@@ -121,8 +138,11 @@ class ResidualGPs:
         Y: Tensor,
         state: Mapping[str, Tensor] | None = None,
         warm: Mapping[str, Tensor] | None = None,
+        optimise: bool = True,
     ) -> SingleTaskGP:
-        """A GP on residuals; categorical parameters get a categorical kernel.
+        """A GP on residuals; categorical parameters get a categorical kernel. Its
+        hyperparameters are ``state``'s, fitted (from ``warm``, if given), or, with
+        ``optimise`` false, ``warm``'s as they are.
 
         With ``MixedSingleTaskGP`` a residual learnt on one learner is not smeared onto the
         learners next to it in the encoding order (they are not "near" each other).
@@ -134,6 +154,8 @@ class ResidualGPs:
                 model = MixedSingleTaskGP(X, Y, cat_dims=cat, outcome_transform=Standardize(m=1))
             else:
                 model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
+            if not optimise and warm is not None and state is None:
+                return load_hyperparameters(model, warm)
             return fit_or_restore(model, state, self.seed, "the residual GP", warm=warm)
 
     def combine(

@@ -93,6 +93,38 @@ def test_refits_start_from_the_last_fit_until_the_runs_double(
         )
 
 
+def test_refits_with_many_runs_keep_the_hyperparameters_until_the_runs_grow_10_percent(
+    starts: list[dict | None],
+) -> None:
+    """From ``REUSE_FROM`` runs, a refit after a few more runs conditions the GP on them with
+    the last optimisation's hyperparameters (no fit); 10% more runs than that optimisation:
+    a warm-started fit again."""
+    from surrogates.gp_fit import hyperparameters
+    from surrogates.mlrun.residuals import REOPTIMISE_GROWTH, REUSE_FROM
+
+    s = space()
+    g = torch.Generator().manual_seed(3)
+    X = s.encode(s.sample(60, generator=g))
+    r = 0.1 * (X[:, 1] - 0.5) + 0.3 * X[:, 0] + 0.02 * torch.randn(len(X), generator=g).double()
+    gps = ResidualGPs(s, min_points=3, seed=0)
+    gps.fit({0: (X[:30], r[:30])})  # the first fit, from botorch's defaults
+    last_opt, optimised = 30, []
+    for n in range(31, 60):
+        fits, before = len(starts), hyperparameters(gps.gps[0])
+        gps.fit({0: (X[:n], r[:n])})
+        after = hyperparameters(gps.gps[0])
+        assert len(gps.gps[0].train_targets) == n  # conditioned on every run either way
+        kept = all(torch.equal(before[k], after[k]) for k in before)
+        expected = n < REUSE_FROM or n >= REOPTIMISE_GROWTH * last_opt
+        assert (len(starts) > fits) == expected and kept == (not expected)
+        if expected:
+            assert starts[-1] is not None  # warm-started from the last fit
+            last_opt = n
+            optimised.append(n)
+    # every run below 40; then each time the runs pass 1.1 x those of the last optimisation
+    assert optimised == [*range(31, 40), 43, 48, 53, 59]
+
+
 def test_warm_started_refits_fit_about_as_well_as_default_starts() -> None:
     """Over 8 campaigns of 19 learners, a refit after 10% more runs reaches, on average, the
     marginal likelihood of a fit from botorch's defaults (within 0.02 nats per run)."""
