@@ -19,7 +19,7 @@ import torch
 
 from flows.faults import FaultHandler, call_connector
 from flows.loop_early import annotate, partial_points, stop_early
-from flows.loop_fit import LAZY_FIT_S, REFIT_FRACTION, fit_now, refit_due, refit_every
+from flows.loop_fit import LAZY_FIT_S, REFIT_FRACTION, fit_now, log_latest, refit_due, refit_every
 from flows.loop_gate import answer_virtually, build_value_gate
 from flows.loop_state import CampaignResult, LoopState, ProgressFn, summarise
 from flows.loop_stop import affordable, check_stop, end_round, record_stop_reason
@@ -233,7 +233,8 @@ class CampaignLoop:
         return refit_due(self)
 
     def fit(self) -> bool:
-        """Refit the world model on every finished experiment and log it; ``False`` if not due."""
+        """Refit the world model on every finished experiment (logged to the store as
+        :mod:`flows.loop_fit` says); ``False`` if not due."""
         return self.refit_due() and fit_now(self)
 
     def check_stop(self) -> str | None:
@@ -382,6 +383,7 @@ class CampaignLoop:
                     self.progress(self.state, self.spent)
                 time.sleep(interval if self.state.running else 0.0)
             self.fit()
+            log_latest(self)
         finally:
             self.connector.close()
         record_stop_reason(self)

@@ -5,6 +5,12 @@ that arrived since reach :data:`REFIT_FRACTION` of those it was fitted on (every
 at 100), and at the end. The results not yet in it count as pending experiments (the
 acquisition fantasises them, see :meth:`flows.loop.CampaignLoop.propose`), so the loop's own
 time per experiment stays small against the lab's. A faster fit is refitted on every result.
+
+A fitted world model is logged to the record store (``world_model/<fit>``, what a resumed
+campaign and the prediction service load) on its first fit, once it has been fitted on
+:data:`REFIT_FRACTION` more results than the last logged one, and when the campaign ends
+(:func:`log_latest`): a model that is refitted on every result is not copied to the store
+every time (a pretrained ML-run model is ~6 MB, ~0.13 s a copy).
 """
 
 from __future__ import annotations
@@ -56,5 +62,15 @@ def fit_now(loop: CampaignLoop) -> bool:
     state.fitted_on = len(state.finished)
     state.fit_s = time.perf_counter() - t0
     state.fits += 1
-    loop.store.log_world_model(loop.spec.name, loop.model, state.fits)
+    logged = state.logged_on
+    if logged is None or state.fitted_on - logged >= max(1, REFIT_FRACTION * logged):
+        log_latest(loop)
     return True
+
+
+def log_latest(loop: CampaignLoop) -> None:
+    """Log the world model's latest fit to the record store, unless it is logged already."""
+    state = loop.state
+    if state.fits and state.logged_fit != state.fits and loop.model.is_fitted:
+        loop.store.log_world_model(loop.spec.name, loop.model, state.fits)
+        state.logged_fit, state.logged_on = state.fits, state.fitted_on

@@ -26,6 +26,8 @@ class LoopState:
         fits: Number of world-model fits so far (the artifact step).
         fitted_on: Finished experiments the world model was last fitted on.
         fit_s: Seconds the last fit took.
+        logged_fit: The fit last logged to the store (its ``fits`` count; 0: none yet).
+        logged_on: Finished experiments that logged fit was fitted on (``None``: none yet).
         stop_reason: Why the loop stopped proposing (``None`` while it goes on).
         gains: Per proposal round, the best candidate's expected gain per unit of cost
             (``None`` without a fitted world model); kept in memory, so a resumed campaign
@@ -50,6 +52,8 @@ class LoopState:
     fits: int = 0
     fitted_on: int = 0
     fit_s: float = 0.0
+    logged_fit: int = 0
+    logged_on: int | None = None
     stop_reason: str | None = None
 
     def in_flight(self) -> list[Record]:

@@ -56,6 +56,7 @@ def test_loop_runs_to_the_experiment_cap_and_records_everything(campaign_dir: Pa
     # the world model was logged and loads back
     model = RecordStore(uri).load_world_model("loop-e2e")
     assert model is not None and model.is_fitted
+    assert model.summary is not None and model.summary.n_observations == 6  # the last fit
 
 
 def test_budget_is_never_exceeded(campaign_dir: Path) -> None:
