@@ -44,6 +44,7 @@ from surrogates.mlrun.encoders import TextEncoder, cached_encoder
 from surrogates.mlrun.heads import HeadConfig, Inputs, cpu_threads
 from surrogates.mlrun.landmarks import CampaignLandmarks
 from surrogates.mlrun.mapping import RunMapping, dataset_metas, missing_metas
+from surrogates.mlrun.moments import MomentsCache
 from surrogates.mlrun.predictor import RunPredictor
 from surrogates.mlrun.pretrain import PRIOR_HEAD, pretrain_lcdb
 from surrogates.mlrun.residuals import ResidualGPs
@@ -60,11 +61,6 @@ def _as_world_model_error() -> Iterator[None]:
         yield
     except RunDataError as exc:
         raise WorldModelError(f"the mlrun world model: {exc}") from exc
-
-
-#: Points whose predictor moments :class:`MLRunWorldModel` keeps (a campaign's candidate
-#: grid, pending and baseline points: a few hundred).
-MOMENTS_CACHED = 20_000
 
 
 class MLRunWorldModel(WorldModel):
@@ -98,10 +94,8 @@ class MLRunWorldModel(WorldModel):
         self.facts: dict[str, Any] = {}
         #: LCDB mode: completed runs used as landmarks of their data set.
         self.landmarks = CampaignLandmarks(self.cfg.landmarks)
-        #: The predictor's record and moments (before landmarks) of points asked before, by
-        #: the point's bytes, for the predictor and mapping they came from.
-        self._moments: dict[bytes, tuple[Any, Tensor, Tensor]] = {}
-        self._moments_of: tuple[object, object] | None = None
+        #: The predictor's record and moments (before landmarks) of points asked before.
+        self._moments = MomentsCache()
 
     # -- pretraining -------------------------------------------------------------------------
     def pretrain_data(self) -> RunData:
@@ -256,41 +250,13 @@ class MLRunWorldModel(WorldModel):
         if pred is None:
             raise WorldModelError("the world model has not been fitted yet; call fit() first")
         if records is None and x is None and len(X) and not X.requires_grad:
-            records, mean, std = self._cached_moments(pred, X)
+            records, mean, std = self._moments.get(pred, self.mapping, X)
             return self._with_landmarks(pred, records, mean, std)
         records = self.mapping.runs(X) if records is None else records
         x = self.mapping.inputs(pred, X, records) if x is None else x
         with cpu_threads(1):  # tiny heads: one thread is ~10x faster than two busy ones
             mean, std = pred.predict_standardised(x)
         return self._with_landmarks(pred, records, mean, std)
-
-    def _cached_moments(self, pred: RunPredictor, X: Tensor) -> tuple[list, Tensor, Tensor]:
-        """The predictor's records and moments (before landmarks) of the rows of ``X``
-        (``n x d``, no gradient), each row computed once per predictor and mapping.
-
-        The campaign's questions repeat: the agent ranks the same candidate grid, at the
-        same fidelities, for every proposal, and the predictor is fixed once pretrained.
-        """
-        of = (pred, self.mapping)
-        if (
-            self._moments_of is None
-            or any(a is not b for a, b in zip(of, self._moments_of, strict=True))
-            or len(self._moments) > MOMENTS_CACHED
-        ):
-            self._moments, self._moments_of = {}, of
-        rows = X.detach().cpu().numpy()
-        keys = [r.tobytes() for r in rows]
-        missing = [i for i, k in enumerate(keys) if k not in self._moments]
-        if missing:
-            Xm = X.detach()[missing]
-            recs = self.mapping.runs(Xm)
-            with cpu_threads(1):
-                mean, std = pred.predict_standardised(self.mapping.inputs(pred, Xm, recs))
-            for i, r, m, sd in zip(missing, recs, mean.detach(), std.detach(), strict=True):
-                self._moments[keys[i]] = (r, m, sd)
-        got = [self._moments[k] for k in keys]
-        mean, std = torch.stack([g[1] for g in got]), torch.stack([g[2] for g in got])
-        return [g[0] for g in got], mean, std
 
     def _with_landmarks(
         self, pred: RunPredictor, records: list, mean: Tensor, std: Tensor
