@@ -7,9 +7,11 @@ import math
 
 import pytest
 import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.models.model import Model
 
 import scheduler.agent_optimize as agent_optimize
-from scheduler.acquisition import build_acquisition
+from scheduler.acquisition import LogEIPerCost, build_acquisition
 from scheduler.agent import DEFAULT_INITIAL_EXPERIMENTS, Agent, default_initial_experiments
 from scheduler.restart import DEFAULT_RESTART_AFTER, default_restart_after
 from sciwm.errors import SpecError
@@ -139,7 +141,8 @@ def test_ei_per_cost_prefers_the_cheaper_of_two_equally_good_regions():
     with torch.no_grad():
         ei = build_acquisition(model, "y", True, X_base, None, kind="ei")(x)
         eipc = build_acquisition(model, "y", True, X_base, None, kind="ei_per_cost")(x)
-        log_cost = model.log_cost_posterior(x).mean.reshape(-1)
+        post = model.log_cost_posterior(x)
+        log_cost = (post.mean + 0.5 * post.variance).reshape(-1)  # log of the expected cost
     # Equal up to the Monte-Carlo error of qLogNEI, small next to the cost term (~1.3).
     assert float(ei[0]) == pytest.approx(float(ei[1]), abs=0.02)
     assert float(eipc[0] - eipc[1]) == pytest.approx(float(log_cost[1] - log_cost[0]), abs=0.02)
@@ -149,6 +152,42 @@ def test_ei_per_cost_prefers_the_cheaper_of_two_equally_good_regions():
     assert cand.parameters["x"] < 0.5
     assert cand.prediction is not None and cand.acquisition_value is not None
     assert cand.prediction.cost.mean < math.exp(1.0)
+
+
+class _LogNormalCost(Model):
+    """Test double of a log-cost model: mean 0, variance ``4 x`` (the cost of the right half
+    of the line is known poorly)."""
+
+    num_outputs = 1
+
+    def posterior(self, X, output_indices=None, observation_noise=False, posterior_transform=None):  # noqa: ANN001, ANN201
+        from botorch.posteriors import GPyTorchPosterior
+        from gpytorch.distributions import MultivariateNormal
+
+        var = 4.0 * X[..., 0]
+        return GPyTorchPosterior(MultivariateNormal(torch.zeros_like(var), torch.diag_embed(var)))
+
+
+class _FlatLogEI(AcquisitionFunction):
+    """Test double of a log-EI: 0 everywhere, so the cost term alone decides."""
+
+    def forward(self, X):  # noqa: ANN001, ANN201
+        return torch.zeros(X.shape[:-2], dtype=X.dtype)
+
+
+def test_ei_per_cost_divides_by_the_expected_cost_not_the_median():
+    """Two points of the same median cost (1): the one whose cost is uncertain has the larger
+    expected cost, exp(s^2 / 2), and the lower value; a batch pays the sum of its points'."""
+    cost = _LogNormalCost()
+    acqf = LogEIPerCost(_FlatLogEI(cost), cost, cost_exponent=1.0)
+    x = torch.tensor([[[0.1]], [[0.6]]], dtype=torch.double)
+    with torch.no_grad():
+        v = acqf(x)
+        both = acqf(x.reshape(1, 2, 1))
+    torch.testing.assert_close(v, torch.tensor([-0.2, -1.2], dtype=torch.double))
+    assert float(v[0]) > float(v[1])
+    expected = -math.log(math.exp(0.2) + math.exp(1.2))
+    assert float(both[0]) == pytest.approx(expected, rel=1e-9)
 
 
 def test_cost_blind_ei_goes_either_way_but_near_a_peak():
