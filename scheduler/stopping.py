@@ -130,8 +130,8 @@ def expected_gain_per_cost(
 
     The improvement is the closed-form expected improvement of the world model's latent
     posterior of the objective over the best value observed so far, in the objective's units;
-    the cost is the predicted median cost, ``exp(E[log c(x)])`` (the cost term of
-    ``"ei_per_cost"``).
+    the cost is the predicted median cost, ``exp(E[log c(x)])`` (``"ei_per_cost"`` divides
+    by the expected cost, ``exp(E[log c(x)] + Var[log c(x)] / 2)``).
 
     Args:
         model: A fitted world model.

@@ -106,11 +106,11 @@ def acquisition_values(
             seed=spec.campaign.seed,
         )
         values = torch.cat([acqf(X[i : i + CHUNK].unsqueeze(1)) for i in range(0, len(X), CHUNK)])
-        log_ei = None
+        log_ei = log_cost = None
         if kind == "ei_per_cost":
-            log_ei = torch.cat(
-                [acqf.log_ei(X[i : i + CHUNK].unsqueeze(1)) for i in range(0, len(X), CHUNK)]
-            )
+            chunks = [X[i : i + CHUNK].unsqueeze(1) for i in range(0, len(X), CHUNK)]
+            log_ei = torch.cat([acqf.log_ei(c) for c in chunks])
+            log_cost = torch.cat([acqf.log_expected_cost(c).reshape(-1) for c in chunks])
     vals = [float(v) for v in values.reshape(-1)]
     unit = spec.budget.unit
     note = (
@@ -122,11 +122,11 @@ def acquisition_values(
     def why(i: int, pred: Prediction) -> str:
         cost = f"predicted cost {pred.cost.mean:.4g} {unit}"
         if kind == "ei_per_cost":
-            assert log_ei is not None
+            assert log_ei is not None and log_cost is not None
             return (
                 f"ei_per_cost{note}: log expected improvement of {obj} "
-                f"{float(log_ei[i]):.4g} minus {exponent:g} x log predicted median cost "
-                f"= {vals[i]:.4g}; {cost}"
+                f"{float(log_ei[i]):.4g} minus {exponent:g} x log expected cost "
+                f"{float(log_cost[i]):.4g} = {vals[i]:.4g}; {cost}"
             )
         if kind == "gittins":
             lam = getattr(acqf, "lam", float("nan"))
