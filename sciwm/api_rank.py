@@ -105,12 +105,14 @@ def acquisition_values(
             cost_exponent=exponent,
             seed=spec.campaign.seed,
         )
-        values = torch.cat([acqf(X[i : i + CHUNK].unsqueeze(1)) for i in range(0, len(X), CHUNK)])
+        chunks = [X[i : i + CHUNK].unsqueeze(1) for i in range(0, len(X), CHUNK)]
         log_ei = log_cost = None
-        if kind == "ei_per_cost":
-            chunks = [X[i : i + CHUNK].unsqueeze(1) for i in range(0, len(X), CHUNK)]
+        if kind == "ei_per_cost":  # its two terms, each computed once: value = their difference
             log_ei = torch.cat([acqf.log_ei(c) for c in chunks])
             log_cost = torch.cat([acqf.log_expected_cost(c).reshape(-1) for c in chunks])
+            values = log_ei - exponent * log_cost
+        else:
+            values = torch.cat([acqf(c) for c in chunks])
     vals = [float(v) for v in values.reshape(-1)]
     unit = spec.budget.unit
     note = (
