@@ -250,6 +250,7 @@ class CampaignLoop:
         """
         experiments, observations = self.history()
         model = self.model if self.model.is_fitted else None
+        sched = self.spec.scheduler
         pending = [r.experiment.parameters for r in self.state.in_flight()]
         if self.model.is_fitted and refit_every(self) > 1:
             pending += [  # results not yet in a lazily refitted model count as pending
@@ -263,11 +264,13 @@ class CampaignLoop:
             observations,
             pending,
             n,
-            level=self.spec.scheduler.interval_level,
+            level=sched.interval_level,
             slot_cost=self.slot_cost(),
             answered=self.state.answered,
             canonical=self.connector.resolve,
             admit=affordable(self) if self.state.budget_bound else None,
+            # cost cooling: the cost term weighs the fraction of the budget not yet spent
+            cost_weight=1.0 - self.spent / self.spec.budget.total if sched.cost_cooling else 1.0,
         )
 
     def slot_cost(self) -> float:

@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_INITIAL_EXPERIMENTS",
     "DEFAULT_RESTART_AFTER",
     "Agent",
+    "cooled_exponent",
     "default_initial_experiments",
 ]
 
@@ -49,6 +50,19 @@ DEFAULT_COST_EXPONENT = 0.5
 #: their observed objective (the noisy-EI baseline's cost grows with the square of its size;
 #: points far below the best have no chance of being the incumbent).
 BASELINE_MAX = 256
+
+
+def cooled_exponent(cost_exponent: float, budget_left: float) -> float:
+    """The cost exponent with cost cooling: ``cost_exponent`` times the fraction of the
+    budget left (clipped to [0, 1]).
+
+    A cost-aware acquisition prefers cheap experiments; where the optimum lies in a dear
+    region that preference can keep a campaign from it until the budget is gone. Cooling
+    (the "EI-cool" schedule of Lee et al., 2020, "Cost-aware Bayesian optimization") keeps the
+    full cost term while most of the budget is left, when cheap exploration pays, and lets
+    it fade to plain expected improvement as the budget runs out.
+    """
+    return float(cost_exponent) * min(1.0, max(0.0, float(budget_left)))
 
 
 def default_initial_experiments(model: WorldModel | None) -> int:
@@ -185,6 +199,8 @@ class Agent(AgentOptimizer):
         self._epoch_copy: tuple[int, WorldModel, tuple[object, ...]] | None = None
         #: :meth:`candidate_points` of the current proposal round, by canonical form and seed.
         self._candidates: dict[object, Tensor] = {}
+        #: The cost exponent of the current proposal round (:func:`cooled_exponent`).
+        self._exponent = self.cost_exponent
 
     # -- public -------------------------------------------------------------------------
     def propose(
@@ -200,6 +216,7 @@ class Agent(AgentOptimizer):
         answered: Sequence[Mapping[str, Value]] = (),
         canonical: Canonical | None = None,
         admit: Callable[[Candidate], bool] | None = None,
+        cost_weight: float = 1.0,
     ) -> list[Candidate]:
         """Propose up to ``n`` experiments.
 
@@ -221,6 +238,9 @@ class Agent(AgentOptimizer):
                 without one) may be proposed, e.g. the dispatch gate's "it fits the budget
                 left" (:meth:`scheduler.gate.DispatchGate.fits`): the best admitted points
                 are proposed instead of the acquisition's overall best.
+            cost_weight: Factor in [0, 1] on ``cost_exponent`` for this round (the loop
+                passes the fraction of the budget left with ``[scheduler] cost_cooling``;
+                see :func:`cooled_exponent`).
 
         Returns:
             Up to ``n`` candidates, best first, each with the model's prediction when there
@@ -231,6 +251,7 @@ class Agent(AgentOptimizer):
         if len(experiments) != len(observations):
             raise ValueError("experiments and observations must be aligned (same length)")
         self._candidates = {}  # candidate_points of this round
+        self._exponent = cooled_exponent(self.cost_exponent, cost_weight)
         n_prior = len(experiments) + len(pending)
         seen = self._seen([*experiments, *answered, *pending], canonical)  # never again
         full = model  # fitted on everything: it predicts each candidate for the record

@@ -68,7 +68,8 @@ class AgentOptimizer:
     """Designs and acquisition optimisation of :class:`scheduler.agent.Agent` (a mixin).
 
     It uses the agent's settings: ``space``, ``objective``, ``maximize``, ``acquisition``,
-    ``seed``, ``num_restarts``, ``raw_samples``, ``cost_exponent``, ``gittins_lambda``,
+    ``seed``, ``num_restarts``, ``raw_samples``, ``cost_exponent`` (this round's, cooled:
+    ``_exponent``), ``gittins_lambda``,
     ``objectives``, ``constraints`` and ``joint_batch_above``.
     """
 
@@ -80,6 +81,7 @@ class AgentOptimizer:
     num_restarts: int
     raw_samples: int
     cost_exponent: float
+    _exponent: float
     gittins_lambda: float | None
     objectives: Objectives | None
     constraints: tuple[OutcomeConstraint, ...]
@@ -247,7 +249,7 @@ class AgentOptimizer:
                 X_baseline,
                 X_pending if len(X_pending) else None,
                 kind=self.acquisition,
-                cost_exponent=self.cost_exponent,
+                cost_exponent=self._exponent,
                 seed=seed,
             )
             X, values = optimize_joint(
@@ -299,7 +301,7 @@ class AgentOptimizer:
                     X_baseline,
                     X_pending,
                     kind=self.acquisition,
-                    cost_exponent=self.cost_exponent,
+                    cost_exponent=self._exponent,
                     seed=seed,
                     gittins_lambda=self.gittins_lambda,
                     objectives=self.objectives,

@@ -2,9 +2,10 @@
 
 The acquisition is built exactly as the campaign's agent builds it
 (:func:`scheduler.acquisition.build_acquisition`, with the campaign's ``acquisition``,
-``cost_exponent`` and seed), on the completed experiments projected to the target fidelity as
-the baseline and the running experiments as pending points; each candidate is then one
-``1 x 1 x d`` batch of it. Nothing here is a second acquisition function.
+``cost_exponent`` (cooled by the budget left with ``cost_cooling``) and seed), on the
+completed experiments projected to the target fidelity as the baseline and the running
+experiments as pending points; each candidate is then one ``1 x 1 x d`` batch of it. Nothing
+here is a second acquisition function.
 """
 
 from __future__ import annotations
@@ -62,7 +63,12 @@ def acquisition_values(
         prediction)``, one sentence about candidate ``i``.
     """
     from scheduler.acquisition import build_acquisition
-    from scheduler.agent import BASELINE_MAX, DEFAULT_COST_EXPONENT, DEFAULT_INITIAL_EXPERIMENTS
+    from scheduler.agent import (
+        BASELINE_MAX,
+        DEFAULT_COST_EXPONENT,
+        DEFAULT_INITIAL_EXPERIMENTS,
+        cooled_exponent,
+    )
     from scheduler.fidelity import project_to_target
 
     spec, space = campaign.spec, campaign.space
@@ -71,6 +77,9 @@ def acquisition_values(
     kind = sched.acquisition if sched.acquisition != "random" else "ei_per_cost"
     exponent = DEFAULT_COST_EXPONENT if sched.cost_exponent is None else sched.cost_exponent
     records = campaign.records()
+    if sched.cost_cooling:  # as the loop: the cost term weighs the fraction of budget left
+        spent = sum((r.observation.cost or 0.0) for r in records if r.observation is not None)
+        exponent = cooled_exponent(exponent, 1.0 - spent / spec.budget.total)
     obj = spec.objective.name
     done = [
         (r.experiment.parameters, float(r.observation.outcomes[obj]))

@@ -31,6 +31,12 @@ class SchedulerSpec(Frozen):
         description="Weight of the predicted log cost in 'ei_per_cost' (1: EI per unit cost; "
         "left out: the agent's DEFAULT_COST_EXPONENT).",
     )
+    cost_cooling: bool = Field(
+        default=False,
+        description="Scale the cost term of 'ei_per_cost' by the fraction of the budget left "
+        "(scheduler.agent.cooled_exponent): cost-aware at the start, plain expected "
+        "improvement as the budget runs out.",
+    )
     batch_size: int = Field(default=1, ge=1, le=64)
     parallelism: int = Field(default=1, ge=1, le=1024)
     initial_experiments: int | None = Field(

@@ -113,6 +113,27 @@ def test_scheduler_settings_reach_the_agent(campaign_dir: Path) -> None:
     assert agent.acquisition == "gittins" and agent.cost_exponent == 1.0
 
 
+def test_cost_cooling_weighs_the_cost_term_by_the_budget_left(
+    campaign_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec_path = write_campaign(campaign_dir, "cooling", budget=30.0)
+    spec_path.write_text(
+        spec_path.read_text().replace("[scheduler]\n", "[scheduler]\ncost_cooling = true\n", 1)
+    )
+    loop = build_loop(spec_path, campaign_dir)
+    assert loop.spec.scheduler.cost_cooling
+    seen: list[float] = []
+    monkeypatch.setattr(loop.agent, "propose", lambda *a, **k: seen.append(k["cost_weight"]))
+    loop.propose(1)  # nothing spent: the full cost term
+    monkeypatch.setattr(type(loop), "spent", property(lambda self: 12.0))
+    loop.propose(1)
+    assert seen == [1.0, pytest.approx(1.0 - 12.0 / 30.0)]
+    plain = build_loop(write_campaign(campaign_dir, "no-cooling"), campaign_dir)
+    monkeypatch.setattr(plain.agent, "propose", lambda *a, **k: seen.append(k["cost_weight"]))
+    plain.propose(1)
+    assert seen[-1] == 1.0  # off by default
+
+
 def test_slot_cost_is_the_budget_left_per_experiment_left(campaign_dir: Path) -> None:
     spec_path = write_campaign(campaign_dir, "slots", budget=30.0, max_experiments=6)
     loop = build_loop(spec_path, campaign_dir)

@@ -12,7 +12,12 @@ from botorch.models.model import Model
 
 import scheduler.agent_optimize as agent_optimize
 from scheduler.acquisition import LogEIPerCost, build_acquisition
-from scheduler.agent import DEFAULT_INITIAL_EXPERIMENTS, Agent, default_initial_experiments
+from scheduler.agent import (
+    DEFAULT_INITIAL_EXPERIMENTS,
+    Agent,
+    cooled_exponent,
+    default_initial_experiments,
+)
 from scheduler.restart import DEFAULT_RESTART_AFTER, default_restart_after
 from sciwm.errors import SpecError
 from sciwm.experiment import Experiment, Observation, Status
@@ -188,6 +193,26 @@ def test_ei_per_cost_divides_by_the_expected_cost_not_the_median():
     assert float(v[0]) > float(v[1])
     expected = -math.log(math.exp(0.2) + math.exp(1.2))
     assert float(both[0]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_cooled_exponent_is_the_exponent_times_the_budget_left():
+    assert cooled_exponent(0.5, 1.0) == 0.5
+    assert cooled_exponent(0.5, 0.4) == pytest.approx(0.2)
+    assert cooled_exponent(0.5, -0.3) == 0.0  # overspent: plain EI
+    assert cooled_exponent(0.5, 1.7) == 0.5  # never more than the exponent set
+
+
+def test_a_fully_cooled_cost_term_proposes_what_plain_ei_proposes():
+    """With the budget spent (weight 0) ``ei_per_cost`` is log EI alone: the same point as
+    ``acquisition = "ei"`` with the same seed; with the full weight it takes the cheap peak."""
+    exps, obs = _data(XS, YS, COSTS)
+    model = _fitted(exps, obs)
+    [plain] = _shrunk(acquisition="ei", seed=3).propose(model, exps, obs, [], 1)
+    [cooled] = _shrunk(seed=3).propose(model, exps, obs, [], 1, cost_weight=0.0)
+    [cost_aware] = _shrunk(seed=3).propose(model, exps, obs, [], 1, cost_weight=1.0)
+    assert cooled.parameters == plain.parameters
+    assert cooled.acquisition_value == pytest.approx(plain.acquisition_value, abs=1e-9)
+    assert cost_aware.parameters["x"] < 0.5
 
 
 def test_cost_blind_ei_goes_either_way_but_near_a_peak():

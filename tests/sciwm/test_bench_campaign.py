@@ -77,6 +77,22 @@ def test_summary_medians_quartiles_and_censoring():
     assert checks == {"below_gp_cost_blind": 0, "5x_below_random": 0}
 
 
+def test_where_the_optimum_is_dear_sciwm_must_be_no_dearer_than_plain_ei():
+    dear = campaign.Problem("p", "Hartmann", 6, 1.0, cap=100.0, cap_quick=10.0, flip=(0,))
+
+    def checks(sciwm: float, ei: float) -> dict[str, int]:
+        results = [_result("sciwm", 0, sciwm), _result("sciwm_ei", 0, ei)]
+        rows = campaign.target_check(summarize(results, [dear]), [dear])
+        return {r["criterion"]: r["value"] for r in rows}
+
+    assert checks(40.0, 50.0)["at_most_sciwm_ei"] == 1
+    assert checks(40.0, 40.0)["at_most_sciwm_ei"] == 1
+    assert checks(50.0, 40.0)["at_most_sciwm_ei"] == 0
+    assert checks(math.inf, 40.0)["at_most_sciwm_ei"] == 0  # sciwm never got there
+    assert checks(math.inf, math.inf)["at_most_sciwm_ei"] == 0  # censored both: not shown
+    assert checks(40.0, math.inf)["at_most_sciwm_ei"] == 1
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> TimedStore:
     """One SQLite MLflow store for the module (opening one costs seconds)."""

@@ -13,6 +13,9 @@ side in one run with the same seeds:
   is lost, as with a real connector.
 - ``sciwm_ei``: the same campaign with ``acquisition = "ei"`` (the cost term off): it
   separates the effect of the cost term from everything else the product adds.
+- ``sciwm_cooled``: the same campaign with ``[scheduler] cost_cooling = true``, a variant
+  users can select: the cost term weighs the fraction of the budget left, so the search
+  turns cost-blind as the budget runs out.
 - ``gp_cost_blind``: a plain botorch loop that ignores cost (qLogNEI on a ``SingleTaskGP``),
   with the product's initial design size and optimiser effort; see
   :mod:`~sciwm.bench.campaign.baselines`.
@@ -32,7 +35,8 @@ them cheap):
   1.66, i.e. the trap is cheaper than the optimum.
 - ``hartmann6_dear``: Hartmann6 mirrored along u_1, so that its global minimum sits at
   u_1 = 0.798, u_6 = 0.657 and costs 5.34, well above the median: where the optimum is dear,
-  cost awareness must not cost the campaign its optimum (sciwm against ``sciwm_ei``).
+  cost awareness must not cost the campaign its optimum (target: sciwm's median no more than
+  ``sciwm_ei``'s). Its budget is 400, twice Hartmann6's, as its optimum costs twice as much.
 
 ``cost_to_target`` is the cost spent (initial design included) up to and including the
 first experiment whose value lies within 1% of the function's value range of the optimum:

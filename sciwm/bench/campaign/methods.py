@@ -7,12 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The compared methods. ``sciwm`` and ``sciwm_ei`` are campaigns of the product's loop;
-#: ``gp_cost_blind``, ``optuna_tpe`` and ``random`` are simple loops written for the benchmark.
-METHODS = ("sciwm", "gp_cost_blind", "optuna_tpe", "random", "sciwm_ei")
+#: The compared methods. ``sciwm``, ``sciwm_ei`` and ``sciwm_cooled`` are campaigns of the
+#: product's loop; ``gp_cost_blind``, ``optuna_tpe`` and ``random`` are simple loops written
+#: for the benchmark.
+METHODS = ("sciwm", "gp_cost_blind", "optuna_tpe", "random", "sciwm_ei", "sciwm_cooled")
 
-#: The product's methods and the ``[scheduler]`` settings their campaign file adds.
-PRODUCT_METHODS: dict[str, dict[str, Any]] = {"sciwm": {}, "sciwm_ei": {"acquisition": "ei"}}
+#: The product's methods and the ``[scheduler]`` settings their campaign file adds: the
+#: shipped defaults, plain expected improvement, and the variant with cost cooling.
+PRODUCT_METHODS: dict[str, dict[str, Any]] = {
+    "sciwm": {},
+    "sciwm_ei": {"acquisition": "ei"},
+    "sciwm_cooled": {"cost_cooling": True},
+}
 
 
 @dataclass(frozen=True)
