@@ -270,7 +270,8 @@ class ResidualGPs:
 
     # -- persistence -------------------------------------------------------------------------
     def state(self) -> dict[str, Tensor]:
-        """Tensors that rebuild the fitted GPs (training data and hyperparameters)."""
+        """Tensors that rebuild the fitted GPs (training data and hyperparameters) and their
+        refit schedule (the runs of each target's last default-start fit and optimisation)."""
         tensors = {}
         for j, gp in self.gps.items():
             tensors[f"gp{j}.X"] = gp.train_inputs[0].detach().clone()
@@ -278,15 +279,23 @@ class ResidualGPs:
             tensors[f"gp{j}.Y"] = Y.detach().clone()
             for k, v in gp.state_dict().items():
                 tensors[f"gp{j}.state.{k}"] = v.detach().clone()
+            for name, runs in (("cold_n", self._cold_n), ("opt_n", self._opt_n)):
+                if j in runs:
+                    tensors[f"gp{j}.{name}"] = torch.tensor(runs[j])
         return tensors
 
     def load_state(self, tensors: Mapping[str, Tensor], targets: list[int]) -> None:
-        """Inverse of :meth:`state` for the GPs of ``targets``."""
+        """Inverse of :meth:`state` for the GPs of ``targets``: a loaded model's next refit
+        follows the schedule its fits had (a state saved without one: a default-start fit)."""
         self.gps = {}
         for j in targets:
+            j = int(j)
             prefix = f"gp{j}.state."
             state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-            self.gps[int(j)] = self._gp(tensors[f"gp{j}.X"], tensors[f"gp{j}.Y"], state)
+            self.gps[j] = self._gp(tensors[f"gp{j}.X"], tensors[f"gp{j}.Y"], state)
+            for name, runs in (("cold_n", self._cold_n), ("opt_n", self._opt_n)):
+                if f"gp{j}.{name}" in tensors:
+                    runs[j] = int(tensors[f"gp{j}.{name}"])
 
 
 __all__ = ["ResidualGPs"]

@@ -186,3 +186,28 @@ def test_a_copy_starts_from_its_parents_hyperparameters(starts: list[dict | None
     assert starts[-1] is not None  # still warm: 8 runs, fewer than twice the parent's 12
     child.fit({0: (X[:24], r[:24])})
     assert starts[-1] is None  # 24 = twice the parent's last cold fit: from the defaults
+
+
+def test_a_loaded_model_refits_on_the_schedule_it_was_saved_with(
+    starts: list[dict | None],
+) -> None:
+    """Saved and loaded (a resumed campaign), the GPs' next refit after a few more runs is
+    warm-started from the loaded hyperparameters, as it would have been without the save."""
+    from surrogates.gp_fit import hyperparameters
+
+    s = space()
+    g = torch.Generator().manual_seed(5)
+    X = s.encode(s.sample(16, generator=g))
+    r = 0.2 * X[:, 0] + 0.02 * torch.randn(len(X), generator=g).double()
+    saved = ResidualGPs(s, min_points=3, seed=0)
+    saved.fit({0: (X[:12], r[:12])})  # from botorch's defaults
+    loaded = ResidualGPs(s, min_points=3, seed=0)
+    loaded.load_state(saved.state(), saved.targets)
+    given = hyperparameters(loaded.gps[0])
+    loaded.fit({0: (X[:14], r[:14])})
+    assert starts[-1] is not None and all(torch.equal(starts[-1][k], given[k]) for k in given)
+    old = ResidualGPs(s, min_points=3, seed=0)  # a state saved without its schedule
+    unscheduled = {k: v for k, v in saved.state().items() if not k.endswith(("cold_n", "opt_n"))}
+    old.load_state(unscheduled, saved.targets)
+    old.fit({0: (X[:14], r[:14])})
+    assert starts[-1] is None
