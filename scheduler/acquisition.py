@@ -55,6 +55,19 @@ GITTINS_LAMBDA_MAX = 0.1
 LOCAL_COPIES, LOCAL_STD = 4, 0.02
 
 
+def cooled_exponent(cost_exponent: float, budget_left: float) -> float:
+    """The cost exponent with cost cooling: ``cost_exponent`` times the fraction of the
+    budget left (clipped to [0, 1]).
+
+    A cost-aware acquisition prefers cheap experiments; where the optimum lies in a dear
+    region that preference can keep a campaign from it until the budget is gone. Cooling
+    (the "EI-cool" schedule of Lee et al., 2020, "Cost-aware Bayesian optimization") keeps the
+    full cost term while most of the budget is left, when cheap exploration pays, and lets
+    it fade to plain expected improvement as the budget runs out.
+    """
+    return float(cost_exponent) * min(1.0, max(0.0, float(budget_left)))
+
+
 class LogEIPerCost(AcquisitionFunction):
     """Log expected improvement per unit of predicted cost.
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from torch import Tensor
 
-from scheduler.acquisition import ACQUISITIONS
+from scheduler.acquisition import ACQUISITIONS, cooled_exponent
 from scheduler.agent_optimize import COST_AWARE, DEFAULT_INITIAL_EXPERIMENTS, AgentOptimizer
 from scheduler.constraints import OutcomeConstraint
 from scheduler.discrete import Canonical, canonical_params
@@ -37,7 +37,6 @@ __all__ = [
     "DEFAULT_INITIAL_EXPERIMENTS",
     "DEFAULT_RESTART_AFTER",
     "Agent",
-    "cooled_exponent",
     "default_initial_experiments",
 ]
 
@@ -50,19 +49,6 @@ DEFAULT_COST_EXPONENT = 0.5
 #: their observed objective (the noisy-EI baseline's cost grows with the square of its size;
 #: points far below the best have no chance of being the incumbent).
 BASELINE_MAX = 256
-
-
-def cooled_exponent(cost_exponent: float, budget_left: float) -> float:
-    """The cost exponent with cost cooling: ``cost_exponent`` times the fraction of the
-    budget left (clipped to [0, 1]).
-
-    A cost-aware acquisition prefers cheap experiments; where the optimum lies in a dear
-    region that preference can keep a campaign from it until the budget is gone. Cooling
-    (the "EI-cool" schedule of Lee et al., 2020, "Cost-aware Bayesian optimization") keeps the
-    full cost term while most of the budget is left, when cheap exploration pays, and lets
-    it fade to plain expected improvement as the budget runs out.
-    """
-    return float(cost_exponent) * min(1.0, max(0.0, float(budget_left)))
 
 
 def default_initial_experiments(model: WorldModel | None) -> int:
@@ -199,7 +185,7 @@ class Agent(AgentOptimizer):
         self._epoch_copy: tuple[int, WorldModel, tuple[object, ...]] | None = None
         #: :meth:`candidate_points` of the current proposal round, by canonical form and seed.
         self._candidates: dict[object, Tensor] = {}
-        #: The cost exponent of the current proposal round (:func:`cooled_exponent`).
+        #: The cost exponent of the current proposal round (``cooled_exponent``).
         self._exponent = self.cost_exponent
 
     # -- public -------------------------------------------------------------------------
@@ -240,7 +226,7 @@ class Agent(AgentOptimizer):
                 are proposed instead of the acquisition's overall best.
             cost_weight: Factor in [0, 1] on ``cost_exponent`` for this round (the loop
                 passes the fraction of the budget left with ``[scheduler] cost_cooling``;
-                see :func:`cooled_exponent`).
+                see :func:`scheduler.acquisition.cooled_exponent`).
 
         Returns:
             Up to ``n`` candidates, best first, each with the model's prediction when there

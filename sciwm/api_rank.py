@@ -62,13 +62,8 @@ def acquisition_values(
         ``(values, why)``: ``n`` acquisition values (higher is better) and ``why(i,
         prediction)``, one sentence about candidate ``i``.
     """
-    from scheduler.acquisition import build_acquisition
-    from scheduler.agent import (
-        BASELINE_MAX,
-        DEFAULT_COST_EXPONENT,
-        DEFAULT_INITIAL_EXPERIMENTS,
-        cooled_exponent,
-    )
+    from scheduler.acquisition import build_acquisition, cooled_exponent
+    from scheduler.agent import BASELINE_MAX, DEFAULT_COST_EXPONENT, DEFAULT_INITIAL_EXPERIMENTS
     from scheduler.fidelity import project_to_target
 
     spec, space = campaign.spec, campaign.space

@@ -34,7 +34,7 @@ class SchedulerSpec(Frozen):
     cost_cooling: bool = Field(
         default=False,
         description="Scale the cost term of 'ei_per_cost' by the fraction of the budget left "
-        "(scheduler.agent.cooled_exponent): cost-aware at the start, plain expected "
+        "(scheduler.acquisition.cooled_exponent): cost-aware at the start, plain expected "
         "improvement as the budget runs out.",
     )
     batch_size: int = Field(default=1, ge=1, le=64)

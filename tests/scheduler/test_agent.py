@@ -11,13 +11,8 @@ from botorch.acquisition import AcquisitionFunction
 from botorch.models.model import Model
 
 import scheduler.agent_optimize as agent_optimize
-from scheduler.acquisition import LogEIPerCost, build_acquisition
-from scheduler.agent import (
-    DEFAULT_INITIAL_EXPERIMENTS,
-    Agent,
-    cooled_exponent,
-    default_initial_experiments,
-)
+from scheduler.acquisition import LogEIPerCost, build_acquisition, cooled_exponent
+from scheduler.agent import DEFAULT_INITIAL_EXPERIMENTS, Agent, default_initial_experiments
 from scheduler.restart import DEFAULT_RESTART_AFTER, default_restart_after
 from sciwm.errors import SpecError
 from sciwm.experiment import Experiment, Observation, Status

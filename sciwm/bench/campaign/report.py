@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from sciwm.bench.campaign.methods import METHODS, RunResult
+from sciwm.bench.campaign.methods import METHODS, PRODUCT_METHODS, RunResult
 from sciwm.bench.common import Row
 from sciwm.testing.problems import Problem
 
 #: Methods whose runs time their record store (the product's campaigns).
-STORE_TIMED = ("sciwm", "sciwm_ei", "sciwm_cooled")
+STORE_TIMED = tuple(PRODUCT_METHODS)
 #: Methods whose runs time their model fits.
 FIT_TIMED = (*STORE_TIMED, "gp_cost_blind")
 #: Methods whose runs time their proposals.

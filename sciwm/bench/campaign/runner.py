@@ -133,7 +133,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="sciwm-bench-campaign-") as root:
         tasks: list[Task] = [
             (p, m, seed, cap_of[p.name] * factor.get(m, 1.0), s, root)
-            for m in ("sciwm", "sciwm_ei", "sciwm_cooled", "gp_cost_blind", "optuna_tpe", "random")
+            for m in (*PRODUCT_METHODS, "gp_cost_blind", "optuna_tpe", "random")
             if m in s.methods
             for p in sorted(chosen, key=lambda p: -p.dim)
             for seed in range(s.seed_offset, s.seed_offset + s.seeds)
