@@ -27,15 +27,11 @@ from surrogates.mlrun.calibration import FULL_FRACTION, SizeCalibrator
 from surrogates.mlrun.curve import N_CURVE_FEATURES, curve_features
 from surrogates.mlrun.describe import segments
 from surrogates.mlrun.encoders import TextEncoder
+from surrogates.mlrun.extrapolation import far_reasons
 from surrogates.mlrun.heads import DeepEnsemble, HeadConfig, Inputs, cpu_threads
 from surrogates.mlrun.neighbours import NeighbourBank
 from surrogates.mlrun.record import RunRecord
 
-#: Standardised numeric features beyond the training range by more than this are
-#: "far from the data".
-RANGE_MARGIN = 0.5
-#: Text embeddings with a cosine similarity below this to every training text are unseen.
-TEXT_SIMILARITY = 0.97
 #: Standardised text features are clipped to this many standard deviations.
 TEXT_CLIP = 5.0
 
@@ -326,43 +322,9 @@ class RunPredictor:
         return torch.tensor([r is not None for r in self.far_reasons(raw, x)], dtype=torch.bool)
 
     def far_reasons(self, raw: Inputs, x: Inputs) -> list[str | None]:
-        """Why each of ``n`` runs is outside the training data, or ``None``: an unseen
-        learner, a training size above the largest one trained on, or another number
-        (meta-feature, extra) beyond the training range by more than ``RANGE_MARGIN``
-        standard deviations."""
-        s = self.stats
-        half = self.encoder.dim  # the learner segment: a new data set is expected
-        q = torch.nn.functional.normalize(raw.text[:, :half], dim=-1)
-        bank = torch.nn.functional.normalize(s["text_bank"][:, :half], dim=-1)
-        similarity = (q @ bank.T).max(-1).values
-        num = x.numeric.detach()
-        low, high = num < s["num_min"] - RANGE_MARGIN, num > s["num_max"] + RANGE_MARGIN
-        high[:, 0] = num[:, 0] > s["num_max"][0] + 1e-4  # training size: any larger one
-        names = self.numeric_names()
-        # the checks as whole columns, then one Python pass over plain lists
-        unlike = (similarity < TEXT_SIMILARITY).tolist()
-        above = high[:, 0].tolist()
-        out_of_range = low | high
-        outside = out_of_range.any(-1).tolist()
-        first = out_of_range.to(torch.uint8).argmax(-1)  # the first column out of range
-        below = low.gather(1, first.unsqueeze(-1)).squeeze(-1).tolist()
-        first = first.tolist()
-        sizes = (num[:, 0] * s["num_std"][0] + s["num_mean"][0]).tolist()
-        sims = similarity.tolist()
-        out: list[str | None] = []
-        for i in range(len(num)):
-            if unlike[i]:
-                out.append(f"a learner unlike any trained on (similarity {sims[i]:.2f})")
-            elif above[i]:
-                top = 2 ** float(s["num_max"][0] * s["num_std"][0] + s["num_mean"][0])
-                seen = 2 ** sizes[i]
-                out.append(f"training size {seen:.0f} is above the largest trained on ({top:.0f})")
-            elif outside[i]:
-                side = "below" if below[i] else "above"
-                out.append(f"{names[first[i]]} is {side} the range of the training data")
-            else:
-                out.append(None)
-        return out
+        """Why each of ``n`` runs is outside the training data, or ``None`` (see
+        :func:`surrogates.mlrun.extrapolation.far_reasons`)."""
+        return far_reasons(self.stats, self.encoder.dim, self.numeric_names(), raw, x)
 
     def numeric_names(self) -> list[str]:
         """Names of the numeric inputs, in order (for messages)."""
