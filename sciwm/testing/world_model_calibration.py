@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.space import SearchSpace
+from sciwm.testing.world_model_data import make_calibration_data
 from sciwm.world_model import WorldModel
 
 #: Level of the checked intervals and the band their coverage must fall in.
@@ -147,10 +148,41 @@ def measure_calibration(
     return CalibrationReport(coverage, counts, out_of_range, level)
 
 
+def default_calibration_case(space: SearchSpace, outcomes: list[str]) -> CalibrationCase:
+    """The suite's default known distribution on ``space``:
+    :func:`~sciwm.testing.world_model_data.make_calibration_data` (a slowly varying function
+    plus Gaussian noise of std 0.1 per outcome, log-normal cost; unbounded outcomes), 60
+    training points, 3 seeds of 240 held-out draws."""
+    names = list(outcomes)
+    return CalibrationCase(
+        lambda n, seed: make_calibration_data(space, names, n, seed),
+        n_train=60,
+        seeds=(100, 101, 102),
+    )
+
+
+def check_calibration(
+    factory: ModelFactory, space: SearchSpace, outcomes: list[str], case: CalibrationCase
+) -> CalibrationReport:
+    """Measure calibration on ``case`` and fail (``AssertionError``) unless every coverage
+    lies in :data:`~sciwm.testing.world_model_calibration.BAND` and every interval in its
+    declared range."""
+    space = case.space or space
+    outcomes = list(case.outcomes or outcomes)
+    report = measure_calibration(factory, space, outcomes, case)
+    failures = report.failures(BAND)
+    assert not failures, "miscalibrated:\n" + "\n".join(failures)
+    return report
+
+
 __all__ = [
     "BAND",
     "LEVEL",
     "CalibrationCase",
     "CalibrationReport",
+    "DataGenerator",
+    "ModelFactory",
+    "check_calibration",
+    "default_calibration_case",
     "measure_calibration",
 ]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,9 +38,12 @@ from sciwm.experiment import Experiment, Observation
 from sciwm.prediction import Prediction
 from sciwm.space import Parameter, SearchSpace
 from sciwm.testing.world_model_calibration import (
-    BAND,
     CalibrationCase,
     CalibrationReport,
+    DataGenerator,
+    ModelFactory,
+    check_calibration,
+    default_calibration_case,
     measure_calibration,
 )
 from sciwm.testing.world_model_data import (
@@ -65,36 +68,6 @@ __all__ = [
     "measure_calibration",
     "smooth_outcome",
 ]
-
-ModelFactory = Callable[[SearchSpace, list[str]], WorldModel]
-DataGenerator = Callable[[int, int], tuple[list[Experiment], list[Observation]]]
-
-
-def default_calibration_case(space: SearchSpace, outcomes: list[str]) -> CalibrationCase:
-    """The suite's default known distribution on ``space``:
-    :func:`~sciwm.testing.world_model_data.make_calibration_data` (a slowly varying function
-    plus Gaussian noise of std 0.1 per outcome, log-normal cost; unbounded outcomes), 60
-    training points, 3 seeds of 240 held-out draws."""
-    names = list(outcomes)
-    return CalibrationCase(
-        lambda n, seed: make_calibration_data(space, names, n, seed),
-        n_train=60,
-        seeds=(100, 101, 102),
-    )
-
-
-def check_calibration(
-    factory: ModelFactory, space: SearchSpace, outcomes: list[str], case: CalibrationCase
-) -> CalibrationReport:
-    """Measure calibration on ``case`` and fail (``AssertionError``) unless every coverage
-    lies in :data:`~sciwm.testing.world_model_calibration.BAND` and every interval in its
-    declared range."""
-    space = case.space or space
-    outcomes = list(case.outcomes or outcomes)
-    report = measure_calibration(factory, space, outcomes, case)
-    failures = report.failures(BAND)
-    assert not failures, "miscalibrated:\n" + "\n".join(failures)
-    return report
 
 
 def _close(a: float, b: float) -> bool:
