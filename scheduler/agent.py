@@ -21,8 +21,8 @@ from scheduler.gate import Candidate
 from scheduler.joint_batch import DEFAULT_JOINT_BATCH_ABOVE
 from scheduler.multiobjective import Objectives
 from scheduler.new_points import SeenPoints, to_canonical
-from scheduler.restart import DEFAULT_RESTART_AFTER, epoch_start
-from sciwm.errors import SpecError, WorldModelError
+from scheduler.restart import DEFAULT_RESTART_AFTER, Restarts
+from sciwm.errors import SpecError
 from sciwm.experiment import Experiment, Observation, Status
 from sciwm.prediction import DEFAULT_LEVEL
 from sciwm.space import SearchSpace, Value
@@ -63,7 +63,7 @@ def default_initial_experiments(model: WorldModel | None) -> int:
     return DEFAULT_INITIAL_EXPERIMENTS
 
 
-class Agent(AgentOptimizer):
+class Agent(AgentOptimizer, Restarts):
     """Bayesian-optimisation agent over a search space.
 
     Until ``initial_experiments`` experiments have completed (or while there is no fitted
@@ -371,51 +371,3 @@ class Agent(AgentOptimizer):
         }
         sign = -1.0 if self.maximize else 1.0
         return sorted(completed, key=lambda e: sign * value[e.id])[:BASELINE_MAX]
-
-    # -- restarts -----------------------------------------------------------------------
-    def _epoch_start(self, observations: Sequence[Observation]) -> int:
-        """First experiment of the current epoch (0 without restarts)."""
-        if not self.restart_after:
-            return 0
-        sign = -1.0 if self.maximize else 1.0
-        values: list[float | None] = []
-        for o in observations:
-            v = o.outcomes.get(self.objective) if o.status is Status.COMPLETED else None
-            values.append(None if v is None else sign * float(v))
-        return epoch_start(values, self.initial_experiments, self.restart_after)
-
-    def _epoch_model(
-        self,
-        model: WorldModel | None,
-        experiments: Sequence[Experiment],
-        observations: Sequence[Observation],
-        start: int,
-    ) -> WorldModel | None:
-        """A copy of ``model`` fitted on one epoch's results (``None`` if it cannot be).
-
-        The copy is kept for the epoch (starting at experiment ``start``) and refitted as its
-        results grow, so a world model that warm-starts its refits (the ML-run model's
-        residual GPs) does so within the epoch.
-        """
-        if (
-            model is None
-            or len(experiments) < self.initial_experiments
-            or not model.can_fit(experiments, observations)
-        ):
-            return None
-        ids = tuple((o.experiment_id, o.status) for o in observations)
-        kept = self._epoch_copy
-        if kept is not None and kept[0] == start and type(kept[1]) is type(model):
-            if kept[2] == ids:  # nothing new since the last proposal
-                return kept[1]
-            fresh = kept[1]
-        else:
-            fresh = model.spawn()
-        self._epoch_copy = None
-        try:
-            fresh.fit(experiments, observations)
-        except WorldModelError as exc:
-            logger.warning("refitting the world model on the new epoch failed: %s", exc)
-            return None
-        self._epoch_copy = (start, fresh, ids)
-        return fresh

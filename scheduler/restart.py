@@ -16,10 +16,15 @@ same ones.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
+from sciwm.errors import WorldModelError
+from sciwm.experiment import Experiment, Observation, Status
 from sciwm.world_model import WorldModel
+
+logger = logging.getLogger(__name__)
 
 #: An improvement smaller than this fraction of the observed value range does not count.
 DEFAULT_REL_TOL = 0.01
@@ -82,3 +87,65 @@ def epoch_start(
         if n_done >= initial_experiments + restart_after and since >= restart_after:
             start, best, since, n_done = i + 1, math.inf, 0, 0
     return start
+
+
+class Restarts:
+    """The epochs of :class:`scheduler.agent.Agent` (a mixin).
+
+    It uses the agent's settings ``objective``, ``maximize``, ``initial_experiments`` and
+    ``restart_after``, and keeps the current epoch's world model in ``_epoch_copy``
+    (``(start, model, ids of the observations it was fitted on)``).
+    """
+
+    objective: str
+    maximize: bool
+    initial_experiments: int
+    restart_after: int
+    _epoch_copy: tuple[int, WorldModel, tuple[object, ...]] | None
+
+    def _epoch_start(self, observations: Sequence[Observation]) -> int:
+        """First experiment of the current epoch (0 without restarts)."""
+        if not self.restart_after:
+            return 0
+        sign = -1.0 if self.maximize else 1.0
+        values: list[float | None] = []
+        for o in observations:
+            v = o.outcomes.get(self.objective) if o.status is Status.COMPLETED else None
+            values.append(None if v is None else sign * float(v))
+        return epoch_start(values, self.initial_experiments, self.restart_after)
+
+    def _epoch_model(
+        self,
+        model: WorldModel | None,
+        experiments: Sequence[Experiment],
+        observations: Sequence[Observation],
+        start: int,
+    ) -> WorldModel | None:
+        """A copy of ``model`` fitted on one epoch's results (``None`` if it cannot be).
+
+        The copy is kept for the epoch (starting at experiment ``start``) and refitted as its
+        results grow, so a world model that warm-starts its refits (the ML-run model's
+        residual GPs) does so within the epoch.
+        """
+        if (
+            model is None
+            or len(experiments) < self.initial_experiments
+            or not model.can_fit(experiments, observations)
+        ):
+            return None
+        ids = tuple((o.experiment_id, o.status) for o in observations)
+        kept = self._epoch_copy
+        if kept is not None and kept[0] == start and type(kept[1]) is type(model):
+            if kept[2] == ids:  # nothing new since the last proposal
+                return kept[1]
+            fresh = kept[1]
+        else:
+            fresh = model.spawn()
+        self._epoch_copy = None
+        try:
+            fresh.fit(experiments, observations)
+        except WorldModelError as exc:
+            logger.warning("refitting the world model on the new epoch failed: %s", exc)
+            return None
+        self._epoch_copy = (start, fresh, ids)
+        return fresh
